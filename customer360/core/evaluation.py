@@ -1,0 +1,70 @@
+"""Pairwise precision, recall and F1 of a clustering against ground truth.
+
+Counting pairs is done from group sizes (n records in a group make n(n-1)/2 pairs), so
+the cost is a few group-bys, never a pair enumeration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class PairwiseScores:
+    precision: float
+    recall: float
+    f1: float
+    true_positive_pairs: int
+    predicted_pairs: int
+    true_pairs: int
+    over_merged_clusters: int
+    under_merged_people: int
+    evaluated_records: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+def pairwise_scores(membership: pl.DataFrame, truth: pl.DataFrame) -> PairwiseScores:
+    """Score ``membership`` (entity_key, resolved_id) against ``truth`` (entity_key, person_id).
+
+    Only records present in both are scored; records without truth are ignored.
+    """
+    joined = membership.select("entity_key", "resolved_id").join(
+        truth.select("entity_key", pl.col("person_id").cast(pl.String)), on="entity_key"
+    )
+
+    def pair_count(*keys: str) -> int:
+        sizes = joined.group_by(*keys).agg(pl.len().cast(pl.Int64).alias("n"))
+        return int(sizes.select((pl.col("n") * (pl.col("n") - 1) // 2).sum()).item() or 0)
+
+    predicted = pair_count("resolved_id")
+    actual = pair_count("person_id")
+    true_positive = pair_count("resolved_id", "person_id")
+    precision = true_positive / predicted if predicted else 1.0
+    recall = true_positive / actual if actual else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    over = joined.group_by("resolved_id").agg(pl.col("person_id").n_unique().alias("people"))
+    under = joined.group_by("person_id").agg(pl.col("resolved_id").n_unique().alias("clusters"))
+    return PairwiseScores(
+        precision=round(precision, 4),
+        recall=round(recall, 4),
+        f1=round(f1, 4),
+        true_positive_pairs=true_positive,
+        predicted_pairs=predicted,
+        true_pairs=actual,
+        over_merged_clusters=over.filter(pl.col("people") > 1).height,
+        under_merged_people=under.filter(pl.col("clusters") > 1).height,
+        evaluated_records=joined.height,
+    )
+
+
+def read_truth(
+    path: Path, key_column: str = "entity_key", person_column: str = "person_id"
+) -> pl.DataFrame:
+    """A ground-truth CSV as (entity_key, person_id) text columns."""
+    truth = pl.read_csv(path, infer_schema=False, columns=[key_column, person_column])
+    return truth.rename({key_column: "entity_key", person_column: "person_id"})

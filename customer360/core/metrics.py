@@ -1,0 +1,100 @@
+"""``resolution_metrics``: the run's figures as a long table (metric, dimension, value),
+so that new figures never change the table's shape and runs can be compared in SQL.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from customer360.core.evaluation import PairwiseScores
+
+METRIC_SCHEMA = {"metric": pl.String, "dimension": pl.String, "value": pl.Float64}
+# Upper bounds of the cluster-size histogram buckets; the last bucket is open-ended.
+SIZE_BUCKETS = [1, 2, 3, 4, 5, 10, 20, 50, 100]
+
+
+def size_bucket(size: pl.Expr) -> pl.Expr:
+    """A readable histogram bucket label for a cluster size ('1', '6-10', '101+')."""
+    expr: pl.Expr = pl.lit(f"{SIZE_BUCKETS[-1] + 1}+")
+    for lower, upper in reversed(list(zip([0, *SIZE_BUCKETS], SIZE_BUCKETS, strict=False))):
+        label = str(upper) if upper - lower == 1 else f"{lower + 1}-{upper}"
+        expr = pl.when(size <= upper).then(pl.lit(label)).otherwise(expr)
+    return expr
+
+
+def build_metrics(
+    records: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    identifiers: pl.DataFrame,
+    edges: pl.DataFrame,
+    skipped: pl.DataFrame,
+    membership: pl.DataFrame,
+    clusters: pl.DataFrame,
+    scores: PairwiseScores | None,
+) -> pl.DataFrame:
+    """Every figure of the run: volumes, edges per rule, cluster sizes, match rates, P/R/F1."""
+    sizes = clusters.get_column("size")
+    totals = {
+        "records": records.height,
+        "quarantined_rows": quarantine.height,
+        "edges": edges.height,
+        "clusters": clusters.height,
+        "singletons": int((sizes == 1).sum()),
+        "largest_cluster": int(sizes.max() or 0),
+        "mean_cluster_size": float(sizes.mean() or 0.0),
+        "skipped_groups": skipped.height,
+    }
+    frames = [
+        pl.DataFrame(
+            {"metric": list(totals), "dimension": "", "value": list(totals.values())},
+            schema=METRIC_SCHEMA,
+        ),
+        _counted(edges.group_by("rule").len(), "edges_per_rule", "rule"),
+        _counted(
+            identifiers.group_by("identifier_type", "status")
+            .len()
+            .with_columns((pl.col("identifier_type") + "/" + pl.col("status")).alias("dimension")),
+            "identifier_values",
+            "dimension",
+        ),
+        _counted(quarantine.group_by("source").len(), "quarantined_rows_per_source", "source"),
+        _counted(
+            clusters.group_by(size_bucket(pl.col("size")).alias("bucket")).len(),
+            "clusters_by_size",
+            "bucket",
+        ),
+        _match_rates(membership, clusters),
+    ]
+    if scores is not None:
+        frames.append(
+            pl.DataFrame(
+                {
+                    "metric": [f"pairwise_{k}" for k in scores.as_dict()],
+                    "dimension": "",
+                    "value": list(scores.as_dict().values()),
+                },
+                schema=METRIC_SCHEMA,
+            )
+        )
+    return pl.concat(frames).sort("metric", "dimension")
+
+
+def _counted(frame: pl.DataFrame, metric: str, dimension: str) -> pl.DataFrame:
+    return frame.select(
+        pl.lit(metric).alias("metric"),
+        pl.col(dimension).cast(pl.String).alias("dimension"),
+        pl.col("len").cast(pl.Float64).alias("value"),
+    )
+
+
+def _match_rates(membership: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:
+    """Per source, the share of records linked to at least one other record."""
+    linked = membership.join(clusters.select("resolved_id", "size"), on="resolved_id")
+    return (
+        linked.group_by("source")
+        .agg(
+            pl.lit("match_rate").alias("metric"),
+            (pl.col("size") > 1).mean().round(4).alias("value"),
+        )
+        .select(pl.col("metric"), pl.col("source").alias("dimension"), pl.col("value"))
+    )

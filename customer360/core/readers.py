@@ -1,0 +1,203 @@
+"""Reading source extracts: every supported format becomes the same shape of frame.
+
+All values are read as text. Types in customer extracts are unreliable (a phone column
+inferred as integer loses its leading zeros, an id inferred as float gains ".0"), and
+every later stage parses what it needs explicitly, so text is the honest common ground.
+Each row keeps its provenance: the batch file it came from and its row number there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from customer360.core.spec import Source, Spec
+
+BATCH_COLUMN = "_batch"
+ROW_COLUMN = "_row"
+
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "csv": (".csv", ".txt"),
+    "tsv": (".tsv", ".txt"),
+    "ndjson": (".ndjson", ".jsonl", ".json"),
+    "json": (".json",),
+    "parquet": (".parquet", ".pq"),
+    "xlsx": (".xlsx",),
+    "duckdb": (".duckdb", ".db"),
+}
+
+
+class SourceReadError(RuntimeError):
+    """A batch file that cannot be read at all; the message names the file and the fix."""
+
+
+def list_batches(spec: Spec, source: Source) -> list[Path]:
+    """The batch files of a source: the file itself, or the matching files of its folder."""
+    path = spec.resolve(source.path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(
+            p
+            for p in path.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix in EXTENSIONS[source.format]
+        )
+    return []
+
+
+def batch_name(spec: Spec, source: Source, path: Path) -> str:
+    """How a batch is named in outputs: its path relative to the source's path."""
+    root = spec.resolve(source.path)
+    return path.name if root == path else str(path.relative_to(root))
+
+
+def read_batch(spec: Spec, source: Source, path: Path) -> pl.DataFrame:
+    """One batch file as text columns (aliases applied) plus ``_batch`` and ``_row``."""
+    try:
+        frame = _read_raw(source, path)
+    except Exception as exc:  # every reader library raises its own types
+        raise SourceReadError(
+            f"source '{source.name}': cannot read {path} as {source.format}: {exc}. "
+            f"Check that the file really is {source.format} (or fix sources[].format)."
+        ) from exc
+    frame = (
+        _as_text(frame)
+        .rename(lambda c: c.strip())
+        .rename({old: new for old, new in source.aliases.items()}, strict=False)
+    )
+    return frame.with_columns(
+        pl.lit(batch_name(spec, source, path)).alias(BATCH_COLUMN),
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW_COLUMN),
+    )
+
+
+def read_source(spec: Spec, source: Source) -> pl.DataFrame:
+    """Every batch of a source, stacked; columns missing from a batch are null there."""
+    batches = list_batches(spec, source)
+    if not batches:
+        raise SourceReadError(
+            f"source '{source.name}': no {source.format} files at {spec.resolve(source.path)}; "
+            "check sources[].path or generate the sample data"
+        )
+    frames = [read_batch(spec, source, path) for path in batches]
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def read_columns(spec: Spec, source: Source, path: Path) -> list[str]:
+    """Column names of a batch after aliasing, reading as little of the file as possible."""
+    if source.format in ("csv", "tsv"):
+        head = pl.read_csv(
+            path,
+            n_rows=0,
+            separator=_separator(source),
+            infer_schema=False,
+            encoding=source.encoding,
+        )
+        names = head.columns
+    elif source.format == "parquet":
+        names = list(pl.read_parquet_schema(path))
+    else:
+        names = _read_raw(source, path).columns
+    stripped = [name.strip() for name in names]
+    return [source.aliases.get(name, name) for name in stripped]
+
+
+def mapping_expr(mapping: str, columns: list[str]) -> pl.Expr:
+    """A mapping is a column name when it names one, else a Polars SQL expression."""
+    return pl.col(mapping) if mapping in columns else pl.sql_expr(mapping)
+
+
+def mapping_columns(mapping: str, columns: list[str]) -> list[str]:
+    """The source columns a mapping reads (raises if the expression does not parse)."""
+    if mapping in columns:
+        return [mapping]
+    return pl.sql_expr(mapping).meta.root_names()
+
+
+def source_problems(spec: Spec, source: Source) -> list[str]:
+    """Everything wrong between a source's spec entry and its file, as readable problems."""
+    where = f"sources[{spec.sources.index(source)}] ({source.name})"
+    batches = list_batches(spec, source)
+    if not batches:
+        return [
+            f"{where}.path: no {source.format} file at {spec.resolve(source.path)}; "
+            "fix the path, or run `customer360 sample` to generate the sample data"
+        ]
+    try:
+        columns = read_columns(spec, source, batches[0])
+    except Exception as exc:
+        return [f"{where}.path: cannot read {batches[0]} as {source.format}: {exc}"]
+    problems = []
+    available = ", ".join(columns)
+    required = {"key": source.key}
+    if source.updated_at:
+        required["updated_at"] = source.updated_at
+    for key, column in required.items():
+        if column not in columns:
+            problems.append(
+                f"{where}.{key}: column '{column}' not in {batches[0].name}; "
+                f"use one of: {available} (or add an alias)"
+            )
+    mappings = {f"identifiers.{k}": v for k, v in source.identifiers.items()}
+    mappings |= {f"attributes.{k}": v for k, v in source.attributes.items()}
+    for key, mapping in mappings.items():
+        try:
+            used = mapping_columns(mapping, columns)
+        except Exception as exc:
+            problems.append(
+                f"{where}.{key}: '{mapping}' is neither a column of {batches[0].name} nor a "
+                f"valid SQL expression ({exc}); use one of: {available}"
+            )
+            continue
+        missing = [c for c in used if c not in columns]
+        if missing:
+            problems.append(
+                f"{where}.{key}: unknown column {', '.join(repr(c) for c in missing)} "
+                f"in {batches[0].name}; use one of: {available} (or add an alias)"
+            )
+    return problems
+
+
+def _separator(source: Source) -> str:
+    return "\t" if source.format == "tsv" else ","
+
+
+def _read_raw(source: Source, path: Path) -> pl.DataFrame:
+    match source.format:
+        case "csv" | "tsv":
+            return pl.read_csv(
+                path, separator=_separator(source), infer_schema=False, encoding=source.encoding
+            )
+        case "ndjson":
+            return pl.read_ndjson(path, infer_schema_length=None)
+        case "json":
+            return pl.read_json(path, infer_schema_length=None)
+        case "parquet":
+            return pl.read_parquet(path)
+        case "xlsx":
+            return pl.read_excel(path, sheet_name=source.sheet, infer_schema_length=0)
+        case "duckdb":
+            with duckdb.connect(str(path), read_only=True) as con:
+                return con.sql(f'SELECT * FROM "{source.table}"').pl()
+    raise AssertionError(f"unhandled format {source.format}")
+
+
+def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every column as text: objects as JSON, lists joined with commas."""
+    exprs = []
+    for name, dtype in frame.schema.items():
+        column = pl.col(name)
+        if isinstance(dtype, pl.Struct):
+            exprs.append(
+                pl.when(column.is_null())
+                .then(None)
+                .otherwise(column.struct.json_encode())
+                .alias(name)
+            )
+        elif isinstance(dtype, (pl.List, pl.Array)):
+            exprs.append(column.list.eval(pl.element().cast(pl.String)).list.join(", "))
+        elif dtype != pl.String:
+            exprs.append(column.cast(pl.String))
+    return frame.with_columns(exprs) if exprs else frame

@@ -1,0 +1,333 @@
+"""The job spec: one YAML file that describes sources, identifiers, exclusions,
+survivorship and quality thresholds.
+
+Loading is two-phase so that every mistake is reported before any data is touched:
+the structure is validated by pydantic models, then references between parts
+(identifier types named by sources, attributes named by survivorship, files on disk,
+columns in those files) are checked. All problems are collected into one
+:class:`SpecError` whose message names the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_SPEC_FILE = "customer360.yaml"
+SPEC_ENV_VAR = "CUSTOMER360_SPEC"
+
+SourceFormat = Literal["csv", "tsv", "ndjson", "json", "parquet", "xlsx", "duckdb"]
+Normalizer = Literal["email", "phone", "upper", "lower", "trim", "digits", "expression"]
+Strategy = Literal["trust", "most_recent", "most_frequent", "longest"]
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+# Names the resolution graph uses for its own assets and columns; a source or a mapped
+# field with one of these names would shadow them.
+RESERVED_NAMES = frozenset(
+    {
+        "records",
+        "quarantine",
+        "identifiers",
+        "identity_edges",
+        "skipped_groups",
+        "membership",
+        "clusters",
+        "golden_profiles",
+        "resolution_metrics",
+        "entity_key",
+        "source",
+        "record_key",
+        "batch",
+        "row_number",
+        "updated_at",
+        "trust",
+        "resolved_id",
+        "record_count",
+        "source_systems",
+        "conflict_rules_applied",
+        "quality_score",
+        "created_at",
+        "last_updated_at",
+    }
+)
+
+
+class SpecError(ValueError):
+    """A spec that cannot run. The message lists every problem, one per line."""
+
+    def __init__(self, spec_path: Path | str, problems: list[str]) -> None:
+        self.spec_path = Path(spec_path)
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"invalid spec {self.spec_path}:\n{lines}")
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a misspelt key must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Exclusion(_Strict):
+    """A value that must never link records: exactly one of value, like or regex."""
+
+    value: str | None = None
+    like: str | None = None
+    regex: str | None = None
+    reason: str
+
+    @model_validator(mode="after")
+    def _exactly_one_matcher(self) -> Exclusion:
+        given = [k for k in ("value", "like", "regex") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'value', 'like' or 'regex' (plus 'reason')")
+        if self.regex is not None:
+            try:
+                pl.Series([""]).str.contains(self.regex)
+            except pl.exceptions.ComputeError as exc:
+                raise ValueError(
+                    f"regex {self.regex!r} does not compile (Rust regex syntax: no "
+                    f"look-around or back-references): {exc}"
+                ) from exc
+        return self
+
+    def as_regex(self) -> str | None:
+        """The pattern as an anchored regular expression (None for exact values)."""
+        if self.regex is not None:
+            return self.regex
+        if self.like is not None:
+            return "^" + "".join(_like_char(c) for c in self.like) + "$"
+        return None
+
+
+def _like_char(char: str) -> str:
+    return {"%": ".*", "_": "."}.get(char, re.escape(char))
+
+
+class IdentifierType(_Strict):
+    """How one kind of identifier is normalized and when it may link records."""
+
+    normalizer: Normalizer
+    expression: str | None = Field(
+        default=None, description="Polars SQL over the column `value`, for normalizer: expression"
+    )
+    region: str | None = Field(default=None, description="phone: overrides settings.default_region")
+    phone_validation: Literal["possible", "valid"] = "possible"
+    max_group_size: Annotated[int, Field(ge=2)] = 50
+    active: bool = True
+    exclusions: list[Exclusion] = []
+
+    @model_validator(mode="after")
+    def _expression_when_needed(self) -> IdentifierType:
+        if self.normalizer == "expression" and not self.expression:
+            raise ValueError("normalizer 'expression' needs an 'expression' over the column value")
+        if self.normalizer != "expression" and self.expression:
+            raise ValueError("'expression' is only read with normalizer: expression")
+        return self
+
+
+class Source(_Strict):
+    """One system of record and how its columns map onto identifiers and attributes."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    path: str
+    format: SourceFormat
+    key: str
+    updated_at: str | None = None
+    updated_at_format: str | None = None
+    trust: Annotated[int, Field(ge=1)]
+    aliases: dict[str, str] = {}
+    identifiers: dict[str, str] = {}
+    attributes: dict[str, str] = {}
+    sheet: str | None = None
+    table: str | None = None
+    encoding: Literal["utf8", "utf8-lossy", "latin1"] = "utf8"
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _format_options(self) -> Source:
+        if self.format == "duckdb" and not self.table:
+            raise ValueError("format duckdb needs 'table': the table to read from the file")
+        if self.table and self.format != "duckdb":
+            raise ValueError("'table' is only read with format: duckdb")
+        if self.sheet and self.format != "xlsx":
+            raise ValueError("'sheet' is only read with format: xlsx")
+        if not self.identifiers and not self.attributes:
+            raise ValueError("map at least one identifier or attribute, or the source adds nothing")
+        return self
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_NAMES:
+            raise ValueError(f"'{name}' is the name of an output table; choose another name")
+        return name
+
+
+class Survivorship(_Strict):
+    """Which observation wins per golden attribute."""
+
+    default: Strategy = "trust"
+    attributes: dict[str, Strategy] = {}
+
+
+class Quality(_Strict):
+    """Thresholds the asset checks enforce."""
+
+    max_cluster_size: Annotated[int, Field(ge=1)] = 50
+
+
+class Truth(_Strict):
+    """A ground-truth file mapping records to real people, for pairwise precision/recall."""
+
+    path: str
+    key_column: str = "entity_key"
+    person_column: str = "person_id"
+
+
+class Settings(_Strict):
+    default_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "US"
+    owner: str = "team:customer-data"
+    missing_values: list[str] = ["", "n/a", "na", "null", "none", "-", "unknown"]
+
+    @field_validator("owner")
+    @classmethod
+    def _owner_format(cls, owner: str) -> str:
+        if not (owner.startswith("team:") or re.fullmatch(r"[^@\s]+@[^@\s]+", owner)):
+            raise ValueError("owner must be an email address or 'team:<name>'")
+        return owner
+
+
+class Spec(_Strict):
+    """The validated spec. Paths inside it are resolved against the spec file's folder."""
+
+    settings: Settings = Settings()
+    identifier_types: dict[Annotated[str, Field(pattern=NAME_PATTERN)], IdentifierType]
+    sources: Annotated[list[Source], Field(min_length=1)]
+    survivorship: Survivorship = Survivorship()
+    quality: Quality = Quality()
+    truth: Truth | None = None
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def resolve(self, path: str) -> Path:
+        """A path from the spec, relative to the spec file's folder unless absolute."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve()
+
+    def source(self, name: str) -> Source:
+        return next(s for s in self.sources if s.name == name)
+
+    @property
+    def attribute_names(self) -> list[str]:
+        """Every mapped attribute, in first-seen order across sources."""
+        return list(dict.fromkeys(a for s in self.sources for a in s.attributes))
+
+    @property
+    def golden_fields(self) -> list[str]:
+        """Golden profile fields: ``<identifier>_primary`` for each identifier, then attributes."""
+        return [f"{name}_primary" for name in self.identifier_types] + self.attribute_names
+
+    def strategy(self, field: str) -> Strategy:
+        return self.survivorship.attributes.get(field, self.survivorship.default)
+
+
+def default_spec_path() -> Path:
+    """``$CUSTOMER360_SPEC`` if set, else ``customer360.yaml`` in the working directory."""
+    return Path(os.environ.get(SPEC_ENV_VAR, DEFAULT_SPEC_FILE)).expanduser().resolve()
+
+
+def load_spec(path: Path | str | None = None, *, check_files: bool = True) -> Spec:
+    """Read, validate and cross-check a spec; raise :class:`SpecError` naming every problem.
+
+    ``check_files`` also opens every source to check that its file and mapped columns
+    exist; switch it off only where the data is not there yet (e.g. documentation).
+    """
+    spec_path = Path(path).expanduser().resolve() if path else default_spec_path()
+    raw = _read_yaml(spec_path)
+    try:
+        spec = Spec.model_validate({**raw, "base_dir": spec_path.parent})
+    except ValidationError as exc:
+        raise SpecError(spec_path, [_describe(error) for error in exc.errors()]) from None
+    problems = _reference_problems(spec)
+    if check_files and not problems:
+        from customer360.core.readers import source_problems  # readers import this module
+
+        problems = [p for source in spec.sources for p in source_problems(spec, source)]
+        problems += _truth_problems(spec)
+    if problems:
+        raise SpecError(spec_path, problems)
+    return spec
+
+
+def _read_yaml(spec_path: Path) -> dict:
+    if not spec_path.is_file():
+        raise SpecError(
+            spec_path,
+            [f"file not found; create it or point ${SPEC_ENV_VAR} at an existing spec"],
+        )
+    try:
+        raw = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(spec_path, [f"not valid YAML: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise SpecError(spec_path, ["the top level must be a mapping with 'sources' and more"])
+    return raw
+
+
+def _describe(error: dict) -> str:
+    """One pydantic error as 'key.path: problem', in the spec's own vocabulary."""
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
+    key = key.lstrip(".") or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key; remove it or check its spelling against the README"
+    elif error["type"] == "missing":
+        message = "required key is missing; add it"
+    return f"{key}: {message}"
+
+
+def _reference_problems(spec: Spec) -> list[str]:
+    """Problems that span several parts of the spec (names that must refer to each other)."""
+    problems: list[str] = []
+    known_types = ", ".join(spec.identifier_types) or "(none defined)"
+    seen_names: set[str] = set()
+    for i, source in enumerate(spec.sources):
+        where = f"sources[{i}] ({source.name})"
+        if source.name in seen_names:
+            problems.append(f"{where}.name: duplicate source name; give each source its own name")
+        seen_names.add(source.name)
+        for id_type in source.identifiers:
+            if id_type not in spec.identifier_types:
+                problems.append(
+                    f"{where}.identifiers.{id_type}: unknown identifier type; "
+                    f"define it under identifier_types or use one of: {known_types}"
+                )
+        for attribute in source.attributes:
+            if attribute in spec.identifier_types or attribute in RESERVED_NAMES:
+                problems.append(
+                    f"{where}.attributes.{attribute}: name clashes with an identifier type or "
+                    "an output column; rename the attribute"
+                )
+    fields = set(spec.golden_fields)
+    for field in spec.survivorship.attributes:
+        if field not in fields:
+            problems.append(
+                f"survivorship.attributes.{field}: no such golden field; "
+                f"use one of: {', '.join(spec.golden_fields)}"
+            )
+    return problems
+
+
+def _truth_problems(spec: Spec) -> list[str]:
+    if spec.truth and not spec.resolve(spec.truth.path).is_file():
+        return [
+            f"truth.path: file {spec.resolve(spec.truth.path)} not found; "
+            "generate the sample or remove the truth section"
+        ]
+    return []

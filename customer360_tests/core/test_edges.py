@@ -1,0 +1,114 @@
+"""Edges: each linkable identifier group becomes a star anchored on its first record."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from customer360.core.edges import EDGE_SCHEMA, SKIPPED_GROUP_SCHEMA, build_edges, skipped_groups
+from customer360.core.identifiers import IDENTIFIER_SCHEMA
+
+from .conftest import records_frame
+
+
+def ordered_records(*keys: str) -> pl.DataFrame:
+    """Records in exactly this order (the canonical order edges anchor on)."""
+    return records_frame([{"entity_key": k} for k in keys], columns=[])
+
+
+def identifiers(*rows: tuple[str, str, str, str]) -> pl.DataFrame:
+    """(entity_key, identifier_type, value, status) rows as an identifiers table."""
+    return pl.DataFrame(
+        {
+            "entity_key": [r[0] for r in rows],
+            "identifier_type": [r[1] for r in rows],
+            "value_raw": [r[2] for r in rows],
+            "value": [r[2] for r in rows],
+            "status": [r[3] for r in rows],
+            "reason": [None if r[3] == "linkable" else "why" for r in rows],
+            "group_size": [None] * len(rows),
+        },
+        schema=IDENTIFIER_SCHEMA,
+    )
+
+
+def test_group_of_n_gives_n_minus_1_edges_anchored_on_the_first_record():
+    # Record order deliberately differs from alphabetical order: the anchor is the
+    # record first in ``records`` ("s:z"), not the smallest key.
+    records = ordered_records("s:z", "s:b", "s:a", "s:m")
+    ids = identifiers(
+        ("s:a", "email", "ann@x.com", "linkable"),
+        ("s:m", "email", "ann@x.com", "linkable"),
+        ("s:z", "email", "ann@x.com", "linkable"),
+        ("s:b", "email", "ann@x.com", "linkable"),
+    )
+    edges = build_edges(records, ids)
+    assert edges.schema == pl.Schema(EDGE_SCHEMA)
+    assert edges.rows() == [
+        ("s:z", "s:b", "email_exact", "email", "ann@x.com"),
+        ("s:z", "s:a", "email_exact", "email", "ann@x.com"),
+        ("s:z", "s:m", "email_exact", "email", "ann@x.com"),
+    ]
+
+
+def test_each_identifier_type_and_value_is_its_own_group():
+    records = ordered_records("s:1", "s:2", "s:3")
+    ids = identifiers(
+        ("s:2", "email", "b@x.com", "linkable"),
+        ("s:3", "email", "b@x.com", "linkable"),
+        ("s:1", "email", "a@x.com", "linkable"),  # alone: no edge
+        ("s:3", "phone", "+12125550101", "linkable"),
+        ("s:1", "phone", "+12125550101", "linkable"),
+        # Same text as an email group, other type: no cross-type link.
+        ("s:1", "loyalty", "b@x.com", "linkable"),
+    )
+    edges = build_edges(records, ids)
+    assert edges.select("entity_key_a", "entity_key_b", "rule").rows() == [
+        ("s:2", "s:3", "email_exact"),
+        ("s:1", "s:3", "phone_exact"),
+    ]
+
+
+def test_values_that_are_not_linkable_give_no_edges():
+    records = ordered_records("s:1", "s:2", "s:3", "s:4")
+    ids = identifiers(
+        *[(k, "email", "noreply@x.com", "excluded") for k in ("s:1", "s:2")],
+        *[(k, "email", "shared@x.com", "oversize") for k in ("s:1", "s:2", "s:3")],
+        *[(k, "phone", "+12125550101", "inactive") for k in ("s:3", "s:4")],
+    )
+    assert build_edges(records, ids).is_empty()
+
+
+def test_identifiers_of_unknown_records_are_ignored():
+    records = ordered_records("s:1", "s:2")
+    ids = identifiers(
+        ("s:1", "email", "a@x.com", "linkable"),
+        ("s:2", "email", "a@x.com", "linkable"),
+        ("gone:9", "email", "a@x.com", "linkable"),
+    )
+    assert build_edges(records, ids).select("entity_key_a", "entity_key_b").rows() == [
+        ("s:1", "s:2"),
+    ]
+
+
+def test_skipped_groups_list_oversize_groups_with_sorted_sample_members():
+    big = [f"s:{c}" for c in "gfedcba"]  # seven members, listed out of order
+    ids = identifiers(
+        *[(k, "email", "shared@x.com", "oversize") for k in big],
+        *[(k, "phone", "+12125550000", "oversize") for k in ("s:y", "s:x", "s:z")],
+        ("s:a", "email", "ann@x.com", "linkable"),
+        ("s:b", "email", "ann@x.com", "linkable"),
+        ("s:c", "email", "noreply@x.com", "excluded"),
+    )
+    skipped = skipped_groups(ids)
+    assert skipped.schema == pl.Schema(SKIPPED_GROUP_SCHEMA)
+    assert skipped.rows() == [
+        ("email", "shared@x.com", 7, "why", ["s:a", "s:b", "s:c", "s:d", "s:e"]),
+        ("phone", "+12125550000", 3, "why", ["s:x", "s:y", "s:z"]),
+    ]
+
+
+def test_no_oversize_groups_gives_an_empty_skipped_table():
+    ids = identifiers(("s:1", "email", "a@x.com", "linkable"))
+    skipped = skipped_groups(ids)
+    assert skipped.is_empty()
+    assert skipped.schema == pl.Schema(SKIPPED_GROUP_SCHEMA)

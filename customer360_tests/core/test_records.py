@@ -1,0 +1,280 @@
+"""Records: mapped rows with provenance, and a quarantine for every row that cannot be
+accepted. Rows in = records + quarantine."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from customer360.core.readers import read_source
+from customer360.core.records import PROVENANCE_COLUMNS, build_records
+
+from .conftest import CRM_HEADER, make_spec, spec_dict, write_csv
+
+
+def crm_spec(tmp_path: Path, rows: list[list[str]], header=CRM_HEADER, **settings_or_source):
+    write_csv(tmp_path / "crm.csv", header, rows)
+    source = {
+        "name": "crm",
+        "path": "crm.csv",
+        "format": "csv",
+        "key": "customer_id",
+        "updated_at": "updated",
+        "trust": 1,
+        "identifiers": {"email": "email", "phone": "phone"},
+        "attributes": {"first_name": "first_name"},
+    }
+    settings = settings_or_source.pop("settings", None)
+    source.update(settings_or_source)
+    raw = spec_dict(source, **({"settings": settings} if settings else {}))
+    return make_spec(raw, tmp_path)
+
+
+def build(spec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    extracts = {s.name: read_source(spec, s) for s in spec.sources}
+    return build_records(spec, extracts)
+
+
+def test_records_carry_entity_key_mapped_fields_and_provenance(tmp_path):
+    spec = crm_spec(
+        tmp_path,
+        [[" C1 ", "ann@example.com", "212-555-0101", "Ann", "2024-01-05"]],
+        trust=3,
+    )
+    records, quarantine = build(spec)
+    assert quarantine.is_empty()
+    assert records.columns == [
+        *PROVENANCE_COLUMNS, "email", "phone", "first_name",
+    ]
+    assert records.row(0, named=True) == {
+        "entity_key": "crm:C1",  # source:key, with the key trimmed
+        "source": "crm",
+        "record_key": "C1",
+        "batch": "crm.csv",
+        "row_number": 1,
+        "updated_at": datetime(2024, 1, 5),
+        "trust": 3,
+        "email": "ann@example.com",  # raw: normalization happens in identifiers
+        "phone": "212-555-0101",
+        "first_name": "Ann",
+    }
+
+
+def test_missing_key_goes_to_quarantine_with_the_raw_record(tmp_path):
+    rows = [
+        ["C1", "ann@example.com", "", "Ann", "2024-01-01"],
+        ["", "nokey@example.com", "212-555-0199", "Nobody", "2024-01-02"],
+        ["   ", "blank@example.com", "", "Blank", "2024-01-03"],
+    ]
+    records, quarantine = build(crm_spec(tmp_path, rows))
+    assert records.get_column("entity_key").to_list() == ["crm:C1"]
+    assert quarantine.get_column("row_number").to_list() == [2, 3]
+    assert quarantine.get_column("reason").to_list() == [
+        "missing record key in column 'customer_id'"
+    ] * 2
+    assert json.loads(quarantine.get_column("raw_record")[0]) == {
+        "customer_id": None,
+        "email": "nokey@example.com",
+        "phone": "212-555-0199",
+        "first_name": "Nobody",
+        "updated": "2024-01-02",
+    }
+    # The raw record keeps the value as it was, spaces included.
+    assert json.loads(quarantine.get_column("raw_record")[1])["customer_id"] == "   "
+
+
+def test_duplicate_key_latest_batch_wins_then_first_row(tmp_path):
+    folder = tmp_path / "crm"
+    write_csv(folder / "2024-01.csv", CRM_HEADER, [
+        ["C1", "old@example.com", "", "Ann", "2024-01-01"],
+        ["C2", "bob@example.com", "", "Bob", "2024-01-01"],
+    ])
+    write_csv(folder / "2024-02.csv", CRM_HEADER, [
+        ["C1", "new@example.com", "", "Ann", "2024-02-01"],
+        ["C1", "newer@example.com", "", "Ann", "2024-02-03"],
+    ])
+    spec = make_spec(
+        spec_dict({
+            "name": "crm", "path": "crm", "format": "csv", "key": "customer_id",
+            "updated_at": "updated", "trust": 1, "identifiers": {"email": "email"},
+        }),
+        tmp_path,
+    )
+    records, quarantine = build(spec)
+
+    kept = records.filter(pl.col("record_key") == "C1").row(0, named=True)
+    assert (kept["batch"], kept["row_number"], kept["email"]) == (
+        "2024-02.csv", 1, "new@example.com",
+    )
+    assert records.height == 2
+    assert quarantine.select("batch", "row_number", "record_key", "reason").rows() == [
+        ("2024-01.csv", 1, "C1", "duplicate record key 'C1': kept 2024-02.csv row 1"),
+        ("2024-02.csv", 2, "C1", "duplicate record key 'C1': kept 2024-02.csv row 1"),
+    ]
+    assert json.loads(quarantine.get_column("raw_record")[0])["email"] == "old@example.com"
+
+
+def test_unparseable_timestamp_goes_to_quarantine(tmp_path):
+    rows = [
+        ["C1", "ann@example.com", "", "Ann", "yesterday"],
+        ["C2", "bob@example.com", "", "Bob", "2024-13-45"],
+        ["C3", "cat@example.com", "", "Cat", "2024-01-03"],
+    ]
+    records, quarantine = build(crm_spec(tmp_path, rows))
+    assert records.get_column("record_key").to_list() == ["C3"]
+    reasons = quarantine.get_column("reason").to_list()
+    assert reasons[0].startswith("unparseable timestamp 'yesterday' in column 'updated'")
+    assert reasons[1].startswith("unparseable timestamp '2024-13-45' in column 'updated'")
+    assert "updated_at_format" in reasons[0]  # the fix
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-03-04", datetime(2024, 3, 4)),
+        ("2024-03-04 05:06:07", datetime(2024, 3, 4, 5, 6, 7)),
+        ("2024-03-04T05:06:07Z", datetime(2024, 3, 4, 5, 6, 7)),
+        ("2024-03-04T05:06:07.250+02:00", datetime(2024, 3, 4, 5, 6, 7, 250000)),
+        ("2024-03-04 05:06", datetime(2024, 3, 4, 5, 6)),
+        ("03/04/2024", datetime(2024, 3, 4)),  # MM/DD/YYYY
+        ("03/04/2024 05:06", datetime(2024, 3, 4, 5, 6)),
+    ],
+)
+def test_default_timestamp_formats(tmp_path, text, expected):
+    records, quarantine = build(crm_spec(tmp_path, [["C1", "", "", "Ann", text]]))
+    assert quarantine.is_empty()
+    assert records.get_column("updated_at").to_list() == [expected]
+
+
+def test_explicit_timestamp_format(tmp_path):
+    rows = [["C1", "", "", "Ann", "04.03.2024"], ["C2", "", "", "Bob", "2024-03-04"]]
+    records, quarantine = build(crm_spec(tmp_path, rows, updated_at_format="%d.%m.%Y"))
+    assert records.get_column("updated_at").to_list() == [datetime(2024, 3, 4)]
+    assert "(expected %d.%m.%Y)" in quarantine.get_column("reason")[0]
+
+
+def test_missing_timestamp_placeholder_is_null_not_quarantined(tmp_path):
+    # settings.missing_values lists the tokens that mean "no value" ("" and "n/a" among
+    # them by default). A record whose timestamp is such a token simply has no timestamp:
+    # it is accepted with updated_at null (sorted last), like an absent timestamp is,
+    # rather than quarantined as "unparseable".
+    spec = crm_spec(tmp_path, [], format="ndjson", path="crm.ndjson")
+    lines = [
+        {"customer_id": "C1", "email": "a@x.com", "phone": "", "first_name": "A",
+         "updated": None},
+        {"customer_id": "C2", "email": "b@x.com", "phone": "", "first_name": "B",
+         "updated": ""},
+        {"customer_id": "C3", "email": "c@x.com", "phone": "", "first_name": "C",
+         "updated": "   "},
+        {"customer_id": "C4", "email": "d@x.com", "phone": "", "first_name": "D",
+         "updated": "n/a"},
+    ]
+    (tmp_path / "crm.ndjson").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    records, quarantine = build(spec)
+    assert quarantine.get_column("reason").to_list() == []
+    assert records.get_column("record_key").to_list() == ["C1", "C2", "C3", "C4"]
+    assert records.get_column("updated_at").to_list() == [None] * 4
+
+
+def test_rows_in_equal_records_plus_quarantine(tmp_path):
+    rows = [
+        ["C1", "ann@example.com", "", "Ann", "2024-01-01"],
+        ["", "x@example.com", "", "X", "2024-01-01"],
+        ["C2", "bob@example.com", "", "Bob", "not a date"],
+        ["C1", "dup@example.com", "", "Ann", "2024-01-02"],
+        ["C3", "cat@example.com", "", "Cat", ""],
+    ]
+    records, quarantine = build(crm_spec(tmp_path, rows))
+    assert records.height + quarantine.height == len(rows)
+    assert sorted(records.get_column("record_key").to_list()) == ["C1", "C3"]
+    assert quarantine.get_column("row_number").to_list() == [2, 3, 4]
+
+
+@pytest.mark.parametrize("token", ["", "n/a", "N/A", " none ", "-", "NULL", "Unknown", "na"])
+def test_placeholder_tokens_become_null(tmp_path, token):
+    spec = crm_spec(tmp_path, [["C1", "x", "y", "z", "2024-01-01"]], format="ndjson",
+                    path="crm.ndjson")
+    row = {
+        "customer_id": "C1", "email": token, "phone": token, "first_name": token,
+        "updated": "2024-01-01",
+    }
+    (tmp_path / "crm.ndjson").write_text(json.dumps(row) + "\n")
+    records, _ = build(spec)
+    assert records.select("email", "phone", "first_name").row(0) == (None, None, None)
+
+
+def test_mapped_values_are_trimmed_and_real_values_kept(tmp_path):
+    rows = [["C1", "  ann@example.com ", "-", "  Nadia ", "2024-01-01"]]
+    records, _ = build(crm_spec(tmp_path, rows))
+    assert records.select("email", "phone", "first_name").row(0) == (
+        "ann@example.com", None, "Nadia",
+    )
+
+
+def test_custom_missing_values_replace_the_defaults(tmp_path):
+    rows = [["C1", "?", "n/a", "Ann", "2024-01-01"]]
+    records, _ = build(crm_spec(tmp_path, rows, settings={"missing_values": ["?"]}))
+    assert records.select("email", "phone").row(0) == (None, "n/a")
+
+
+def test_records_sorted_by_trust_then_updated_at_nulls_last_then_key(tmp_path):
+    header = ["id", "mail", "changed"]
+    write_csv(tmp_path / "crm.csv", header, [
+        ["B", "b@x.com", "2024-03-01"],
+        ["A", "a@x.com", "2024-03-01"],
+        ["Z", "z@x.com", "2024-01-01"],
+        ["N", "n@x.com", ""],
+    ])
+    write_csv(tmp_path / "shop.csv", header, [
+        ["O1", "o@x.com", "2020-01-01"],  # oldest of all, but less trusted
+    ])
+    def source(name: str, trust: int) -> dict:
+        return {
+            "name": name, "path": f"{name}.csv", "format": "csv", "key": "id",
+            "updated_at": "changed", "trust": trust, "identifiers": {"email": "mail"},
+        }
+    # Listed shop first: the order of sources in the spec must not matter.
+    spec = make_spec(spec_dict(source("shop", 2), source("crm", 1)), tmp_path)
+    records, _ = build(spec)
+    assert records.get_column("entity_key").to_list() == [
+        "crm:Z", "crm:A", "crm:B", "crm:N", "shop:O1",
+    ]
+
+
+def test_sql_expression_mappings(tmp_path):
+    header = ["customer_id", "mail", "tel", "name", "updated"]
+    rows = [["C1", "ann@example.com", "212 555 0101", "Doe/Jane", "2024-01-01"]]
+    spec = crm_spec(
+        tmp_path,
+        rows,
+        header=header,
+        identifiers={"email": "upper(mail)", "phone": "replace(tel, ' ', '-')"},
+        attributes={
+            "first_name": "split_part(name, '/', 2)",
+            "last_name": "upper(split_part(name, '/', 1))",
+        },
+    )
+    records, quarantine = build(spec)
+    assert quarantine.is_empty()
+    assert records.select("email", "phone", "first_name", "last_name").row(0) == (
+        "ANN@EXAMPLE.COM", "212-555-0101", "Jane", "DOE",
+    )
+
+
+def test_sources_missing_a_field_get_nulls_for_it(tmp_path):
+    write_csv(tmp_path / "crm.csv", ["id", "mail", "fn"], [["C1", "a@x.com", "Ann"]])
+    write_csv(tmp_path / "shop.csv", ["id", "tel"], [["O1", "2125550101"]])
+    crm = {"name": "crm", "path": "crm.csv", "format": "csv", "key": "id", "trust": 1,
+           "identifiers": {"email": "mail"}, "attributes": {"first_name": "fn"}}
+    shop = {"name": "shop", "path": "shop.csv", "format": "csv", "key": "id", "trust": 2,
+            "identifiers": {"phone": "tel"}}
+    records, _ = build(make_spec(spec_dict(crm, shop), tmp_path))
+    assert records.select("entity_key", "email", "phone", "first_name").rows() == [
+        ("crm:C1", "a@x.com", None, "Ann"),
+        ("shop:O1", None, "2125550101", None),
+    ]
+    assert records.get_column("updated_at").to_list() == [None, None]

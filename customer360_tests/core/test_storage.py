@@ -1,0 +1,88 @@
+"""Storage: atomic Parquet tables with DuckDB views over them."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from customer360.core.storage import ArtifactStore, StorageError
+
+FRAME = pl.DataFrame(
+    {"entity_key": ["crm:1", "crm:2", "shop:3"], "size": [3, 1, 2], "score": [0.5, None, 1.0]}
+)
+
+
+def count_via_view(store: ArtifactStore, table: str) -> int:
+    with duckdb.connect(str(store.database), read_only=True) as con:
+        return con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+
+
+def test_write_then_read_round_trips(tmp_path):
+    store = ArtifactStore(tmp_path / "artifacts")  # the folder does not exist yet
+    path = store.write("clusters", FRAME)
+    assert path == tmp_path / "artifacts" / "clusters.parquet"
+    assert store.exists("clusters")
+    assert_frame_equal(store.read("clusters"), FRAME)
+
+
+def test_view_answers_by_table_name(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("clusters", FRAME)
+    assert count_via_view(store, "clusters") == 3
+    with duckdb.connect(str(store.database), read_only=True) as con:
+        total = con.execute("SELECT sum(size) FROM clusters WHERE size > 1").fetchone()[0]
+    assert total == 5
+
+
+def test_second_write_replaces_the_data_and_the_view_sees_it(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("clusters", FRAME)
+    smaller = FRAME.head(1)
+    store.write("clusters", smaller)
+    assert_frame_equal(store.read("clusters"), smaller)
+    assert count_via_view(store, "clusters") == 1
+
+
+def test_views_for_several_tables(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("clusters", FRAME)
+    store.write("records", pl.DataFrame({"entity_key": ["a", "b", "c", "d", "e"]}))
+    assert count_via_view(store, "clusters") == 3
+    assert count_via_view(store, "records") == 5
+
+
+def test_no_temporary_files_left_behind(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("clusters", FRAME)
+    store.write("clusters", FRAME)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert not [n for n in names if n.endswith(".tmp")]
+    assert {"clusters.parquet", "customer360.duckdb"} <= names
+
+
+def test_failed_write_keeps_the_old_table_and_leaves_no_temporary_file(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("clusters", FRAME)
+    unwritable = pl.DataFrame({"x": pl.Series([object()], dtype=pl.Object)})
+    with pytest.raises(pl.exceptions.PolarsError):
+        store.write("clusters", unwritable)
+    assert_frame_equal(store.read("clusters"), FRAME)
+    assert count_via_view(store, "clusters") == 3
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_row_count_reads_the_footer(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("clusters", FRAME)
+    assert store.row_count("clusters") == 3
+    store.write("empty", FRAME.clear())
+    assert store.row_count("empty") == 0
+
+
+def test_reading_a_missing_table_names_it(tmp_path):
+    store = ArtifactStore(tmp_path)
+    assert not store.exists("golden_profiles")
+    with pytest.raises(StorageError, match="table 'golden_profiles' has not been materialized"):
+        store.read("golden_profiles")
