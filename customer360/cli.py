@@ -1,0 +1,126 @@
+"""The ``customer360`` command.
+
+- ``customer360 run``: materialize the whole asset graph in process and print a summary;
+- ``customer360 sample``: write the seeded sample world to ``data_sources/``.
+
+Runs land in the Dagster instance at ``$DAGSTER_HOME`` when it is set (so they show up
+in ``dagster dev``), otherwise in a throwaway in-memory instance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from customer360.core.spec import SPEC_ENV_VAR, SpecError, load_spec
+from customer360.core.storage import ARTIFACTS_ENV_VAR, ArtifactStore
+from customer360.definitions import JOB_NAME, artifacts_dir, build_definitions
+
+DEFAULT_SAMPLE_DIR = Path("data_sources")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="customer360", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="materialize the whole graph and print a summary")
+    run.add_argument(
+        "--spec", type=Path, help=f"spec file (default ${SPEC_ENV_VAR} or ./customer360.yaml)"
+    )
+    run.add_argument(
+        "--artifacts", type=Path, help=f"output folder (default ${ARTIFACTS_ENV_VAR} or artifacts/)"
+    )
+
+    sample = commands.add_parser("sample", help="generate the seeded sample data")
+    sample.add_argument("--out", type=Path, default=DEFAULT_SAMPLE_DIR)
+    sample.add_argument("--records", type=int, default=20_000, help="approximate record count")
+    sample.add_argument("--seed", type=int, default=42)
+    sample.add_argument(
+        "--if-missing", action="store_true", help="do nothing when the sample already exists"
+    )
+
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return _run(args.spec, args.artifacts)
+    return _sample(args.out, args.records, args.seed, args.if_missing)
+
+
+def _run(spec_path: Path | None, artifacts: Path | None) -> int:
+    try:
+        spec = load_spec(spec_path)
+    except SpecError as exc:
+        print(f"customer360: {exc}", file=sys.stderr)
+        return 2
+    output_dir = artifacts.resolve() if artifacts else artifacts_dir(spec)
+    job = build_definitions(spec, output_dir).resolve_job_def(JOB_NAME)
+    instance = (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )
+    result = job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+    )
+    checks = result.get_asset_check_evaluations()
+    failed_checks = [
+        f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed
+    ]
+    print(_summary(ArtifactStore(output_dir), len(checks), failed_checks))
+    if not result.success:
+        failures = [event.step_key for event in result.get_step_failure_events()]
+        print(
+            f"run FAILED in step(s): {', '.join(failures) or 'unknown'} — see the log above",
+            file=sys.stderr,
+        )
+        return 1
+    return 1 if failed_checks else 0
+
+
+def _summary(store: ArtifactStore, check_count: int, failed_checks: list[str]) -> str:
+    lines = ["", "customer360 run summary"]
+    if store.exists("resolution_metrics"):
+        metrics = store.read("resolution_metrics").filter(pl.col("dimension") == "")
+        figures = dict(zip(metrics["metric"], metrics["value"], strict=True))
+        for label, metric in [
+            ("records", "records"),
+            ("quarantined rows", "quarantined_rows"),
+            ("clusters (customers)", "clusters"),
+            ("largest cluster", "largest_cluster"),
+            ("identity edges", "edges"),
+            ("skipped identifier groups", "skipped_groups"),
+        ]:
+            if metric in figures:
+                lines.append(f"  {label:<28}{int(figures[metric]):>12,}")
+        if "pairwise_precision" in figures:
+            lines.append(
+                f"  {'pairwise precision/recall/F1':<28}{figures['pairwise_precision']:>8.4f} / "
+                f"{figures['pairwise_recall']:.4f} / {figures['pairwise_f1']:.4f}"
+            )
+    passed = check_count - len(failed_checks)
+    lines.append(f"  {'checks passed':<28}{passed:>9} / {check_count}")
+    lines.extend(f"  FAILED check: {name}" for name in failed_checks)
+    lines.append(f"  outputs: {store.root} (Parquet)")
+    lines.append(f'  query:   duckdb {store.database} "select * from golden_profiles limit 5"')
+    return "\n".join(lines)
+
+
+def _sample(out: Path, records: int, seed: int, if_missing: bool) -> int:
+    from customer360.sample import SOURCE_FILES, generate_sample
+
+    if if_missing and all((out / path).exists() for path in SOURCE_FILES.values()):
+        print(f"sample data already in {out}; leaving it as it is")
+        return 0
+    summary = generate_sample(out, records=records, seed=seed)
+    print(f"wrote {sum(summary.records.values()):,} records of {summary.people:,} people to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Wires the spec into a Dagster project: assets, checks, the job and the IO manager.
+
+The definitions are built lazily, when Dagster loads the code location, from the spec
+named by ``$CUSTOMER360_SPEC`` (default ``./customer360.yaml``). An invalid spec stops
+loading with a message naming the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from customer360.core.spec import Spec, load_spec
+from customer360.core.storage import ARTIFACTS_ENV_VAR, ArtifactStore
+from customer360.defs.checks import build_checks
+from customer360.defs.io_manager import ParquetDuckDBIOManager
+from customer360.defs.monitoring import build_monitoring_assets
+from customer360.defs.profiles import build_profile_assets
+from customer360.defs.resolution import build_resolution_assets
+from customer360.defs.sources import build_source_assets
+
+JOB_NAME = "resolve_customers"
+
+
+def artifacts_dir(spec: Spec) -> Path:
+    """``$CUSTOMER360_ARTIFACTS`` if set, else ``artifacts/`` beside the spec file."""
+    configured = os.environ.get(ARTIFACTS_ENV_VAR)
+    return Path(configured).expanduser().resolve() if configured else spec.base_dir / "artifacts"
+
+
+def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
+    assets = [
+        *build_source_assets(spec),
+        *build_resolution_assets(spec),
+        *build_profile_assets(spec),
+        *build_monitoring_assets(spec),
+    ]
+    job = dg.define_asset_job(
+        JOB_NAME,
+        selection=dg.AssetSelection.all(),
+        description="Materialize the whole graph: sources to golden profiles and metrics.",
+    )
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=build_checks(spec, ArtifactStore(artifacts)),
+        jobs=[job],
+        resources={"io_manager": ParquetDuckDBIOManager(artifacts_dir=str(artifacts))},
+        # One process for the whole run: the steps pass large frames through Parquet
+        # and gain nothing from a process each, and one writer never fights the lock.
+        executor=dg.in_process_executor,
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    spec = load_spec()
+    return build_definitions(spec, artifacts_dir(spec))

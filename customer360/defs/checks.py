@@ -1,0 +1,133 @@
+"""Asset checks that guard the resolution's guarantees. They read only the columns they
+need, lazily from the stored Parquet, so checking costs a fraction of computing."""
+
+import dagster as dg
+import pandera.errors
+import polars as pl
+
+from customer360.core.spec import Spec
+from customer360.core.storage import ArtifactStore
+from customer360.defs.schemas import IdentifiersSchema
+
+
+def build_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecksDefinition]:
+    source_names = [source.name for source in spec.sources]
+    max_size = spec.quality.max_cluster_size
+
+    def scan(table: str) -> pl.LazyFrame:
+        return pl.scan_parquet(store.path(table))
+
+    @dg.asset_check(asset="membership", description="No null or duplicate entity_key.")
+    def membership_keys_unique() -> dg.AssetCheckResult:
+        counts = (
+            scan("membership")
+            .select(
+                pl.col("entity_key").null_count().alias("nulls"),
+                (pl.len() - pl.col("entity_key").n_unique()).alias("duplicates"),
+            )
+            .collect()
+            .row(0, named=True)
+        )
+        return dg.AssetCheckResult(
+            passed=counts["nulls"] == 0 and counts["duplicates"] == 0, metadata=counts
+        )
+
+    @dg.asset_check(
+        asset="membership",
+        additional_deps=["records"],
+        description="Every record has exactly one resolved_id, and nothing else has one.",
+    )
+    def every_record_resolved() -> dg.AssetCheckResult:
+        members = scan("membership").select("entity_key", "resolved_id")
+        records = scan("records").select("entity_key")
+        unresolved = records.join(members, on="entity_key", how="anti").select(pl.len())
+        unknown = members.join(records, on="entity_key", how="anti").select(pl.len())
+        null_ids = members.select(pl.col("resolved_id").null_count())
+        figures = {
+            "records_without_resolved_id": unresolved.collect().item(),
+            "members_not_in_records": unknown.collect().item(),
+            "null_resolved_ids": null_ids.collect().item(),
+        }
+        return dg.AssetCheckResult(passed=not any(figures.values()), metadata=figures)
+
+    @dg.asset_check(
+        asset="records",
+        additional_deps=[*source_names, "quarantine"],
+        description="Nothing is lost: rows read from the sources = records + quarantined rows.",
+    )
+    def rows_reconcile() -> dg.AssetCheckResult:
+        rows_in = sum(store.row_count(name) for name in source_names)
+        records, quarantined = store.row_count("records"), store.row_count("quarantine")
+        return dg.AssetCheckResult(
+            passed=rows_in == records + quarantined,
+            metadata={"rows_in": rows_in, "records": records, "quarantined": quarantined},
+        )
+
+    @dg.asset_check(
+        asset="clusters",
+        blocking=True,
+        description=(
+            f"Largest cluster ≤ quality.max_cluster_size ({max_size}). Blocking: an "
+            "over-merged graph never reaches golden_profiles."
+        ),
+    )
+    def largest_cluster_within_limit() -> dg.AssetCheckResult:
+        largest = scan("clusters").select(pl.col("size").max()).collect().item() or 0
+        offenders = scan("clusters").filter(pl.col("size") > max_size).select(pl.len())
+        return dg.AssetCheckResult(
+            passed=largest <= max_size,
+            metadata={
+                "largest_cluster": largest,
+                "max_cluster_size": max_size,
+                "clusters_over_limit": offenders.collect().item(),
+            },
+        )
+
+    @dg.asset_check(
+        asset="golden_profiles",
+        additional_deps=["clusters"],
+        description="Exactly one golden profile per cluster.",
+    )
+    def one_profile_per_cluster() -> dg.AssetCheckResult:
+        profiles = scan("golden_profiles").select("resolved_id")
+        clusters = scan("clusters").select("resolved_id")
+        figures = {
+            "profiles": profiles.select(pl.len()).collect().item(),
+            "clusters": clusters.select(pl.len()).collect().item(),
+            "duplicate_profiles": profiles.select(pl.len() - pl.col("resolved_id").n_unique())
+            .collect()
+            .item(),
+            "clusters_without_profile": clusters.join(profiles, on="resolved_id", how="anti")
+            .select(pl.len())
+            .collect()
+            .item(),
+        }
+        passed = (
+            figures["profiles"] == figures["clusters"]
+            and figures["duplicate_profiles"] == 0
+            and figures["clusters_without_profile"] == 0
+        )
+        return dg.AssetCheckResult(passed=passed, metadata=figures)
+
+    @dg.asset_check(asset="identifiers", description="The identifiers pandera schema holds.")
+    def identifiers_schema() -> dg.AssetCheckResult:
+        try:
+            IdentifiersSchema.validate(store.read("identifiers"), lazy=True)
+        except pandera.errors.SchemaErrors as exc:
+            return dg.AssetCheckResult(
+                passed=False,
+                metadata={
+                    "failure_cases": len(exc.failure_cases),
+                    "errors": dg.MetadataValue.md(f"```\n{str(exc)[:2000]}\n```"),
+                },
+            )
+        return dg.AssetCheckResult(passed=True)
+
+    return [
+        membership_keys_unique,
+        every_record_resolved,
+        rows_reconcile,
+        largest_cluster_within_limit,
+        one_profile_per_cluster,
+        identifiers_schema,
+    ]

@@ -1,0 +1,38 @@
+"""What each output column means, shown as the column schema of every asset in the UI."""
+
+from __future__ import annotations
+
+COLUMN_DOCS: dict[str, str] = {
+    "entity_key": "'<source>:<record key>': the identity of one source record",
+    "source": "name of the source system (from the spec)",
+    "record_key": "the record's key in its source system",
+    "batch": "the batch file the row came from, relative to the source's path",
+    "row_number": "1-based data row within the batch file",
+    "updated_at": "the record's last update, from the source's recency column",
+    "trust": "the source's trust rank (1 = most trusted)",
+    "reason": "why the row or value was rejected, excluded or skipped",
+    "raw_record": "the rejected row exactly as read, as JSON",
+    "identifier_type": "identifier type from the spec (email, phone …)",
+    "value_raw": "the identifier as found in the source",
+    "value": "the normalized identifier value",
+    "status": "linkable, inactive, invalid, excluded or oversize",
+    "group_size": "records sharing this linkable value",
+    "entity_key_a": "anchor record of the identifier group (first in canonical order)",
+    "entity_key_b": "record linked to the anchor",
+    "rule": "the rule that created the edge",
+    "sample_members": "up to five entity_keys of the skipped group",
+    "resolved_id": "the customer: entity_key of the cluster's most trusted, earliest record",
+    "size": "number of records in the cluster",
+    "source_count": "number of distinct sources in the cluster",
+    "sources": "the sources in the cluster",
+    "linked_by": "rules whose edges hold the cluster together",
+    "edge_count": "edges inside the cluster",
+    "record_count": "number of records in the cluster",
+    "source_systems": "sources that contributed records",
+    "conflict_rules_applied": "'field:strategy' for each field whose records disagreed",
+    "quality_score": "0.8 × completeness + 0.2 × recency (last update within a year)",
+    "created_at": "earliest update among the cluster's records",
+    "last_updated_at": "latest update among the cluster's records",
+    "metric": "name of the figure",
+    "dimension": "what the figure is broken down by (rule, source, size bucket …), or ''",
+}

@@ -1,0 +1,36 @@
+"""The IO manager: assets hand over Polars frames; they are stored as Parquet and made
+queryable by name in ``artifacts/customer360.duckdb`` (see :mod:`customer360.core.storage`).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from customer360.core.storage import ArtifactStore
+from customer360.defs.metadata import table_schema
+
+
+class ParquetDuckDBIOManager(dg.ConfigurableIOManager):
+    """Persists each asset as ``<artifacts_dir>/<asset name>.parquet`` plus a DuckDB view."""
+
+    artifacts_dir: str
+
+    @property
+    def store(self) -> ArtifactStore:
+        return ArtifactStore(self.artifacts_dir)
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+        table = context.asset_key.path[-1]
+        path = self.store.write(table, obj)
+        context.add_output_metadata(
+            {
+                "dagster/row_count": obj.height,
+                "dagster/column_schema": table_schema(obj),
+                "path": dg.MetadataValue.path(str(path)),
+                "duckdb": dg.MetadataValue.text(f'SELECT * FROM "{table}"'),
+            }
+        )
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        return self.store.read(context.asset_key.path[-1])

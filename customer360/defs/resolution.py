@@ -1,0 +1,154 @@
+"""The resolution group: records → identifiers → identity_edges → membership/clusters.
+Each asset loads its inputs, calls one core function and reports what a person checks."""
+
+import dagster as dg
+import polars as pl
+from dagster import AssetExecutionContext
+
+from customer360.core.clusters import resolve_membership, summarize_clusters
+from customer360.core.edges import build_edges, skipped_groups
+from customer360.core.identifiers import build_identifiers
+from customer360.core.records import build_records
+from customer360.core.spec import Spec
+from customer360.defs.metadata import preview
+from customer360.defs.schemas import IdentifiersType
+
+GROUP = "resolution"
+KINDS = {"polars", "parquet", "duckdb"}
+
+
+def _out(spec: Spec, description: str, **kwargs: object) -> dg.AssetOut:
+    return dg.AssetOut(
+        group_name=GROUP,
+        kinds=KINDS,
+        owners=[spec.settings.owner],
+        description=description,
+        **kwargs,
+    )
+
+
+def build_resolution_assets(spec: Spec) -> list[dg.AssetsDefinition]:
+    owners = [spec.settings.owner]
+    source_ins = {source.name: dg.AssetIn(key=source.name) for source in spec.sources}
+
+    @dg.multi_asset(
+        name="map_records",
+        ins=source_ins,
+        outs={
+            "records": _out(
+                spec,
+                "Every accepted source record with provenance (entity_key = "
+                "'<source>:<record key>', batch, row, updated_at, trust) and its identifier "
+                "and attribute values as mapped by the spec, trimmed, placeholders nulled. "
+                "Sorted by trust, then earliest update: the order that picks resolved ids.",
+            ),
+            "quarantine": _out(
+                spec,
+                "Rows that could not be accepted — missing or duplicate record key, "
+                "unparseable timestamp — with the reason and the raw row as JSON. "
+                "rows in = records + quarantine.",
+            ),
+        },
+    )
+    def map_records(context: AssetExecutionContext, **extracts: pl.DataFrame):
+        records, quarantine = build_records(spec, extracts)
+        context.log.info(f"{records.height} records accepted, {quarantine.height} quarantined")
+        reasons = quarantine.group_by(pl.col("reason").str.extract(r"^([a-z ]+)")).len()
+        yield dg.Output(records, "records", metadata={"sources": len(extracts)})
+        yield dg.Output(
+            quarantine,
+            "quarantine",
+            metadata={
+                "rows_in": sum(frame.height for frame in extracts.values()),
+                "by_reason": dg.MetadataValue.json(
+                    {str(k): int(n) for k, n in reasons.iter_rows()}
+                ),
+            },
+        )
+
+    @dg.asset(
+        group_name=GROUP,
+        kinds=KINDS,
+        owners=owners,
+        dagster_type=IdentifiersType,
+        description=(
+            "Long table of identifiers: one row per (record, identifier type) with the raw "
+            "and normalized value, a status (linkable, inactive, invalid, excluded, "
+            "oversize), the reason when not linkable, and the size of the value's group. "
+            "Validated by a pandera schema."
+        ),
+    )
+    def identifiers(context: AssetExecutionContext, records: pl.DataFrame) -> pl.DataFrame:
+        table = build_identifiers(spec, records)
+        by_status = table.group_by("status").len()
+        context.add_output_metadata(
+            {f"status_{status}": int(n) for status, n in by_status.iter_rows()}
+        )
+        return table
+
+    @dg.multi_asset(
+        name="link_records",
+        outs={
+            "identity_edges": _out(
+                spec,
+                "Pairs of records linked by a shared linkable identifier, with the rule, "
+                "identifier type and shared value. Each identifier group is a star around "
+                "its first record (n-1 edges, not n(n-1)/2).",
+            ),
+            "skipped_groups": _out(
+                spec,
+                "Identifier values shared by more records than max_group_size allows: "
+                "they link nothing. Group size, reason and a sample of members.",
+            ),
+        },
+    )
+    def link_records(
+        context: AssetExecutionContext, records: pl.DataFrame, identifiers: pl.DataFrame
+    ):
+        edges = build_edges(records, identifiers)
+        skipped = skipped_groups(identifiers)
+        per_rule = {
+            rule: int(n) for rule, n in edges.group_by("rule").len().sort("rule").iter_rows()
+        }
+        context.log.info(f"{edges.height} edges, {skipped.height} over-size groups skipped")
+        yield dg.Output(edges, "identity_edges", metadata={"edges_per_rule": per_rule})
+        yield dg.Output(
+            skipped,
+            "skipped_groups",
+            metadata={"largest_skipped_group": int(skipped.get_column("group_size").max() or 0)},
+        )
+
+    @dg.multi_asset(
+        name="cluster_records",
+        outs={
+            "membership": _out(
+                spec,
+                "entity_key, source, record_key → resolved_id for every record, singletons "
+                "included. Connected components of identity_edges (scipy.sparse.csgraph).",
+            ),
+            "clusters": _out(
+                spec,
+                "One row per resolved customer: size, sources, rules that linked it, edges.",
+            ),
+        },
+    )
+    def cluster_records(
+        context: AssetExecutionContext, records: pl.DataFrame, identity_edges: pl.DataFrame
+    ):
+        membership = resolve_membership(records, identity_edges)
+        clusters = summarize_clusters(membership, identity_edges)
+        sizes = clusters.get_column("size")
+        context.log.info(f"{membership.height} records in {clusters.height} clusters")
+        yield dg.Output(membership, "membership")
+        yield dg.Output(
+            clusters,
+            "clusters",
+            metadata={
+                "clusters": clusters.height,
+                "largest_cluster": int(sizes.max() or 0),
+                "singletons": int((sizes == 1).sum()),
+                "largest_clusters": preview(clusters.drop("sources"), rows=5),
+            },
+        )
+
+    return [map_records, identifiers, link_records, cluster_records]

@@ -1,0 +1,59 @@
+"""The `customer360` command: a run prints its summary; a bad spec stops before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from customer360.cli import main
+
+
+def test_run_prints_the_summary_and_writes_the_outputs(
+    walkthrough_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifacts = tmp_path / "out"
+    code = main(
+        ["run", "--spec", str(walkthrough_dir / "customer360.yaml"), "--artifacts", str(artifacts)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "records" in out and "10" in out
+    assert "clusters (customers)" in out
+    assert "checks passed" in out and "6 / 6" in out
+    assert str(artifacts) in out
+    assert (artifacts / "golden_profiles.parquet").is_file()
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda s: s.replace("path: ecom_orders.csv", "path: missing.csv"), "no csv file at"),
+        (
+            lambda s: s.replace(
+                "{email: customer_email, loyalty_id: loyalty_id}",
+                "{email: customer_email, loyaltyid: loyalty_id}",
+            ),
+            "sources[1] (ecom_orders).identifiers.loyaltyid: unknown identifier type",
+        ),
+        (
+            lambda s: s.replace(
+                "{email: contact_email, phone: contact_phone}",
+                "{email: contact_mail, phone: contact_phone}",
+            ),
+            "identifiers.email: unknown column 'contact_mail' in support_tickets.csv",
+        ),
+    ],
+    ids=["missing file", "unknown identifier type", "unknown column"],
+)
+def test_a_bad_spec_fails_fast_with_one_message_naming_it(
+    walkthrough_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], edit, expected
+) -> None:
+    spec = walkthrough_dir / "customer360.yaml"
+    spec.write_text(edit(spec.read_text()))
+    code = main(["run", "--spec", str(spec), "--artifacts", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(spec) in err
+    assert expected in err
+    assert not (tmp_path / "out").exists()
