@@ -107,8 +107,14 @@ def _summary(store: ArtifactStore, check_count: int, failed_checks: list[str]) -
     lines.append(f"  {'checks passed':<28}{passed:>9} / {check_count}")
     lines.extend(f"  FAILED check: {name}" for name in failed_checks)
     lines.append(f"  outputs: {store.root} (Parquet)")
-    lines.append(f'  query:   duckdb {store.database} "select * from golden_profiles limit 5"')
+    lines.append(f'  query:   {_duckdb_shell()} {store.database} "from golden_profiles limit 5"')
     return "\n".join(lines)
+
+
+def _duckdb_shell() -> str:
+    """The DuckDB shell installed beside this Python (the duckdb-cli package), if any."""
+    beside = Path(sys.executable).parent / "duckdb"
+    return str(beside) if beside.is_file() else "duckdb"
 
 
 def _sample(out: Path, records: int, seed: int, if_missing: bool) -> int:

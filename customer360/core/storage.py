@@ -27,6 +27,9 @@ DATABASE_FILE = "customer360.duckdb"
 LOCK_FILE = ".customer360.lock"
 # A person may hold the DuckDB file open in the CLI for a while; wait this long for it.
 LOCK_WAIT_SECONDS = 60.0
+# The newest DuckDB shell on PyPI (duckdb-cli 1.5) reads storage formats up to 1.4: keep
+# the catalogue readable by it, so `duckdb artifacts/customer360.duckdb` works.
+STORAGE_COMPATIBILITY = "v1.4.0"
 
 
 class StorageError(RuntimeError):
@@ -99,7 +102,9 @@ def _connect_with_retry(database: Path) -> duckdb.DuckDBPyConnection:
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(database))
+            return duckdb.connect(
+                str(database), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
+            )
         except duckdb.IOException as exc:
             if time.monotonic() > deadline:
                 raise StorageError(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import duckdb
 import polars as pl
 import pytest
@@ -86,3 +90,17 @@ def test_reading_a_missing_table_names_it(tmp_path):
     assert not store.exists("golden_profiles")
     with pytest.raises(StorageError, match="table 'golden_profiles' has not been materialized"):
         store.read("golden_profiles")
+
+
+def test_the_bundled_duckdb_shell_can_query_the_catalogue(tmp_path):
+    shell = Path(sys.executable).parent / "duckdb"
+    assert shell.is_file(), "duckdb-cli is a dependency: its shell belongs beside python"
+    store = ArtifactStore(tmp_path)
+    store.write("clusters", FRAME)
+    result = subprocess.run(
+        [str(shell), "-csv", "-noheader", str(store.database), "select sum(size) from clusters"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "6"
