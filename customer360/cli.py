@@ -58,13 +58,8 @@ def _run(spec_path: Path | None, artifacts: Path | None) -> int:
         return 2
     output_dir = artifacts.resolve() if artifacts else artifacts_dir(spec)
     job = build_definitions(spec, output_dir).resolve_job_def(JOB_NAME)
-    instance = (
-        dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
-        else dg.DagsterInstance.ephemeral()
-    )
     result = job.execute_in_process(
-        instance=instance,
+        instance=_instance(),
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
@@ -81,6 +76,15 @@ def _run(spec_path: Path | None, artifacts: Path | None) -> int:
         )
         return 1
     return 1 if failed_checks else 0
+
+
+def _instance() -> dg.DagsterInstance:
+    """The persistent instance at $DAGSTER_HOME (created if missing), else a throwaway one."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return dg.DagsterInstance.ephemeral()
+    Path(home).mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
 
 
 def _summary(store: ArtifactStore, check_count: int, failed_checks: list[str]) -> str:

@@ -38,6 +38,12 @@ def run_job(spec_path: Path, artifacts: Path) -> JobRun:
     return JobRun(result, ArtifactStore(artifacts))
 
 
+@pytest.fixture(autouse=True)
+def _no_persistent_dagster_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never write run history into a developer's (or the Makefile's) DAGSTER_HOME."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+
+
 @pytest.fixture
 def walkthrough_dir(tmp_path: Path) -> Path:
     """A writable copy of the README walkthrough (three sources, three rules)."""
