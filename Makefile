@@ -43,3 +43,7 @@ sample: $(STAMP)
 
 clean:
 	rm -rf artifacts/*.parquet artifacts/*.duckdb artifacts/.customer360.lock
+
+## bench: materialize the graph on N generated records (default 1,000,000); prints timings
+bench: $(STAMP)
+	$(BIN)/python scripts/benchmark.py --records $(N)

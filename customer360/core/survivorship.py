@@ -19,74 +19,100 @@ from customer360.core.spec import Spec
 RECENCY_HORIZON_DAYS = 365
 COMPLETENESS_WEIGHT = 0.8
 
-_TIEBREAK = [("trust", False), ("updated_at", True), ("entity_key", False)]
-_STRATEGY_KEYS: dict[str, list[tuple[str, bool]]] = {
-    "trust": _TIEBREAK,
-    "most_recent": [("updated_at", True), ("trust", False), ("entity_key", False)],
-    "most_frequent": [("frequency", True), *_TIEBREAK],
-    "longest": [("length", True), *_TIEBREAK],
-}
+# Scores combine a primary criterion and a rank tie-break in one Int64: rank < 2**32.
+SCORE_SCALE = 2**32
 
 
-def observations(spec: Spec, records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
-    """Every candidate value for a golden field, with its provenance (long form).
+def observations(
+    spec: Spec, records: pl.DataFrame, identifiers: pl.DataFrame, membership: pl.DataFrame
+) -> pl.DataFrame:
+    """Every candidate value for a golden field with its cluster and provenance (long form).
 
     Identifiers contribute their normalized value as ``<type>_primary`` unless they are
-    invalid or excluded placeholders; attributes contribute their mapped text.
+    invalid or excluded placeholders; attributes contribute their mapped text. Each
+    observation carries two integer ranks of its record, so that choosing a winner is
+    an integer comparison: ``trust_rank`` (most trusted, then most recent, then
+    entity_key) and ``recency_rank`` (most recent, then most trusted, then entity_key).
     """
-    provenance = records.select("entity_key", "source", "trust", "updated_at")
+    fields = pl.Enum(spec.golden_fields)
     attributes = [a for a in spec.attribute_names if a in records.columns]
-    traits = (
-        records.select("entity_key", *attributes)
-        .unpivot(index="entity_key", variable_name="field", value_name="value")
-        .cast({"value": pl.String})  # a spec without attributes unpivots to a Null column
+    by_trust = ["trust", "updated_at", "entity_key"]
+    by_recency = ["updated_at", "trust", "entity_key"]
+    ranked = records.select("entity_key", "source", "trust", "updated_at", *attributes).join(
+        membership.select("entity_key", "resolved_id"), on="entity_key"
     )
-    identifier_values = identifiers.filter(pl.col("status").is_in(["linkable", "oversize"])).select(
-        "entity_key", (pl.col("identifier_type") + "_primary").alias("field"), "value"
+    provenance_columns = ["entity_key", "resolved_id", "source", "trust_rank", "recency_rank"]
+    ranked = ranked.select(
+        "entity_key",
+        "resolved_id",
+        "source",
+        _rank(by_trust, descending=[False, True, False]).alias("trust_rank"),
+        _rank(by_recency, descending=[True, False, False]).alias("recency_rank"),
+        *attributes,
     )
-    return (
-        pl.concat([traits, identifier_values])
-        .drop_nulls("value")
-        .join(provenance, on="entity_key", how="inner")
+    traits = ranked.unpivot(
+        on=attributes, index=provenance_columns, variable_name="field", value_name="value"
+    ).cast({"value": pl.String, "field": fields})  # no attributes: an all-null column
+    identifier_values = (
+        identifiers.filter(pl.col("status").is_in(["linkable", "oversize"]))
+        .select("entity_key", (pl.col("identifier_type") + "_primary").alias("field"), "value")
+        .join(ranked.select(provenance_columns), on="entity_key")
+        .select(traits.columns)
+        .cast({"field": fields})
     )
+    return pl.concat([traits, identifier_values]).drop_nulls("value")
+
+
+def _rank(keys: list[str], descending: list[bool]) -> pl.Expr:
+    """Position of each row in the given order (0 = first), nulls last."""
+    order = pl.int_range(pl.len(), dtype=pl.UInt32).sort_by(
+        keys, descending=descending, nulls_last=True
+    )
+    return order.arg_sort().cast(pl.Int64)
 
 
 def surviving_values(spec: Spec, candidates: pl.DataFrame) -> pl.DataFrame:
     """The winning observation per (resolved_id, field), with the strategy that chose it.
 
-    ``candidates`` are observations joined to their resolved_id.
+    Every strategy is reduced to one integer score per observation (lower wins):
+    its primary criterion, then the trust rank as tie-break. The winner is the
+    observation with the lowest score in its group: one pass, no sort of the whole table.
+    Whether the group's values disagree is read from the min and max of their hashes.
     """
-    strategies = pl.DataFrame(
-        {"field": spec.golden_fields, "strategy": [spec.strategy(f) for f in spec.golden_fields]}
+    strategy_of = {field: spec.strategy(field) for field in spec.golden_fields}
+    scored = candidates.with_columns(
+        pl.col("field").cast(pl.String).replace_strict(strategy_of).alias("strategy")
     )
-    scored = candidates.join(strategies, on="field", how="inner").with_columns(
-        pl.len().over("resolved_id", "field", "value").alias("frequency"),
-        pl.col("value").str.len_chars().alias("length"),
-        pl.col("value").n_unique().over("resolved_id", "field").alias("distinct_values"),
+    frequent = scored.filter(pl.col("strategy") == "most_frequent").with_columns(
+        pl.len().over("resolved_id", "field", "value").cast(pl.Int64).alias("frequency")
     )
-    winners = []
-    for strategy, keys in _STRATEGY_KEYS.items():
-        part = scored.filter(pl.col("strategy") == strategy)
-        if part.is_empty():
-            continue
-        names, descending = zip(*keys, strict=True)
-        winners.append(
-            part.sort(list(names), descending=list(descending), nulls_last=True).unique(
-                ["resolved_id", "field"], keep="first", maintain_order=True
-            )
+    others = scored.filter(pl.col("strategy") != "most_frequent").with_columns(
+        pl.lit(0, dtype=pl.Int64).alias("frequency")
+    )
+    tie_break = pl.col("trust_rank")
+    primary = (
+        pl.when(pl.col("strategy") == "trust")
+        .then(pl.col("trust_rank"))
+        .when(pl.col("strategy") == "most_recent")
+        .then(pl.col("recency_rank"))
+        .when(pl.col("strategy") == "most_frequent")
+        .then(-pl.col("frequency"))
+        .otherwise(-pl.col("value").str.len_chars().cast(pl.Int64))
+    )
+    secondary = (
+        pl.when(pl.col("strategy").is_in(["trust", "most_recent"])).then(0).otherwise(tie_break)
+    )
+    score = primary * SCORE_SCALE + secondary
+    return (
+        pl.concat([frequent, others])
+        .with_columns(score.alias("score"), pl.col("value").hash().alias("value_hash"))
+        .group_by("resolved_id", "field")
+        .agg(
+            pl.col("value", "source", "entity_key", "strategy").get(pl.col("score").arg_min()),
+            (pl.col("value_hash").min() != pl.col("value_hash").max()).alias("conflict"),
         )
-    columns = [
-        "resolved_id",
-        "field",
-        "value",
-        "source",
-        "entity_key",
-        "strategy",
-        "distinct_values",
-    ]
-    if not winners:
-        return scored.select(columns).clear()
-    return pl.concat(winners).select(columns)
+        .with_columns(pl.col("field").cast(pl.String))
+    )
 
 
 def build_golden_profiles(
@@ -96,14 +122,13 @@ def build_golden_profiles(
     membership: pl.DataFrame,
 ) -> pl.DataFrame:
     """One row per resolved_id: surviving values, their sources and audit columns."""
-    clusters = membership.select("entity_key", "resolved_id")
-    candidates = observations(spec, records, identifiers).join(clusters, on="entity_key")
+    candidates = observations(spec, records, identifiers, membership)
     winners = surviving_values(spec, candidates)
     fields = spec.golden_fields
     values = _wide(winners, "value", fields, "")
     sources = _wide(winners, "source", fields, "_source")
     conflicts = (
-        winners.filter(pl.col("distinct_values") > 1)
+        winners.filter(pl.col("conflict"))
         .sort("field")
         .group_by("resolved_id")
         .agg((pl.col("field") + ":" + pl.col("strategy")).alias("conflict_rules_applied"))

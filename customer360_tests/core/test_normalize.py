@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from customer360.core.normalize import normalize, normalize_email, normalize_phone
+from customer360.core.normalize import normalize, normalize_email, normalize_phone, phone_e164
 from customer360.core.spec import IdentifierType
 
 
@@ -165,3 +167,15 @@ def test_normalizing_twice_changes_nothing(name):
     twice = run(once, **TYPES[name])
     assert twice == once
     assert any(value is not None for value in once)  # the list exercises real values
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    digits=st.text(alphabet="0123456789", min_size=7, max_size=12),
+    layout=st.sampled_from(["{}", "+{}", "+1{}", "1-{}", "({})", "{} x12", "+44 {}", " {} "]),
+)
+def test_north_american_fast_path_agrees_with_phonenumbers(digits: str, layout: str) -> None:
+    raw = layout.format(digits)
+    reduced = pl.Series([raw]).str.replace_all(r"[^0-9+xX#]", "").str.to_lowercase()[0]
+    expected = phone_e164(reduced, "US") if reduced else None
+    assert normalize_phone(pl.Series([raw]), "US")[0] == expected

@@ -1,0 +1,116 @@
+"""Benchmark: materialize the whole asset graph on N generated records and print wall
+time per asset, total wall time (including process start) and peak RSS.
+
+    python scripts/benchmark.py --records 1000000      # or: make bench N=1000000
+
+The sample world is generated once per (N, seed) under --work and reused. The
+materialization runs in a fresh child process — the real assets, IO manager and checks,
+exactly as `customer360 run` — so the figures include Python start-up and imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/customer360-bench"))
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return _materialize(args.child)
+    workdir = _prepare(args.work / f"n{args.records}-s{args.seed}", args.records, args.seed)
+    started = time.perf_counter()
+    child = subprocess.run(
+        [sys.executable, __file__, "--child", str(workdir)], capture_output=True, text=True
+    )
+    wall = time.perf_counter() - started
+    if child.returncode != 0:
+        print(child.stdout, child.stderr, sep="\n", file=sys.stderr)
+        return child.returncode
+    report = json.loads(child.stdout.strip().splitlines()[-1])
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    _print_report(args.records, report, wall, peak_mb)
+    return 0
+
+
+def _prepare(workdir: Path, records: int, seed: int) -> Path:
+    """Generate the sample world once; copy the bundled spec beside it."""
+    data = workdir / "data_sources"
+    if not (data / "truth.csv").is_file():
+        from customer360.sample import generate_sample
+
+        print(f"generating {records:,} records in {data} …", file=sys.stderr)
+        generate_sample(data, records=records, seed=seed)
+    shutil.copy(REPO_ROOT / "customer360.yaml", workdir / "customer360.yaml")
+    shutil.rmtree(workdir / "artifacts", ignore_errors=True)
+    return workdir
+
+
+def _materialize(workdir: Path) -> int:
+    """In the child: run the job and print per-step durations as one JSON line."""
+    import dagster as dg
+
+    from customer360.core.spec import load_spec
+    from customer360.definitions import JOB_NAME, build_definitions
+
+    spec = load_spec(workdir / "customer360.yaml")
+    job = build_definitions(spec, workdir / "artifacts").resolve_job_def(JOB_NAME)
+    instance = dg.DagsterInstance.ephemeral()
+    result = job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+    starts: dict[str, float] = {}
+    steps: dict[str, float] = {}
+    for entry in instance.all_logs(result.run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            starts[event.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            steps[event.step_key] = entry.timestamp - starts[event.step_key]
+    checks = result.get_asset_check_evaluations()
+    print(
+        json.dumps(
+            {
+                "success": result.success,
+                "steps": steps,
+                "checks_passed": sum(c.passed for c in checks),
+                "checks": len(checks),
+            }
+        )
+    )
+    return 0
+
+
+def _print_report(records: int, report: dict, wall: float, peak_mb: float) -> None:
+    steps = sorted(report["steps"].items(), key=lambda item: -item[1])
+    print(f"\ncustomer360 benchmark: {records:,} records")
+    print(f"  {'step':<46}{'seconds':>9}")
+    for name, seconds in steps:
+        print(f"  {name:<46}{seconds:>9.2f}")
+    print(f"  {'sum of steps':<46}{sum(s for _, s in steps):>9.2f}")
+    print(f"  {'total wall (incl. process start)':<46}{wall:>9.2f}")
+    print(f"  {'peak RSS (MB)':<46}{peak_mb:>9.0f}")
+    print(
+        f"  run success: {report['success']}, checks {report['checks_passed']}/{report['checks']}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
