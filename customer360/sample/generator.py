@@ -39,6 +39,9 @@ SOURCE_FILES: dict[str, str] = {
 
 TRUTH_FILE = "truth.csv"
 
+B2B_SHARE = 0.60
+"""Share of people with an employer who buy for it, under the employer's B2B account."""
+
 MARKETING_ROW_CAP = 200_000
 """Excel writing is row-by-row inside xlsxwriter, so the marketing sheet is capped to keep
 very large samples fast; people beyond the cap simply never joined the marketing list."""
@@ -75,6 +78,11 @@ _CITIES = pl.Series("city", [city for city, _ in names.CITY_POSTCODES])
 _POSTCODES = pl.Series("postcode", [postcode for _, postcode in names.CITY_POSTCODES])
 _COMPANY_NAMES = pl.Series("company", [company for company, _ in names.COMPANIES])
 _COMPANY_DOMAINS = pl.Series("domain", [domain for _, domain in names.COMPANIES])
+_LEGAL_ENDING = "(?i),?\\s+(?:{})\\.?$".format(
+    "|".join(sorted({suffix.strip(" ,.") for suffix in names.LEGAL_SUFFIXES} | {"Company"}))
+)
+"""Matches the legal-form ending of a company name (" Inc", ", Inc.", " Corporation", ...)."""
+_JOB_TITLES = pl.Series("job_title", names.JOB_TITLES)
 _MAIL_DOMAINS = pl.Series("domain", [domain for domain, _ in names.FREE_MAIL_DOMAINS])
 _MAIL_SHARES = np.array([share for _, share in names.FREE_MAIL_DOMAINS])
 _AREA_CODES = np.array(names.AREA_CODES, dtype=np.int64)
@@ -241,6 +249,7 @@ def generate_sample(out_dir: Path, records: int = 20_000, seed: int = 42) -> Sam
     population = _people_for(records)
     presence = _presence(population, _rng(seed, "presence"))
     people = _build_people(population, presence["pos_transactions"], _rng(seed, "people"))
+    people = people.hstack(_accounts(people, _rng(seed, "accounts")))
     owners = _owners(presence, _rng(seed, "volumes"))
     truth_path = out_dir / TRUTH_FILE
     written: dict[str, int] = {}
@@ -409,6 +418,33 @@ def _emails(
     )
 
 
+def _accounts(people: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+    """B2B side of every person: employer account, job title, and a title since changed.
+
+    Each employer has one account number shared by all of its buying staff. Everybody with an
+    employer has a job title; a few have moved on to a newer one, which is what they later
+    tell marketing. Drawn from a stream of its own, so the older attributes are unaffected.
+    """
+    n = people.height
+    employer = people["company"].cast(pl.Enum(_COMPANY_NAMES)).to_physical().cast(pl.Int64)
+    employed = employer.is_not_null().to_numpy()
+    employer = employer.fill_null(0).to_numpy()
+    numbers = rng.choice(np.arange(1, 100_000), len(_COMPANY_NAMES), replace=False)
+    accounts = pl.Series(numbers).cast(pl.String).str.zfill(5)
+    buyer = employed & (rng.random(n) < B2B_SHARE)
+    titles = len(_JOB_TITLES)
+    title = _skewed_choice(rng, titles, n, 0.6)
+    promoted = rng.random(n) < 0.15
+    latest = np.where(promoted, (title + rng.integers(1, titles, n)) % titles, title)
+    return pl.DataFrame(
+        {
+            "account": _masked("ACC-" + accounts.gather(employer), buyer),
+            "job_title": _masked(_JOB_TITLES.gather(title), employed),
+            "latest_title": _masked(_JOB_TITLES.gather(latest), employed),
+        }
+    )
+
+
 def _name_slugs(people: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     """Lower-case ASCII name fragments people build mailbox names from."""
 
@@ -546,6 +582,14 @@ def _patch(
     patched = values.clone()
     patched.scatter(rows, transform(values.gather(rows)).cast(values.dtype))
     return patched
+
+
+def _side_stream(rng: np.random.Generator) -> np.random.Generator:
+    """A child stream for columns added to a source later.
+
+    Spawning does not advance ``rng``, so every older column keeps exactly its former values.
+    """
+    return rng.spawn(1)[0]
 
 
 def _pick(rng: np.random.Generator, n: int, share: float) -> np.ndarray:
@@ -803,6 +847,36 @@ def _loyalty_field(
     ).to_series()
 
 
+def _account_field(records: pl.DataFrame, rng: np.random.Generator) -> pl.Series:
+    """B2B account numbers as keyed: "ACC-00042", now and then "acc-00042", " ACC-00042"..."""
+    n = records.height
+    account = _patch(records["account"], _pick(rng, n, 0.04), _unhyphenated)
+    account = _patch(account, _pick(rng, n, 0.04), _lower)
+    return _patch(account, _pick(rng, n, 0.03), _padded(rng))
+
+
+def _unhyphenated(values: pl.Series) -> pl.Series:
+    return values.str.replace_all("-", "", literal=True)
+
+
+def _company_field(records: pl.DataFrame, rng: np.random.Generator) -> pl.Series:
+    """Employer names as people type them: "Acme Corporation", "Acme", "ACME, Inc."..."""
+    return _patch(records["company"], _pick(rng, records.height, 0.30), _retyped_company(rng))
+
+
+def _retyped_company(rng: np.random.Generator) -> Callable[[pl.Series], pl.Series]:
+    """Transform keeping a company's bare name, maybe shouted, with any legal ending or none."""
+    endings = ("", *names.LEGAL_SUFFIXES)
+    weights = np.array([0.35] + [0.65 / len(names.LEGAL_SUFFIXES)] * len(names.LEGAL_SUFFIXES))
+
+    def retype(values: pl.Series) -> pl.Series:
+        n = len(values)
+        bare = _patch(values.str.replace(_LEGAL_ENDING, ""), _pick(rng, n, 0.25), _upper)
+        return bare + _labels(endings, rng.choice(len(endings), n, p=weights))
+
+    return retype
+
+
 def _street_field(records: pl.DataFrame, rng: np.random.Generator) -> pl.Series:
     n = records.height
     spelled_out = pl.Series(rng.random(n) < 0.3)
@@ -853,12 +927,15 @@ _PHONES = ("mobile", "landline")
 _NAMES = ("first", "nickname", "last")
 _CONTACT = _EMAILS + _PHONES + _NAMES
 _STREET = ("house_number", "street_name", "suffix_full", "suffix_short", "apartment")
+_CRM_EXTRA = ("dob", "postcode", "city", "account", "job_title")
 
 
 def _crm(people: pl.DataFrame, owners: np.ndarray, rng: np.random.Generator) -> pl.DataFrame:
-    records = _records(people, owners, _CONTACT + _STREET + ("dob", "postcode", "city"))
+    records = _records(people, owners, _CONTACT + _STREET + _CRM_EXTRA)
     n = records.height
+    side = _side_stream(rng)
     first, last = _name_fields(records, rng, _CRM_NAMES)
+    buyer = records["account"].is_not_null().to_numpy()
     frame = pl.DataFrame(
         {
             "_person": owners,
@@ -873,13 +950,17 @@ def _crm(people: pl.DataFrame, owners: np.ndarray, rng: np.random.Generator) -> 
                 _patch(records["city"], _pick(rng, n, 0.04), _upper), _pick(rng, n, 0.02), _nulls
             ),
             "created_at": _datetimes(rng, n),
+            "account_id": _account_field(records, side),
+            "job_title": _patch(_masked(records["job_title"], buyer), _pick(side, n, 0.03), _nulls),
         }
     ).sort("created_at", maintain_order=True)
     frame = frame.select(
         "_person",
         _serial("C", 7).alias("customer_id"),
-        pl.exclude("_person", "created_at"),
+        pl.exclude("_person", "created_at", "account_id", "job_title"),
         pl.col("created_at").dt.strftime("%Y-%m-%d %H:%M:%S"),
+        "account_id",
+        "job_title",
     )
     return _with_malformed_rows(frame, "customer_id", rng)
 
@@ -954,10 +1035,11 @@ def _pos(people: pl.DataFrame, owners: np.ndarray, rng: np.random.Generator) -> 
 
 
 def _marketing(people: pl.DataFrame, owners: np.ndarray, rng: np.random.Generator) -> pl.DataFrame:
-    records = _records(people, owners, _CONTACT + ("company",))
+    records = _records(people, owners, _CONTACT + ("company", "latest_title"))
     n = records.height
+    side = _side_stream(rng)
     first, last = _name_fields(records, rng, _MARKETING_NAMES)
-    company = _patch(records["company"], _pick(rng, n, 0.05), _upper)
+    company = _patch(_company_field(records, side), _pick(rng, n, 0.05), _upper)
     frame = pl.DataFrame(
         {
             "_person": owners,
@@ -968,6 +1050,11 @@ def _marketing(people: pl.DataFrame, owners: np.ndarray, rng: np.random.Generato
             "Company": _patch(company, _pick(rng, n, 0.10), _nulls),
             "Opt-in Date": _dates(rng, n),
         }
+    )
+    title = _masked(records["latest_title"], frame["Company"].is_not_null().to_numpy())
+    frame = frame.insert_column(
+        frame.get_column_index("Company") + 1,
+        _patch(title, _pick(side, n, 0.03), _nulls).alias("Job Title"),
     ).sort("Opt-in Date", maintain_order=True)
     return frame.select(
         "_person",

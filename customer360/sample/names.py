@@ -656,6 +656,36 @@ COMPANIES: tuple[tuple[str, str], ...] = (
 )
 """Employers as (display name, email domain); work addresses use the domain."""
 
+LEGAL_SUFFIXES: tuple[str, ...] = (
+    " Inc",
+    " Inc.",
+    ", Inc.",
+    " LLC",
+    " Ltd",
+    " Ltd.",
+    " Corp",
+    " Corp.",
+    " Corporation",
+    " Co.",
+)
+"""Legal-form endings as typed after a company's bare name: "Acme Inc", "Acme, Inc.", ..."""
+
+JOB_TITLES: tuple[str, ...] = (
+    "Buyer",
+    "Office Manager",
+    "Procurement Manager",
+    "Purchasing Agent",
+    "Analyst",
+    "Operations Manager",
+    "Account Manager",
+    "Executive Assistant",
+    "IT Director",
+    "Facilities Manager",
+    "Finance Director",
+    "Owner",
+)
+"""Job titles of the people who buy for their employer, most common first."""
+
 RETAILER_DOMAIN = "harborandpine.com"
 """The retailer's own domain: staff type noreply@ it when a customer will not give an email."""
 

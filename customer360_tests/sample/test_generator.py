@@ -28,6 +28,8 @@ COLUMNS = {
         "postcode",
         "city",
         "created_at",
+        "account_id",
+        "job_title",
     ],
     "ecommerce_orders": [
         "order_id",
@@ -61,6 +63,7 @@ COLUMNS = {
         "First Name",
         "Last Name",
         "Company",
+        "Job Title",
         "Opt-in Date",
     ],
     "erp_customers": ["CUST_NO", "EMAIL_ADDR", "TEL", "NAME", "ZIP", "LAST_CHANGE"],
@@ -92,6 +95,19 @@ PHONES = {
     "erp_customers": "TEL",
     "web_signups": "phone",
 }
+
+
+LEGAL_ENDING = r",?\s+(?:INC|LLC|LTD|CORP|CORPORATION|CO|COMPANY)\.?$"
+
+
+def company_key(name: pl.Expr) -> pl.Expr:
+    """Company name reduced to its bare, upper-case, alphanumeric core: ACME, Inc. -> ACME."""
+    upper = name.str.strip_chars().str.to_uppercase()
+    return upper.str.replace(LEGAL_ENDING, "").str.replace_all("[^A-Z0-9]", "")
+
+
+def account_key(account: pl.Expr) -> pl.Expr:
+    return account.str.to_uppercase().str.replace_all("[^A-Z0-9]", "")
 
 
 def _read_duckdb(path: Path) -> pl.DataFrame:
@@ -301,3 +317,92 @@ def test_marketing_sheet_respects_the_row_cap(
 def test_rejects_non_positive_sizes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="records must be positive"):
         generate_sample(tmp_path, records=0)
+
+
+def employers(root: Path) -> pl.DataFrame:
+    """person_id -> company key, from work-domain emails anywhere and the marketing Company."""
+    domains = pl.DataFrame(
+        {
+            "domain": [domain for _, domain in names.COMPANIES],
+            "name": [n for n, _ in names.COMPANIES],
+        }
+    ).select("domain", company=company_key(pl.col("name")))
+    emails = pl.concat(
+        [
+            with_truth(root, source).select(
+                "person_id",
+                domain=pl.col(column)
+                .cast(pl.String)
+                .str.strip_chars()
+                .str.to_lowercase()
+                .str.extract("@(.+)$"),
+            )
+            for source, column in EMAILS.items()
+        ]
+    ).join(domains, on="domain")
+    marketing = with_truth(root, "marketing_contacts").select(
+        "person_id", company=company_key(pl.col("Company"))
+    )
+    return pl.concat([emails.select("person_id", "company"), marketing]).drop_nulls().unique()
+
+
+def test_each_b2b_account_belongs_to_exactly_one_company(sample: SampleSummary) -> None:
+    raw = read_source(sample.out_dir, "crm_customers")["account_id"].drop_nulls()
+    assert 0.1 < raw.len() / sample.records["crm_customers"] < 0.4
+    assert raw.str.contains(r"^ACC-\d{5}$").mean() > 0.7
+    assert (~raw.str.contains(r"^ACC-\d{5}$")).any(), "some account ids carry format noise"
+    crm = (
+        with_truth(sample.out_dir, "crm_customers")
+        .filter(pl.col("account_id").is_not_null())
+        .select("person_id", account=account_key(pl.col("account_id")))
+    )
+    assert crm["account"].str.contains(r"^ACC\d{5}$").all()
+    per_person = crm.group_by("person_id").agg(pl.col("account").n_unique())
+    assert (per_person["account"] == 1).all()
+    staff = crm.group_by("account").agg(pl.col("person_id").n_unique().alias("people"))
+    assert staff.filter(pl.col("people") >= 2).height >= 5
+    linked = crm.join(employers(sample.out_dir), on="person_id").unique()
+    companies = linked.group_by("account").agg(pl.col("company").n_unique())
+    assert companies.height >= 10
+    assert (companies["company"] == 1).all(), "people sharing an account share an employer"
+    accounts = linked.group_by("company").agg(pl.col("account").n_unique())
+    assert (accounts["account"] == 1).all(), "an employer has a single account"
+
+
+def test_job_titles_appear_only_alongside_a_company(sample: SampleSummary) -> None:
+    crm = read_source(sample.out_dir, "crm_customers")
+    marketing = read_source(sample.out_dir, "marketing_contacts")
+    titled = crm.filter(pl.col("job_title").is_not_null())
+    assert titled.height > 0
+    assert titled["account_id"].null_count() == 0
+    assert titled["job_title"].is_in(list(names.JOB_TITLES)).all()
+    with_company = marketing.filter(pl.col("Company").is_not_null())
+    assert marketing.filter(pl.col("Company").is_null())["Job Title"].is_null().all()
+    assert with_company["Job Title"].is_not_null().mean() > 0.9
+    assert with_company["Job Title"].drop_nulls().is_in(list(names.JOB_TITLES)).all()
+    both = (
+        with_truth(sample.out_dir, "crm_customers")
+        .select("person_id", crm_title="job_title")
+        .join(
+            with_truth(sample.out_dir, "marketing_contacts").select(
+                "person_id", marketing_title="Job Title"
+            ),
+            on="person_id",
+        )
+        .drop_nulls()
+    )
+    same = both["crm_title"] == both["marketing_title"]
+    assert both.height >= 10
+    assert same.mean() > 0.5, "mostly the CRM title (some people moved on to a newer one)"
+
+
+def test_marketing_company_names_carry_legal_suffix_and_case_noise(sample: SampleSummary) -> None:
+    company = read_source(sample.out_dir, "marketing_contacts")["Company"].drop_nulls()
+    canonical = [name for name, _ in names.COMPANIES]
+    keys = pl.select(company_key(pl.lit(pl.Series(canonical)))).to_series()
+    spelled = company.to_frame("raw").with_columns(key=company_key(pl.col("raw")))
+    assert spelled["key"].is_in(keys.implode()).all()
+    assert (~company.is_in(canonical)).mean() > 0.1
+    assert (company == company.str.to_uppercase()).any()
+    spellings = spelled.group_by("key").agg(pl.col("raw").str.to_lowercase().n_unique())
+    assert spellings.filter(pl.col("raw") >= 2).height >= 2
