@@ -49,9 +49,14 @@ def build_records(
     """
     staged = [_stage_source(spec, spec.source(name), raw) for name, raw in extracts.items()]
     accepted, rejected = zip(*staged, strict=True) if staged else ((), ())
-    columns = PROVENANCE_COLUMNS + list(spec.identifier_types) + spec.attribute_names
+    columns = (
+        PROVENANCE_COLUMNS + list(spec.identifier_types) + spec.attribute_names + spec.measure_names
+    )
     records = pl.concat(
-        [frame.select([_column_or_null(frame, c) for c in columns]) for frame in accepted],
+        [
+            frame.select([_column_or_null(frame, c, c in spec.measure_names) for c in columns])
+            for frame in accepted
+        ],
         how="vertical_relaxed",
     ).sort(["trust", "updated_at", "entity_key"], nulls_last=True)
     quarantine = pl.concat(
@@ -60,10 +65,11 @@ def build_records(
     return records, quarantine
 
 
-def _column_or_null(frame: pl.DataFrame, column: str) -> pl.Expr:
+def _column_or_null(frame: pl.DataFrame, column: str, numeric: bool) -> pl.Expr:
+    """The column, or nulls of its type (text, or Float64 for measures) where unmapped."""
     if column in frame.columns:
         return pl.col(column)
-    return pl.lit(None, dtype=pl.String).alias(column)
+    return pl.lit(None, dtype=pl.Float64 if numeric else pl.String).alias(column)
 
 
 def _stage_source(
@@ -81,7 +87,8 @@ def _stage_source(
         pl.col("reason"),
         pl.col("_raw").struct.json_encode().alias("raw_record"),
     )
-    accepted = flagged.filter(pl.col("reason").is_null()).drop(["reason", "updated_at_raw", "_raw"])
+    helper_columns = ["reason", "updated_at_raw", "_raw", *_raw_names(source)]
+    accepted = flagged.filter(pl.col("reason").is_null()).drop(helper_columns)
     return accepted, quarantine
 
 
@@ -100,8 +107,13 @@ def _map_columns(spec: Spec, source: Source, raw: pl.DataFrame) -> pl.DataFrame:
             if source.updated_at
             else pl.lit(None, dtype=pl.String)
         )
+        measures = [
+            _clean_text(mapping_expr(mapping, raw.columns), missing_tokens).alias(raw_name)
+            for raw_name, mapping in zip(_raw_names(source), source.measures.values(), strict=True)
+        ]
         return raw.select(
             *mapped,
+            *measures,
             pl.struct(raw_columns).alias("_raw"),
             pl.lit(source.name).alias("source"),
             pl.col(source.key).str.strip_chars().alias("record_key"),
@@ -113,6 +125,10 @@ def _map_columns(spec: Spec, source: Source, raw: pl.DataFrame) -> pl.DataFrame:
             (pl.col("source") + ":" + pl.col("record_key")).alias("entity_key"),
             _parse_timestamp(pl.col("updated_at_raw"), source.updated_at_format).alias(
                 "updated_at"
+            ),
+            *(
+                _parse_number(pl.col(raw_name)).alias(measure)
+                for measure, raw_name in zip(source.measures, _raw_names(source), strict=True)
             ),
         )
     except pl.exceptions.PolarsError as exc:
@@ -140,10 +156,20 @@ def _parse_timestamp(text: pl.Expr, fmt: str | None) -> pl.Expr:
     )
 
 
+def _raw_names(source: Source) -> list[str]:
+    """Names of the columns holding measures' text before it is parsed."""
+    return [f"{measure}_raw" for measure in source.measures]
+
+
+def _parse_number(text: pl.Expr) -> pl.Expr:
+    """A number from text such as '1,234.50' or '$ 99' (currency signs and separators go)."""
+    return text.str.replace_all(r"[\s,$€£¥]", "").cast(pl.Float64, strict=False)
+
+
 def _row_problem(source: Source) -> pl.Expr:
     """Why a row cannot be accepted on its own, or null."""
     fmt = source.updated_at_format or "ISO 8601 or MM/DD/YYYY"
-    return (
+    problem = (
         pl.when(pl.col("record_key").is_null() | (pl.col("record_key") == ""))
         .then(pl.lit(f"missing record key in column '{source.key}'"))
         .when(pl.col("updated_at_raw").is_not_null() & pl.col("updated_at").is_null())
@@ -156,8 +182,17 @@ def _row_problem(source: Source) -> pl.Expr:
                 pl.lit(fmt),
             )
         )
-        .otherwise(None)
     )
+    for measure, raw_name in zip(source.measures, _raw_names(source), strict=True):
+        problem = problem.when(pl.col(raw_name).is_not_null() & pl.col(measure).is_null()).then(
+            pl.format(
+                "unparseable number '{}' for measure '{}' (column '{}')",
+                pl.col(raw_name),
+                pl.lit(measure),
+                pl.lit(source.measures[measure]),
+            )
+        )
+    return problem.otherwise(None)
 
 
 def _flag_duplicate_keys(frame: pl.DataFrame) -> pl.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -30,7 +31,8 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 # Names the resolution graph uses for its own assets and columns; a source or a mapped
 # field with one of these names would shadow them.
 RESERVED_NAMES = frozenset(
-    {
+    # output tables
+    [
         "records",
         "quarantine",
         "identifiers",
@@ -38,7 +40,13 @@ RESERVED_NAMES = frozenset(
         "skipped_groups",
         "membership",
         "clusters",
+        "traits",
+        "resolved_traits",
         "golden_profiles",
+        "golden_profile_history",
+        "customer_360",
+        "organizations",
+        "memberships",
         "resolution_metrics",
         "entity_key",
         "source",
@@ -54,7 +62,18 @@ RESERVED_NAMES = frozenset(
         "quality_score",
         "created_at",
         "last_updated_at",
-    }
+        "first_seen",
+        "last_seen",
+        "lifetime_value",
+        "days_since_last_activity",
+        "value_tier",
+        "lifecycle_status",
+        "organization_id",
+        "version",
+        "valid_from",
+        "valid_to",
+        "is_current",
+    ]
 )
 
 
@@ -145,6 +164,9 @@ class Source(_Strict):
     aliases: dict[str, str] = {}
     identifiers: dict[str, str] = {}
     attributes: dict[str, str] = {}
+    measures: dict[str, str] = Field(
+        default={}, description="numeric measure name → column or expression (e.g. order value)"
+    )
     sheet: str | None = None
     table: str | None = None
     encoding: Literal["utf8", "utf8-lossy", "latin1"] = "utf8"
@@ -183,6 +205,106 @@ class Quality(_Strict):
     max_cluster_size: Annotated[int, Field(ge=1)] = 50
 
 
+class ValueTier(_Strict):
+    """A value tier: customers whose value measure is above ``above`` (the last tier,
+    without ``above``, takes everyone else)."""
+
+    name: str
+    above: float | None = None
+
+
+class LifecycleStage(_Strict):
+    """A lifecycle stage: last activity within ``within_days`` of the as-of date (the last
+    stage, without ``within_days``, takes everyone else)."""
+
+    name: str
+    within_days: Annotated[int, Field(ge=0)] | None = None
+
+
+def _ordered_bands(bands: list, threshold: str, descending: bool) -> list:
+    """Bands must end with exactly one catch-all and have ordered thresholds."""
+    if not bands or getattr(bands[-1], threshold) is not None:
+        raise ValueError(f"the last entry must have no '{threshold}': it takes everyone else")
+    limits = [getattr(b, threshold) for b in bands[:-1]]
+    if any(limit is None for limit in limits):
+        raise ValueError(f"only the last entry may omit '{threshold}'")
+    if limits != sorted(limits, reverse=descending):
+        order = "descending" if descending else "ascending"
+        raise ValueError(f"'{threshold}' values must be in {order} order")
+    return bands
+
+
+class CustomerView(_Strict):
+    """How the customer_360 table computes value and lifecycle segments."""
+
+    as_of: datetime | None = Field(
+        default=None, description="reference date; default: the latest update in the data"
+    )
+    value_measure: str | None = Field(
+        default=None, description="the measure summed as lifetime value (default: the first)"
+    )
+    value_tiers: list[ValueTier] = [
+        ValueTier(name="Platinum", above=10_000),
+        ValueTier(name="Gold", above=5_000),
+        ValueTier(name="Silver", above=1_000),
+        ValueTier(name="Bronze"),
+    ]
+    lifecycle: list[LifecycleStage] = [
+        LifecycleStage(name="Active", within_days=30),
+        LifecycleStage(name="At Risk", within_days=90),
+        LifecycleStage(name="Churned"),
+    ]
+
+    @field_validator("value_tiers")
+    @classmethod
+    def _tiers_ordered(cls, tiers: list[ValueTier]) -> list[ValueTier]:
+        return _ordered_bands(tiers, "above", descending=True)
+
+    @field_validator("lifecycle")
+    @classmethod
+    def _stages_ordered(cls, stages: list[LifecycleStage]) -> list[LifecycleStage]:
+        return _ordered_bands(stages, "within_days", descending=False)
+
+
+FREE_MAIL_DOMAINS = [
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "hotmail.com",
+    "outlook.com",
+    "live.com",
+    "msn.com",
+    "aol.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "proton.me",
+    "protonmail.com",
+    "gmx.com",
+    "mail.com",
+    "yandex.com",
+    "zoho.com",
+    "comcast.net",
+    "verizon.net",
+]
+
+
+class Organizations(_Strict):
+    """People resolved into the organizations they belong to.
+
+    Organization identifiers come from person records: the domain of a work email (the
+    identifier type named by ``email_identifier``; free-mail domains excluded), the
+    normalized company name (attribute ``company_attribute``) and an account id
+    (attribute ``account_attribute``).
+    """
+
+    email_identifier: str | None = "email"
+    company_attribute: str | None = "company"
+    account_attribute: str | None = None
+    role_attribute: str | None = None
+    free_mail_domains: list[str] = FREE_MAIL_DOMAINS
+
+
 class Truth(_Strict):
     """A ground-truth file mapping records to real people, for pairwise precision/recall."""
 
@@ -213,6 +335,8 @@ class Spec(_Strict):
     survivorship: Survivorship = Survivorship()
     quality: Quality = Quality()
     truth: Truth | None = None
+    customer_360: CustomerView = CustomerView()
+    organizations: Organizations | None = None
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     def resolve(self, path: str) -> Path:
@@ -227,6 +351,11 @@ class Spec(_Strict):
     def attribute_names(self) -> list[str]:
         """Every mapped attribute, in first-seen order across sources."""
         return list(dict.fromkeys(a for s in self.sources for a in s.attributes))
+
+    @property
+    def measure_names(self) -> list[str]:
+        """Every numeric measure, in first-seen order across sources."""
+        return list(dict.fromkeys(m for s in self.sources for m in s.measures))
 
     @property
     def golden_fields(self) -> list[str]:
@@ -308,18 +437,49 @@ def _reference_problems(spec: Spec) -> list[str]:
                     f"{where}.identifiers.{id_type}: unknown identifier type; "
                     f"define it under identifier_types or use one of: {known_types}"
                 )
+        for measure in source.measures:
+            if measure in spec.identifier_types or measure in spec.attribute_names:
+                problems.append(
+                    f"{where}.measures.{measure}: name clashes with an identifier type or "
+                    "an attribute; rename the measure"
+                )
         for attribute in source.attributes:
             if attribute in spec.identifier_types or attribute in RESERVED_NAMES:
                 problems.append(
                     f"{where}.attributes.{attribute}: name clashes with an identifier type or "
                     "an output column; rename the attribute"
                 )
+    view = spec.customer_360
+    if view.value_measure and view.value_measure not in spec.measure_names:
+        problems.append(
+            f"customer_360.value_measure: no source defines measure '{view.value_measure}'; "
+            f"use one of: {', '.join(spec.measure_names) or '(add sources[].measures first)'}"
+        )
+    if spec.organizations:
+        problems += _organization_problems(spec, spec.organizations)
     fields = set(spec.golden_fields)
     for field in spec.survivorship.attributes:
         if field not in fields:
             problems.append(
                 f"survivorship.attributes.{field}: no such golden field; "
                 f"use one of: {', '.join(spec.golden_fields)}"
+            )
+    return problems
+
+
+def _organization_problems(spec: Spec, orgs: Organizations) -> list[str]:
+    problems = []
+    if orgs.email_identifier and orgs.email_identifier not in spec.identifier_types:
+        problems.append(
+            f"organizations.email_identifier: unknown identifier type '{orgs.email_identifier}'; "
+            f"use one of: {', '.join(spec.identifier_types)}"
+        )
+    for key in ("company_attribute", "account_attribute", "role_attribute"):
+        attribute = getattr(orgs, key)
+        if attribute and attribute not in spec.attribute_names:
+            problems.append(
+                f"organizations.{key}: no source maps attribute '{attribute}'; map it under "
+                "sources[].attributes or remove the key"
             )
     return problems
 

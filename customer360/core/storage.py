@@ -52,15 +52,20 @@ class ArtifactStore:
     def write(self, table: str, frame: pl.DataFrame) -> Path:
         """Atomically replace a table's Parquet file, then make sure its view exists."""
         target = self.path(table)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            frame.write_parquet(temporary, compression="zstd", statistics=True)
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
+        _write_atomically(frame, target)
         self._ensure_view(table, target)
         return target
+
+    def state_path(self, name: str) -> Path:
+        return self.root / "state" / f"{name}.parquet"
+
+    def write_state(self, name: str, frame: pl.DataFrame) -> None:
+        """Internal state kept between runs (no DuckDB view: it is not an output)."""
+        _write_atomically(frame, self.state_path(name))
+
+    def read_state(self, name: str) -> pl.DataFrame | None:
+        path = self.state_path(name)
+        return pl.read_parquet(path) if path.is_file() else None
 
     def read(self, table: str) -> pl.DataFrame:
         if not self.exists(table):
@@ -94,6 +99,17 @@ class ArtifactStore:
                 yield con
             finally:
                 con.close()
+
+
+def _write_atomically(frame: pl.DataFrame, target: Path) -> None:
+    """Write to a temporary file beside the target, then rename it over the target."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        frame.write_parquet(temporary, compression="zstd", statistics=True)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _connect_with_retry(database: Path) -> duckdb.DuckDBPyConnection:
