@@ -1,41 +1,79 @@
-"""The profiles group: the golden profile of every resolved customer."""
+"""The profiles group: traits, survivorship and the golden profile of every customer."""
 
 import dagster as dg
 import polars as pl
 from dagster import AssetExecutionContext
 
+from customer360.core.golden import build_golden_profiles
 from customer360.core.spec import Spec
-from customer360.core.survivorship import build_golden_profiles
+from customer360.core.survivorship import resolve_traits
+from customer360.core.traits import build_traits
 
 GROUP = "profiles"
+KINDS = {"polars", "parquet", "duckdb"}
 
 
 def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
+    owners = [spec.settings.owner]
     strategies = ", ".join(f"{field}: {spec.strategy(field)}" for field in spec.golden_fields)
 
     @dg.asset(
         group_name=GROUP,
-        kinds={"polars", "parquet", "duckdb"},
-        owners=[spec.settings.owner],
+        kinds=KINDS,
+        owners=owners,
         description=(
-            "One golden profile per resolved_id: the surviving value of every identifier "
-            "(<type>_primary) and attribute with the source it came from, a data-quality "
-            "score and audit columns. Survivorship — " + strategies + "."
+            "Every observation of a golden-profile attribute in long form: entity_key, "
+            "attribute, value, observed_at, source, trust. Identifiers appear as "
+            "<type>_primary with their normalized value, unless invalid or excluded."
         ),
     )
-    def golden_profiles(
+    def traits(records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
+        return build_traits(spec, records, identifiers)
+
+    @dg.asset(
+        group_name=GROUP,
+        kinds=KINDS,
+        owners=owners,
+        description=(
+            "The surviving value per resolved_id and attribute, with the strategy, source, "
+            "record (entity_key) and time of the observation that won, and whether the "
+            "cluster's records disagreed. Survivorship — " + strategies + "."
+        ),
+    )
+    def resolved_traits(
         context: AssetExecutionContext,
+        traits: pl.DataFrame,
         records: pl.DataFrame,
-        identifiers: pl.DataFrame,
         membership: pl.DataFrame,
         clusters: pl.DataFrame,
     ) -> pl.DataFrame:
         """``clusters`` is an input so that its blocking size check gates this asset."""
-        profiles = build_golden_profiles(spec, records, identifiers, membership)
+        resolved = resolve_traits(spec, traits, records, membership)
+        context.add_output_metadata(
+            {"clusters": clusters.height, "conflicts": int(resolved.get_column("conflict").sum())}
+        )
+        return resolved
+
+    @dg.asset(
+        group_name=GROUP,
+        kinds=KINDS,
+        owners=owners,
+        description=(
+            "One golden profile per resolved_id: the surviving value of every identifier "
+            "(<type>_primary) and attribute with the source it came from, a data-quality "
+            "score and audit columns."
+        ),
+    )
+    def golden_profiles(
+        context: AssetExecutionContext,
+        resolved_traits: pl.DataFrame,
+        records: pl.DataFrame,
+        membership: pl.DataFrame,
+    ) -> pl.DataFrame:
+        profiles = build_golden_profiles(spec, resolved_traits, records, membership)
         context.add_output_metadata(
             {
                 "profiles": profiles.height,
-                "clusters": clusters.height,
                 "mean_quality_score": float(profiles.get_column("quality_score").mean() or 0.0),
                 "with_conflicts": int(
                     (profiles.get_column("conflict_rules_applied").list.len() > 0).sum()
@@ -44,4 +82,4 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         )
         return profiles
 
-    return [golden_profiles]
+    return [traits, resolved_traits, golden_profiles]

@@ -7,13 +7,22 @@ from datetime import datetime
 import polars as pl
 import pytest
 
+from customer360.core.golden import build_golden_profiles as golden_from_traits
 from customer360.core.identifiers import build_identifiers
-from customer360.core.survivorship import build_golden_profiles
+from customer360.core.survivorship import resolve_traits
+from customer360.core.traits import build_traits
 
 from .conftest import make_spec, records_frame
 
 ATTRIBUTES = ["first_name", "city", "nickname", "middle_name"]
 COLUMNS = ["email", "phone", *ATTRIBUTES]
+
+
+def build_golden_profiles(spec, records, identifiers, membership) -> pl.DataFrame:
+    """The profiles chain: traits → resolved traits → golden profiles."""
+    traits = build_traits(spec, records, identifiers)
+    resolved = resolve_traits(spec, traits, records, membership)
+    return golden_from_traits(spec, resolved, records, membership)
 
 
 def golden_spec(strategies: dict[str, str] | None = None, default: str = "trust"):
@@ -232,3 +241,24 @@ def test_spec_with_identifiers_only():
     assert golden.select("resolved_id", "email_primary", "record_count").rows() == [
         ("crm:1", "a@x.io", 2),
     ]
+
+
+def test_traits_and_resolved_traits_keep_every_observation_and_the_winner():
+    spec = golden_spec(STRATEGIES)
+    records = records_frame(ONE_PERSON, columns=COLUMNS)
+    identifiers = build_identifiers(spec, records)
+    traits = build_traits(spec, records, identifiers)
+    emails = traits.filter(pl.col("attribute") == "email_primary")
+    # the excluded noreply address is no observation; both real ones are
+    assert sorted(emails.get_column("value")) == ["ann@example.com", "ann@example.com"]
+    assert traits.filter(pl.col("attribute") == "first_name").height == 3
+    membership = pl.DataFrame(
+        {"entity_key": ["crm:1", "crm:2", "shop:3"], "resolved_id": ["crm:1"] * 3}
+    )
+    resolved = resolve_traits(spec, traits, records, membership)
+    city = resolved.filter(pl.col("attribute") == "city").row(0, named=True)
+    assert (city["value"], city["strategy"], city["entity_key"]) == (
+        "Chicago", "most_recent", "shop:3"
+    )
+    assert city["observed_at"] == datetime(2024, 6, 1)
+    assert city["conflict"] is True
