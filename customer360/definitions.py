@@ -14,9 +14,11 @@ import dagster as dg
 
 from customer360.core.spec import Spec, load_spec
 from customer360.core.storage import ARTIFACTS_ENV_VAR, ArtifactStore
+from customer360.defs.analytics import build_analytics_assets
 from customer360.defs.checks import build_checks
 from customer360.defs.io_manager import ParquetDuckDBIOManager
 from customer360.defs.monitoring import build_monitoring_assets
+from customer360.defs.output_checks import build_output_checks
 from customer360.defs.profiles import build_profile_assets
 from customer360.defs.resolution import build_resolution_assets
 from customer360.defs.sources import build_source_assets
@@ -31,10 +33,12 @@ def artifacts_dir(spec: Spec) -> Path:
 
 
 def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
+    store = ArtifactStore(artifacts)
     assets = [
         *build_source_assets(spec),
         *build_resolution_assets(spec),
         *build_profile_assets(spec),
+        *build_analytics_assets(spec, store),
         *build_monitoring_assets(spec),
     ]
     job = dg.define_asset_job(
@@ -44,7 +48,7 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=assets,
-        asset_checks=build_checks(spec, ArtifactStore(artifacts)),
+        asset_checks=[*build_checks(spec, store), *build_output_checks(spec, store)],
         jobs=[job],
         resources={"io_manager": ParquetDuckDBIOManager(artifacts_dir=str(artifacts))},
         # One process for the whole run: the steps pass large frames through Parquet

@@ -30,3 +30,10 @@ def test_default_spec_resolves_a_generated_sample(tmp_path: Path) -> None:
     assert 0.6 < figures["pairwise_recall"] < 1.0
     assert figures["clusters"] == run.table("golden_profiles").height
     assert figures["quarantined_rows"] > 0
+
+    organizations, memberships = run.table("organizations"), run.table("memberships")
+    assert organizations.height >= 10  # the sample's companies, found from domains and accounts
+    assert memberships.height > organizations.height
+    assert memberships.get_column("role").is_not_null().any()
+    spend = run.table("customer_360").get_column("lifetime_value")
+    assert spend.sum() > 0 and spend.min() >= 0

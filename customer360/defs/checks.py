@@ -10,27 +10,32 @@ from customer360.core.storage import ArtifactStore
 from customer360.defs.schemas import IdentifiersSchema
 
 
+def key_check(store: ArtifactStore, table: str, key: list[str]) -> dg.AssetChecksDefinition:
+    """A table's key is never null and never repeated."""
+
+    @dg.asset_check(
+        asset=table,
+        name="keys_unique_not_null",
+        description=f"No null and no duplicate ({', '.join(key)}).",
+    )
+    def keys_unique_not_null() -> dg.AssetCheckResult:
+        keys = pl.scan_parquet(store.path(table)).select(key)
+        counts = keys.select(
+            pl.any_horizontal(pl.col(key).is_null()).sum().alias("rows_with_null_key"),
+            (pl.len() - pl.struct(key).n_unique()).alias("duplicate_keys"),
+        ).collect()
+        figures = {name: int(value) for name, value in counts.row(0, named=True).items()}
+        return dg.AssetCheckResult(passed=not any(figures.values()), metadata=figures)
+
+    return keys_unique_not_null
+
+
 def build_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecksDefinition]:
     source_names = [source.name for source in spec.sources]
     max_size = spec.quality.max_cluster_size
 
     def scan(table: str) -> pl.LazyFrame:
         return pl.scan_parquet(store.path(table))
-
-    @dg.asset_check(asset="membership", description="No null or duplicate entity_key.")
-    def membership_keys_unique() -> dg.AssetCheckResult:
-        counts = (
-            scan("membership")
-            .select(
-                pl.col("entity_key").null_count().alias("nulls"),
-                (pl.len() - pl.col("entity_key").n_unique()).alias("duplicates"),
-            )
-            .collect()
-            .row(0, named=True)
-        )
-        return dg.AssetCheckResult(
-            passed=counts["nulls"] == 0 and counts["duplicates"] == 0, metadata=counts
-        )
 
     @dg.asset_check(
         asset="membership",
@@ -124,7 +129,7 @@ def build_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecksDefinit
         return dg.AssetCheckResult(passed=True)
 
     return [
-        membership_keys_unique,
+        key_check(store, "membership", ["entity_key"]),
         every_record_resolved,
         rows_reconcile,
         largest_cluster_within_limit,

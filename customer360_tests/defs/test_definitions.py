@@ -21,16 +21,24 @@ EXPECTED_GROUPS = {
     "skipped_groups": "resolution",
     "membership": "resolution",
     "clusters": "resolution",
+    "traits": "profiles",
+    "resolved_traits": "profiles",
     "golden_profiles": "profiles",
+    "golden_profile_history": "analytics",
+    "customer_360": "analytics",
     "resolution_metrics": "monitoring",
 }
 EXPECTED_CHECKS = {
-    ("membership", "membership_keys_unique"),
+    ("membership", "keys_unique_not_null"),
     ("membership", "every_record_resolved"),
     ("records", "rows_reconcile"),
     ("clusters", "largest_cluster_within_limit"),
     ("golden_profiles", "one_profile_per_cluster"),
     ("identifiers", "identifiers_schema"),
+    ("golden_profiles", "keys_unique_not_null"),
+    ("customer_360", "keys_unique_not_null"),
+    ("customer_360", "fresh_against_inputs"),
+    ("golden_profile_history", "one_current_version"),
 }
 
 

@@ -1,0 +1,101 @@
+"""Checks on the customer-facing outputs: keys, relationships, history and freshness."""
+
+import dagster as dg
+import polars as pl
+
+from customer360.core.spec import Spec
+from customer360.core.storage import ArtifactStore
+from customer360.defs.checks import key_check
+
+CUSTOMER_360_INPUTS = ["golden_profiles", "records", "membership"]
+
+
+def build_output_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecksDefinition]:
+    def scan(table: str) -> pl.LazyFrame:
+        return pl.scan_parquet(store.path(table))
+
+    @dg.asset_check(
+        asset="golden_profile_history",
+        additional_deps=["golden_profiles"],
+        description="Exactly one current version per customer, and none for anyone else.",
+    )
+    def one_current_version() -> dg.AssetCheckResult:
+        current = scan("golden_profile_history").filter(pl.col("is_current")).select("resolved_id")
+        profiles = scan("golden_profiles").select("resolved_id")
+        figures = {
+            "customers_with_several_current_versions": current.group_by("resolved_id")
+            .len()
+            .filter(pl.col("len") > 1)
+            .select(pl.len())
+            .collect()
+            .item(),
+            "customers_without_current_version": profiles.join(
+                current, on="resolved_id", how="anti"
+            )
+            .select(pl.len())
+            .collect()
+            .item(),
+            "current_versions_of_unknown_customers": current.join(
+                profiles, on="resolved_id", how="anti"
+            )
+            .select(pl.len())
+            .collect()
+            .item(),
+        }
+        return dg.AssetCheckResult(passed=not any(figures.values()), metadata=figures)
+
+    @dg.asset_check(
+        asset="customer_360",
+        additional_deps=CUSTOMER_360_INPUTS,
+        description="customer_360 was written after every one of its inputs.",
+    )
+    def fresh_against_inputs() -> dg.AssetCheckResult:
+        written = store.path("customer_360").stat().st_mtime
+        stale_by = {
+            table: round(store.path(table).stat().st_mtime - written, 3)
+            for table in CUSTOMER_360_INPUTS
+            if store.path(table).stat().st_mtime > written
+        }
+        return dg.AssetCheckResult(
+            passed=not stale_by,
+            metadata={"inputs_newer_than_customer_360 (s)": dg.MetadataValue.json(stale_by)},
+        )
+
+    checks = [
+        key_check(store, "golden_profiles", ["resolved_id"]),
+        key_check(store, "customer_360", ["resolved_id"]),
+        one_current_version,
+        fresh_against_inputs,
+    ]
+    if spec.organizations:
+        checks += [
+            key_check(store, "organizations", ["organization_id"]),
+            key_check(store, "memberships", ["resolved_id", "organization_id"]),
+            _memberships_point_at_existing(store),
+        ]
+    return checks
+
+
+def _memberships_point_at_existing(store: ArtifactStore) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset="memberships",
+        additional_deps=["organizations", "golden_profiles"],
+        description="Every membership points at an existing customer and organization.",
+    )
+    def memberships_point_at_existing() -> dg.AssetCheckResult:
+        memberships = pl.scan_parquet(store.path("memberships"))
+        people = pl.scan_parquet(store.path("golden_profiles")).select("resolved_id")
+        orgs = pl.scan_parquet(store.path("organizations")).select("organization_id")
+        figures = {
+            "unknown_customers": memberships.join(people, on="resolved_id", how="anti")
+            .select(pl.len())
+            .collect()
+            .item(),
+            "unknown_organizations": memberships.join(orgs, on="organization_id", how="anti")
+            .select(pl.len())
+            .collect()
+            .item(),
+        }
+        return dg.AssetCheckResult(passed=not any(figures.values()), metadata=figures)
+
+    return memberships_point_at_existing
