@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from customer360.sample import SOURCE_FILES, generate_sample
@@ -37,3 +39,16 @@ def test_default_spec_resolves_a_generated_sample(tmp_path: Path) -> None:
     assert memberships.get_column("role").is_not_null().any()
     spend = run.table("customer_360").get_column("lifetime_value")
     assert spend.sum() > 0 and spend.min() >= 0
+
+
+def test_every_readme_query_runs_on_the_outputs(tmp_path: Path) -> None:
+    generate_sample(tmp_path / "data_sources", records=2_000, seed=3)
+    shutil.copy(REPO_ROOT / "customer360.yaml", tmp_path / "customer360.yaml")
+    run = run_job(tmp_path / "customer360.yaml", tmp_path / "artifacts")
+    readme = (REPO_ROOT / "README.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", readme, flags=re.DOTALL)
+    statements = [s.strip() for block in blocks for s in block.split(";") if s.strip()]
+    assert len(statements) >= 8
+    with duckdb.connect(str(run.store.database), read_only=True) as con:
+        for statement in statements:
+            con.execute(statement).fetchall()  # raises on any unknown table or column
