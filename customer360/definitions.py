@@ -15,6 +15,7 @@ import dagster as dg
 from customer360.core.spec import Spec, load_spec
 from customer360.core.storage import ARTIFACTS_ENV_VAR, ArtifactStore
 from customer360.defs.analytics import build_analytics_assets
+from customer360.defs.automation import build_batch_sensor, build_reconciliation_schedule
 from customer360.defs.checks import build_checks
 from customer360.defs.io_manager import ParquetDuckDBIOManager
 from customer360.defs.monitoring import build_monitoring_assets
@@ -50,6 +51,8 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
         assets=assets,
         asset_checks=[*build_checks(spec, store), *build_output_checks(spec, store)],
         jobs=[job],
+        sensors=[build_batch_sensor(spec, JOB_NAME)],
+        schedules=[build_reconciliation_schedule(JOB_NAME)],
         resources={"io_manager": ParquetDuckDBIOManager(artifacts_dir=str(artifacts))},
         # One process for the whole run: the steps pass large frames through Parquet
         # and gain nothing from a process each, and one writer never fights the lock.
