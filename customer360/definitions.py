@@ -37,7 +37,7 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
     store = ArtifactStore(artifacts)
     assets = [
         *build_source_assets(spec),
-        *build_resolution_assets(spec),
+        *build_resolution_assets(spec, store),
         *build_profile_assets(spec),
         *build_analytics_assets(spec, store),
         *build_monitoring_assets(spec),

@@ -3,15 +3,21 @@
 Components are found with scipy's compiled ``connected_components`` over a sparse
 adjacency matrix of integer record positions — one pass, no iterative SQL label
 propagation. A cluster's ``resolved_id`` is the entity_key of its first record in the
-canonical order of ``records`` (most trusted source, then earliest update).
+canonical order of ``records`` (most trusted source, then earliest update) on a first
+run, and is handed down from run to run after that (see :mod:`customer360.core.stable_ids`).
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from customer360.core.stable_ids import assign_resolved_ids
 
 CLUSTER_SCHEMA = {
     "resolved_id": pl.String,
@@ -31,8 +37,23 @@ def component_labels(node_count: int, sources: np.ndarray, targets: np.ndarray) 
     return labels
 
 
-def resolve_membership(records: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
-    """entity_key, source, record_key → resolved_id for every record, singletons included."""
+class Resolution(NamedTuple):
+    membership: pl.DataFrame
+    registry: pl.DataFrame  # every resolved_id ever issued (see core.stable_ids)
+
+
+def resolve_membership(
+    records: pl.DataFrame,
+    edges: pl.DataFrame,
+    previous: pl.DataFrame | None = None,
+    registry: pl.DataFrame | None = None,
+    now: datetime | None = None,
+) -> Resolution:
+    """entity_key, source, record_key → resolved_id for every record, singletons included.
+
+    ``previous`` (the last published membership) and ``registry`` make ids stable across
+    runs; without them every cluster is new and takes its first record's entity_key.
+    """
     positions = records.select("entity_key").with_row_index("position")
     ends = edges.select("entity_key_a", "entity_key_b")
     a = ends.join(positions, left_on="entity_key_a", right_on="entity_key", how="inner")
@@ -42,12 +63,11 @@ def resolve_membership(records: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFra
         ab.get_column("position").to_numpy(),
         ab.get_column("position_b").to_numpy(),
     )
-    return (
-        records.select("entity_key", "source", "record_key")
-        .with_columns(pl.Series("component", labels))
-        .with_columns(pl.col("entity_key").first().over("component").alias("resolved_id"))
-        .drop("component")
+    resolved_ids, registry = assign_resolved_ids(
+        records.get_column("entity_key"), labels, previous, registry, now or datetime.now()
     )
+    membership = records.select("entity_key", "source", "record_key").with_columns(resolved_ids)
+    return Resolution(membership, registry)
 
 
 def summarize_clusters(membership: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:

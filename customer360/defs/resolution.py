@@ -1,6 +1,8 @@
 """The resolution group: records → identifiers → identity_edges → membership/clusters.
 Each asset loads its inputs, calls one core function and reports what a person checks."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 import polars as pl
 from dagster import AssetExecutionContext
@@ -10,10 +12,13 @@ from customer360.core.edges import build_edges, skipped_groups
 from customer360.core.identifiers import build_identifiers
 from customer360.core.records import build_records
 from customer360.core.spec import Spec
+from customer360.core.stable_ids import accumulate_lineage, cluster_lineage
+from customer360.core.storage import ArtifactStore
 from customer360.defs.metadata import preview
 from customer360.defs.schemas import IdentifiersType
 
 GROUP = "resolution"
+ID_REGISTRY_STATE = "resolved_id_registry"
 KINDS = {"polars", "parquet", "duckdb"}
 
 
@@ -27,7 +32,7 @@ def _out(spec: Spec, description: str, **kwargs: object) -> dg.AssetOut:
     )
 
 
-def build_resolution_assets(spec: Spec) -> list[dg.AssetsDefinition]:
+def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefinition]:
     owners = [spec.settings.owner]
     source_ins = {source.name: dg.AssetIn(key=source.name) for source in spec.sources}
 
@@ -130,16 +135,39 @@ def build_resolution_assets(spec: Spec) -> list[dg.AssetsDefinition]:
                 spec,
                 "One row per resolved customer: size, sources, rules that linked it, edges.",
             ),
+            "cluster_lineage": _out(
+                spec,
+                "How each record's resolved_id changed: run, previous and new resolved_id "
+                "and change_type (NEW, MOVED, MERGED, SPLIT, UNCHANGED, REMOVED). Holds "
+                "every record of the latest run and the changes of earlier runs.",
+            ),
         },
     )
     def cluster_records(
         context: AssetExecutionContext, records: pl.DataFrame, identity_edges: pl.DataFrame
     ):
-        membership = resolve_membership(records, identity_edges)
+        previous = store.read("membership") if store.exists("membership") else None
+        now = datetime.now(UTC).replace(tzinfo=None)
+        membership, registry = resolve_membership(
+            records, identity_edges, previous, store.read_state(ID_REGISTRY_STATE), now
+        )
         clusters = summarize_clusters(membership, identity_edges)
+        lineage = cluster_lineage(previous, membership)
         sizes = clusters.get_column("size")
         context.log.info(f"{membership.height} records in {clusters.height} clusters")
+        store.write_state(ID_REGISTRY_STATE, registry)
         yield dg.Output(membership, "membership")
+        changes = lineage.group_by("change_type").len().sort("change_type")
+        yield dg.Output(
+            accumulate_lineage(
+                store.read("cluster_lineage") if store.exists("cluster_lineage") else None,
+                lineage,
+                context.run.run_id,
+                now,
+            ),
+            "cluster_lineage",
+            metadata={"changes": dg.MetadataValue.json(dict(changes.iter_rows()))},
+        )
         yield dg.Output(
             clusters,
             "clusters",

@@ -54,7 +54,7 @@ def test_component_labels_of_a_small_graph():
 def test_chained_edges_make_one_cluster_and_singletons_keep_their_key():
     records = ordered_records("crm:A", "shop:B", "web:C", "web:D")
     links = edges(("crm:A", "shop:B", "email"), ("shop:B", "web:C", "phone"))
-    membership = resolve_membership(records, links)
+    membership = resolve_membership(records, links).membership
     assert membership.columns == ["entity_key", "source", "record_key", "resolved_id"]
     assert resolved(membership) == {
         "crm:A": "crm:A",
@@ -69,14 +69,14 @@ def test_resolved_id_is_the_first_record_in_records_order():
     # The edge direction and key order do not matter: "t:9" comes first in records.
     records = ordered_records("t:9", "a:1", "a:2", "b:5", "b:6")
     links = edges(("a:1", "a:2", "email"), ("a:2", "t:9", "phone"), ("b:6", "b:5", "email"))
-    assert resolved(resolve_membership(records, links)) == {
+    assert resolved(resolve_membership(records, links).membership) == {
         "t:9": "t:9", "a:1": "t:9", "a:2": "t:9", "b:5": "b:5", "b:6": "b:5",
     }
 
 
 def test_no_edges_every_record_is_its_own_cluster():
     records = ordered_records("s:1", "s:2", "s:3")
-    membership = resolve_membership(records, edges())
+    membership = resolve_membership(records, edges()).membership
     assert resolved(membership) == {"s:1": "s:1", "s:2": "s:2", "s:3": "s:3"}
 
 
@@ -88,7 +88,7 @@ def test_summarize_clusters():
         ("shop:3", "web:4", "phone"),
         ("crm:5", "shop:6", "email"),
     )
-    membership = resolve_membership(records, links)
+    membership = resolve_membership(records, links).membership
     clusters = summarize_clusters(membership, links)
     assert clusters.schema == pl.Schema(CLUSTER_SCHEMA)
     assert clusters.rows() == [
@@ -100,7 +100,7 @@ def test_summarize_clusters():
 def test_summarize_clusters_with_singletons_sorted_by_size_then_id():
     records = ordered_records("s:c", "s:b", "s:a", "s:d")
     links = edges(("s:a", "s:d", "email"))
-    clusters = summarize_clusters(resolve_membership(records, links), links)
+    clusters = summarize_clusters(resolve_membership(records, links).membership, links)
     assert clusters.rows() == [
         ("s:a", 2, 1, ["s"], ["email_exact"], 1),
         ("s:b", 1, 1, ["s"], [], 0),
@@ -119,7 +119,7 @@ def test_walkthrough_resolves_to_five_people():
     )
     assert quarantine.is_empty()
     links = build_edges(records, build_identifiers(spec, records))
-    membership = resolve_membership(records, links)
+    membership = resolve_membership(records, links).membership
     groups: dict[str, set[str]] = {}
     for key, rid in resolved(membership).items():
         groups.setdefault(rid, set()).add(key.split(":")[1])

@@ -51,7 +51,7 @@ SKIPPED = pl.DataFrame(
 
 
 def metrics(scores=None) -> dict[tuple[str, str], float]:
-    membership = resolve_membership(RECORDS, EDGES)
+    membership = resolve_membership(RECORDS, EDGES).membership
     clusters = summarize_clusters(membership, EDGES)
     table = build_metrics(
         RECORDS, QUARANTINE, IDENTIFIERS, EDGES, SKIPPED, membership, clusters, scores
@@ -97,7 +97,7 @@ def test_pairwise_scores_are_added_when_given():
     truth = pl.DataFrame({
         "entity_key": ["crm:1", "crm:2", "shop:1", "crm:3"], "person_id": ["p", "p", "p", "p"],
     })
-    membership = resolve_membership(RECORDS, EDGES)
+    membership = resolve_membership(RECORDS, EDGES).membership
     figures = metrics(pairwise_scores(membership, truth))
     # Truth: 4 records of one person (6 pairs); predicted: one cluster of 3 (3 pairs).
     assert figures[("pairwise_precision", "")] == 1.0

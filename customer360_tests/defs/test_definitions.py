@@ -21,6 +21,7 @@ EXPECTED_GROUPS = {
     "skipped_groups": "resolution",
     "membership": "resolution",
     "clusters": "resolution",
+    "cluster_lineage": "resolution",
     "traits": "profiles",
     "resolved_traits": "profiles",
     "golden_profiles": "profiles",

@@ -37,6 +37,16 @@ def test_history_versions_an_attribute_change_and_closes_a_merged_cluster(
     assert alice["superseded_by"] == ["crm_customers:C003"]
     unchanged = history.filter(pl.col("resolved_id") == "crm_customers:C001")
     assert unchanged.height == 1
+    latest_run = second.result.run_id
+    lineage = second.table("cluster_lineage").filter(pl.col("run_id") == latest_run)
+    changes = dict(lineage.select("entity_key", "change_type").iter_rows())
+    assert changes["support_tickets:T004"] == "NEW"
+    assert changes["ecom_orders:O004"] == "MERGED"
+    assert changes["crm_customers:C003"] == "MERGED"
+    assert changes["crm_customers:C002"] == "UNCHANGED"
+    membership = dict(second.table("membership").select("entity_key", "resolved_id").iter_rows())
+    assert membership["ecom_orders:O004"] == "crm_customers:C003"
+
     current = history.filter(pl.col("is_current"))
     assert current.get_column("resolved_id").is_unique().all()
     assert current.height == second.table("golden_profiles").height

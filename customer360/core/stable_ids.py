@@ -1,0 +1,175 @@
+"""Stable resolved ids across runs, and the lineage of every record's id.
+
+A customer keeps its resolved_id from run to run. Components are recomputed from the
+whole graph each run (so the partition of records never depends on the order batches
+arrived in), then ids are handed down:
+
+- every previous id goes to the component holding its *id record* (the record whose
+  entity_key it is) or, when that record is gone, the previous cluster's first member
+  in canonical order — so when a cluster splits, the part holding its oldest member
+  keeps the id;
+- a component that inherits several ids (a merge) keeps the oldest one, by the order
+  ids were first issued (the registry), and the others retire;
+- a component that inherits none gets a new id: its first record's entity_key, made
+  unique against every id ever issued (a retired id is never reused).
+
+The registry (resolved_id, issued_seq, issued_at) is state kept between runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+REGISTRY_SCHEMA = {"resolved_id": pl.String, "issued_seq": pl.Int64, "issued_at": pl.Datetime("us")}
+LINEAGE_SCHEMA = {
+    "entity_key": pl.String,
+    "previous_resolved_id": pl.String,
+    "resolved_id": pl.String,
+    "change_type": pl.String,
+}
+CHANGE_TYPES = ("NEW", "MOVED", "MERGED", "SPLIT", "UNCHANGED", "REMOVED")
+
+
+def assign_resolved_ids(
+    entity_keys: pl.Series,
+    labels: np.ndarray,
+    previous: pl.DataFrame | None,
+    registry: pl.DataFrame | None,
+    now: datetime,
+) -> tuple[pl.Series, pl.DataFrame]:
+    """The resolved_id of every record (in the given canonical order) and the new registry.
+
+    ``labels`` are component numbers aligned with ``entity_keys``; ``previous`` is the
+    last published membership (entity_key, resolved_id).
+    """
+    registry = registry if registry is not None else pl.DataFrame(schema=REGISTRY_SCHEMA)
+    current = pl.DataFrame({"entity_key": entity_keys, "component": labels}).with_row_index(
+        "position"
+    )
+    kept = _inherited_ids(current, previous, registry)
+    firsts = current.group_by("component").agg(
+        pl.col("entity_key").sort_by("position").first().alias("candidate")
+    )
+    fresh = firsts.join(kept, on="component", how="anti").sort("candidate")
+    taken = set(registry.get_column("resolved_id")) | set(kept.get_column("resolved_id"))
+    fresh = fresh.with_columns(
+        pl.Series("resolved_id", _unique_ids(fresh.get_column("candidate"), taken), pl.String)
+    )
+    ids = pl.concat([kept, fresh.select("component", "resolved_id")])
+    resolved = current.join(ids, on="component", how="left").sort("position")
+    issued = fresh.select(
+        "resolved_id",
+        pl.lit(_next_seq(registry), dtype=pl.Int64).alias("issued_seq"),
+        pl.lit(now, dtype=pl.Datetime("us")).alias("issued_at"),
+    )
+    return resolved.get_column("resolved_id"), pl.concat([registry, issued])
+
+
+def _inherited_ids(
+    current: pl.DataFrame, previous: pl.DataFrame | None, registry: pl.DataFrame
+) -> pl.DataFrame:
+    """(component, resolved_id) for components that keep a previous id."""
+    if previous is None or previous.is_empty():
+        return pl.DataFrame(
+            schema={"component": current.schema["component"], "resolved_id": pl.String}
+        )
+    claims = (
+        current.join(
+            previous.select("entity_key", pl.col("resolved_id").alias("previous_id")),
+            on="entity_key",
+        )
+        .with_columns((pl.col("entity_key") == pl.col("previous_id")).alias("is_id_record"))
+        .sort(["previous_id", "is_id_record", "position"], descending=[False, True, False])
+        .group_by("previous_id", maintain_order=True)
+        .first()
+    )
+    return (
+        claims.join(
+            registry.select(pl.col("resolved_id").alias("previous_id"), "issued_seq"),
+            on="previous_id",
+            how="left",
+        )
+        .sort(["issued_seq", "previous_id"], nulls_last=True)
+        .group_by("component", maintain_order=True)
+        .first()
+        .select("component", pl.col("previous_id").alias("resolved_id"))
+    )
+
+
+def _unique_ids(candidates: pl.Series, taken: set[str]) -> list[str]:
+    """Candidates as they are, unless already issued: then '<candidate>#<n>'.
+
+    Collisions are rare (a retired id whose record now starts another cluster), so the
+    loop runs over the colliding few, not over the records.
+    """
+    result = candidates.to_list()
+    colliding = candidates.is_in(list(taken)).to_list() if taken else [False] * len(result)
+    for index in (i for i, hit in enumerate(colliding) if hit):
+        suffix = 2
+        while f"{result[index]}#{suffix}" in taken:
+            suffix += 1
+        result[index] = f"{result[index]}#{suffix}"
+        taken.add(result[index])
+    return result
+
+
+def _next_seq(registry: pl.DataFrame) -> int:
+    return int(registry.get_column("issued_seq").max() or 0) + 1
+
+
+def cluster_lineage(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.DataFrame:
+    """Per record: previous and new resolved_id and what happened (see CHANGE_TYPES).
+
+    SPLIT: the record's previous cluster now spans several clusters; MERGED: its new
+    cluster gathers records of several previous clusters; MOVED: its id changed
+    otherwise; NEW / REMOVED: the record appeared / disappeared.
+    """
+    before = (
+        previous.select("entity_key", pl.col("resolved_id").alias("previous_resolved_id"))
+        if previous is not None
+        else pl.DataFrame(schema={"entity_key": pl.String, "previous_resolved_id": pl.String})
+    )
+    both = before.join(
+        current.select("entity_key", "resolved_id"), on="entity_key", how="full", coalesce=True
+    )
+    present = both.drop_nulls(["previous_resolved_id", "resolved_id"])
+    split = present.group_by("previous_resolved_id").agg(pl.col("resolved_id").n_unique() > 1)
+    merged = present.group_by("resolved_id").agg(pl.col("previous_resolved_id").n_unique() > 1)
+    split_ids = split.filter(pl.col("resolved_id")).get_column("previous_resolved_id")
+    merged_ids = merged.filter(pl.col("previous_resolved_id")).get_column("resolved_id")
+    change = (
+        pl.when(pl.col("previous_resolved_id").is_null())
+        .then(pl.lit("NEW"))
+        .when(pl.col("resolved_id").is_null())
+        .then(pl.lit("REMOVED"))
+        .when(pl.col("previous_resolved_id").is_in(split_ids.implode()))
+        .then(pl.lit("SPLIT"))
+        .when(pl.col("resolved_id").is_in(merged_ids.implode()))
+        .then(pl.lit("MERGED"))
+        .when(pl.col("previous_resolved_id") != pl.col("resolved_id"))
+        .then(pl.lit("MOVED"))
+        .otherwise(pl.lit("UNCHANGED"))
+    )
+    return (
+        both.with_columns(change.alias("change_type"))
+        .select(list(LINEAGE_SCHEMA))
+        .sort("entity_key")
+    )
+
+
+def accumulate_lineage(
+    previous: pl.DataFrame | None, lineage: pl.DataFrame, run_id: str, recorded_at: datetime
+) -> pl.DataFrame:
+    """This run's lineage of every record, after the changes (not the UNCHANGED rows) of
+    earlier runs: the table tells the story of every id without growing by N each run."""
+    this_run = lineage.select(
+        pl.lit(run_id).alias("run_id"),
+        pl.lit(recorded_at, dtype=pl.Datetime("us")).alias("recorded_at"),
+        *LINEAGE_SCHEMA,
+    )
+    if previous is None:
+        return this_run
+    return pl.concat([previous.filter(pl.col("change_type") != "UNCHANGED"), this_run])
