@@ -14,9 +14,14 @@ from customer360.core.spec import IdentifierType
 
 _LOCAL_PART = r"[^@\s<>(),;:\"\[\]]+"
 _DOMAIN_LABEL = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
+# Control and format characters (NUL, BOM, zero-width space) that copy-paste leaves in
+# addresses: removed, so that they never make one mailbox two identifiers.
+INVISIBLE = r"[\p{Cc}\p{Cf}]"
 EMAIL_PATTERN = rf"^{_LOCAL_PART}@{_DOMAIN_LABEL}(\.{_DOMAIN_LABEL})*\.[a-z]{{2,}}$"
 
 
+# '+' and at most 15 digits (ITU-T E.164).
+E164_MAX_LENGTH = 16
 # Regions where a national number is a 10-digit NANP number with country code 1.
 NANP_REGIONS = frozenset({"US", "CA"})
 
@@ -53,7 +58,8 @@ def normalize_email(values: pl.Series) -> pl.Series:
     like ``local@domain.tld``. No provider-specific rewriting (dots, plus tags): that
     would merge addresses that really are different mailboxes on most providers."""
     cleaned = (
-        values.str.strip_chars()
+        values.str.replace_all(INVISIBLE, "")
+        .str.strip_chars()
         .str.to_lowercase()
         .str.replace(r"^mailto:", "")
         .str.strip_chars("<> \t")
@@ -108,15 +114,28 @@ def _nanp_fast_path(reduced: pl.Series) -> pl.Series:
 
 
 def phone_e164(value: str, region: str, validation: str = "possible") -> str | None:
-    """One phone number to E.164 with phonenumbers — the reference the batch path follows."""
+    """One phone number to E.164 with phonenumbers — the reference the batch path follows.
+
+    A result must be its own normal form: a few malformed inputs ('+44 0812…', where the
+    trunk 0 should not follow the country code) format to a number that parses
+    differently again; those are rejected rather than stored in an unstable form.
+    """
+    e164 = _e164_once(value, region, validation)
+    if e164 is None or _e164_once(e164, region, validation) != e164:
+        return None
+    return e164
+
+
+def _e164_once(value: str, region: str, validation: str) -> str | None:
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
         return None
     check = phonenumbers.is_valid_number if validation == "valid" else _is_diallable
-    if not check(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if number.national_number == 0 or not check(number):
+        return None  # all zeros is a placeholder, not a number
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164 if len(e164) <= E164_MAX_LENGTH else None
 
 
 def _is_diallable(number: phonenumbers.PhoneNumber) -> bool:

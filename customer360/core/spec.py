@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
+import phonenumbers
 import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -75,6 +76,16 @@ RESERVED_NAMES = frozenset(
         "is_current",
     ]
 )
+
+
+def _phone_region(region: str) -> str:
+    """An ISO country code phonenumbers knows; anything else would null every phone."""
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(
+            f"'{region}' is not a region phonenumbers knows; use an upper-case ISO 3166 "
+            "country code such as US, GB, DE or FR"
+        )
+    return region
 
 
 class SpecError(ValueError):
@@ -137,6 +148,12 @@ class IdentifierType(_Strict):
         default=None, description="Polars SQL over the column `value`, for normalizer: expression"
     )
     region: str | None = Field(default=None, description="phone: overrides settings.default_region")
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, region: str | None) -> str | None:
+        return None if region is None else _phone_region(region)
+
     phone_validation: Literal["possible", "valid"] = "possible"
     max_group_size: Annotated[int, Field(ge=2)] = 50
     active: bool = True
@@ -203,6 +220,10 @@ class Quality(_Strict):
     """Thresholds the asset checks enforce."""
 
     max_cluster_size: Annotated[int, Field(ge=1)] = 50
+    max_moved_share: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.25,
+        description="largest share of existing records whose resolved_id may change in a run",
+    )
 
 
 class ValueTier(_Strict):
@@ -314,7 +335,13 @@ class Truth(_Strict):
 
 
 class Settings(_Strict):
-    default_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "US"
+    default_region: str = "US"
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        return _phone_region(region)
+
     owner: str = "team:customer-data"
     missing_values: list[str] = ["", "n/a", "na", "null", "none", "-", "unknown"]
 
@@ -401,8 +428,20 @@ def _read_yaml(spec_path: Path) -> dict:
             [f"file not found; create it or point ${SPEC_ENV_VAR} at an existing spec"],
         )
     try:
-        raw = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
+        text = spec_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(spec_path, [f"not UTF-8 text ({exc}); save the file as UTF-8"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except (
+        yaml.YAMLError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        LookupError,
+        RecursionError,
+    ) as exc:
+        # PyYAML reports bad scalars (2024-02-30, !!int 5O) as plain Python errors
         raise SpecError(spec_path, [f"not valid YAML: {exc}"]) from None
     if not isinstance(raw, dict):
         raise SpecError(spec_path, ["the top level must be a mapping with 'sources' and more"])

@@ -74,11 +74,11 @@ def test_invalid_values():
 def test_exclusion_by_exact_value_is_normalized_like_the_data():
     spec = spec_with(
         email={"exclusions": [{"value": "NoReply@Shop.COM", "reason": "no-reply"}]},
-        phone={"exclusions": [{"value": "0000000000", "reason": "placeholder phone"}]},
+        phone={"exclusions": [{"value": "5555555555", "reason": "placeholder phone"}]},
     )
     table = build_identifiers(spec, records(
-        ("s:1", "noreply@shop.com", "(000) 000-0000"),
-        ("s:2", " NOREPLY@shop.com ", "000.000.0000"),
+        ("s:1", "noreply@shop.com", "(555) 555-5555"),
+        ("s:2", " NOREPLY@shop.com ", "555.555.5555"),
         ("s:3", "reply@shop.com", "212-555-0101"),
     ))
     emails, phones = by_key(table, "email"), by_key(table, "phone")
@@ -197,3 +197,8 @@ def test_no_identifier_columns_gives_an_empty_table():
     table = build_identifiers(spec, frame)
     assert table.is_empty()
     assert table.schema == pl.Schema(IDENTIFIER_SCHEMA)
+
+
+def test_an_all_zero_phone_is_no_phone_number_at_all():
+    table = build_identifiers(spec_with(), records(("s:1", "a@b.co", "(000) 000-0000")))
+    assert by_key(table, "phone")["s:1"]["status"] == "invalid"
