@@ -20,6 +20,8 @@ from customer360.defs.checks import build_checks
 from customer360.defs.io_manager import ParquetDuckDBIOManager
 from customer360.defs.monitoring import build_monitoring_assets
 from customer360.defs.output_checks import build_output_checks
+from customer360.defs.preview import GROUP as PREVIEW_GROUP
+from customer360.defs.preview import PREVIEW_JOB, build_preview_assets
 from customer360.defs.profiles import build_profile_assets
 from customer360.defs.resolution import build_resolution_assets
 from customer360.defs.sources import build_source_assets
@@ -41,16 +43,23 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
         *build_profile_assets(spec),
         *build_analytics_assets(spec, store),
         *build_monitoring_assets(spec),
+        *build_preview_assets(spec, store),
     ]
+    preview = dg.AssetSelection.groups(PREVIEW_GROUP)
     job = dg.define_asset_job(
         JOB_NAME,
-        selection=dg.AssetSelection.all(),
+        selection=dg.AssetSelection.all() - preview,
         description="Materialize the whole graph: sources to golden profiles and metrics.",
+    )
+    preview_job = dg.define_asset_job(
+        PREVIEW_JOB,
+        selection=preview,
+        description="Dry run: what the next run would change. Writes only the dry_run tables.",
     )
     return dg.Definitions(
         assets=assets,
         asset_checks=[*build_checks(spec, store), *build_output_checks(spec, store)],
-        jobs=[job],
+        jobs=[job, preview_job],
         sensors=[build_batch_sensor(spec, JOB_NAME)],
         schedules=[build_reconciliation_schedule(JOB_NAME)],
         resources={"io_manager": ParquetDuckDBIOManager(artifacts_dir=str(artifacts))},

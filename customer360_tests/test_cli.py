@@ -20,7 +20,7 @@ def test_run_prints_the_summary_and_writes_the_outputs(
     assert code == 0
     assert "records" in out and "10" in out
     assert "clusters (customers)" in out
-    assert "checks passed" in out and "10 / 10" in out
+    assert "checks passed" in out and "11 / 11" in out
     assert str(artifacts) in out
     assert (artifacts / "golden_profiles.parquet").is_file()
 

@@ -88,6 +88,37 @@ def build_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecksDefinit
             },
         )
 
+    max_moved = spec.quality.max_moved_share
+
+    @dg.asset_check(
+        asset="cluster_lineage",
+        blocking=True,
+        description=(
+            f"At most quality.max_moved_share ({max_moved:.0%}) of the records that existed "
+            "before this run changed resolved_id. Blocking: a run that would reshuffle "
+            "customers stops before traits are resolved and profiles rebuilt."
+        ),
+    )
+    def moved_share_within_limit(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        this_run = (
+            scan("cluster_lineage")
+            .filter(pl.col("run_id") == context.run.run_id)
+            .drop_nulls(["previous_resolved_id", "resolved_id"])
+        )
+        counts = (
+            this_run.select(
+                pl.len().alias("existing_records"),
+                (pl.col("previous_resolved_id") != pl.col("resolved_id")).sum().alias("moved"),
+            )
+            .collect()
+            .row(0, named=True)
+        )
+        share = counts["moved"] / counts["existing_records"] if counts["existing_records"] else 0.0
+        return dg.AssetCheckResult(
+            passed=share <= max_moved,
+            metadata={**counts, "moved_share": round(share, 4), "max_moved_share": max_moved},
+        )
+
     @dg.asset_check(
         asset="golden_profiles",
         additional_deps=["clusters"],
@@ -133,6 +164,7 @@ def build_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecksDefinit
         every_record_resolved,
         rows_reconcile,
         largest_cluster_within_limit,
+        moved_share_within_limit,
         one_profile_per_cluster,
         identifiers_schema,
     ]

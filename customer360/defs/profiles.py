@@ -34,6 +34,7 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         group_name=GROUP,
         kinds=KINDS,
         owners=owners,
+        deps=["cluster_lineage"],  # its blocking moved-share check gates the profiles
         description=(
             "The surviving value per resolved_id and attribute, with the strategy, source, "
             "record (entity_key) and time of the observation that won, and whether the "

@@ -1,0 +1,67 @@
+"""The preview group: a dry run that shows what the next real run would change and
+writes nothing else — no published table, no state, no sensor cursor."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from customer360.core.preview import preview_changes
+from customer360.core.readers import read_source
+from customer360.core.spec import Spec
+from customer360.core.storage import ArtifactStore
+from customer360.defs.metadata import preview
+from customer360.defs.resolution import ID_REGISTRY_STATE
+
+GROUP = "preview"
+PREVIEW_JOB = "preview_changes"
+
+
+def build_preview_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefinition]:
+    out = {
+        "group_name": GROUP,
+        "kinds": {"polars", "parquet", "duckdb"},
+        "owners": [spec.settings.owner],
+    }
+
+    @dg.multi_asset(
+        name="dry_run",
+        outs={
+            "dry_run_results": dg.AssetOut(
+                description=(
+                    "What the next real run would do to each record: current and proposed "
+                    "resolved_id, change_type, current and proposed cluster size. Computed "
+                    "from the source files and the published tables, which it never changes."
+                ),
+                **out,
+            ),
+            "dry_run_summary": dg.AssetOut(
+                description=(
+                    "The dry run in figures: new, moved, merged, split, removed and unchanged "
+                    "records, edges to create and remove, largest proposed cluster, identifier "
+                    "groups that would be skipped."
+                ),
+                **out,
+            ),
+        },
+    )
+    def dry_run(context: AssetExecutionContext):
+        extracts = {source.name: read_source(spec, source) for source in spec.sources}
+        result = preview_changes(
+            spec,
+            extracts,
+            store.read("membership") if store.exists("membership") else None,
+            store.read("identity_edges") if store.exists("identity_edges") else None,
+            store.read_state(ID_REGISTRY_STATE),
+            datetime.now(UTC).replace(tzinfo=None),
+        )
+        figures = dict(result.summary.iter_rows())
+        context.log.info(", ".join(f"{k} {v}" for k, v in figures.items()))
+        yield dg.Output(result.results, "dry_run_results")
+        yield dg.Output(
+            result.summary,
+            "dry_run_summary",
+            metadata={**figures, "summary": preview(result.summary, rows=result.summary.height)},
+        )
+
+    return [dry_run]

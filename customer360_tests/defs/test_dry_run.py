@@ -1,0 +1,53 @@
+"""The dry run: it changes nothing published, and the next real run does what it said."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from customer360.core.spec import load_spec
+from customer360.definitions import build_definitions
+from customer360.defs.preview import PREVIEW_JOB
+from customer360_tests.conftest import run_job
+
+
+def snapshot(folder: Path) -> dict[str, pl.DataFrame]:
+    """Every Parquet file under the artifacts folder (published tables and state)."""
+    return {str(p.relative_to(folder)): pl.read_parquet(p) for p in folder.rglob("*.parquet")}
+
+
+def test_dry_run_changes_nothing_and_predicts_the_next_run(
+    walkthrough_dir: Path, tmp_path: Path
+) -> None:
+    spec, artifacts = walkthrough_dir / "customer360.yaml", tmp_path / "artifacts"
+    run_job(spec, artifacts)
+    with (walkthrough_dir / "support_tickets.csv").open("a") as tickets:
+        tickets.write("T004,alice@new.com,5550001111,2024-03-04\n")  # bridges two clusters
+    before = snapshot(artifacts)
+
+    defs = build_definitions(load_spec(spec), artifacts)
+    preview = defs.resolve_job_def(PREVIEW_JOB).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral()
+    )
+    assert preview.success
+    after = snapshot(artifacts)
+    for name, table in before.items():
+        assert_frame_equal(after[name], table)
+    assert set(after) - set(before) == {"dry_run_results.parquet", "dry_run_summary.parquet"}
+
+    summary = dict(pl.read_parquet(artifacts / "dry_run_summary.parquet").iter_rows())
+    proposed = pl.read_parquet(artifacts / "dry_run_results.parquet")
+    assert summary["new_entities"] == 1 and summary["merged_entities"] == 3
+    assert summary["largest_proposed_cluster"] == 4
+
+    real = run_job(spec, artifacts)
+    lineage = real.table("cluster_lineage").filter(pl.col("run_id") == real.result.run_id)
+    counts = dict(lineage.group_by("change_type").len().iter_rows())
+    for change, count in counts.items():
+        assert summary[f"{change.lower()}_entities"] == count
+    membership = real.table("membership").select("entity_key", "resolved_id")
+    predicted = proposed.select("entity_key", pl.col("proposed_resolved_id").alias("resolved_id"))
+    assert_frame_equal(membership.sort("entity_key"), predicted.sort("entity_key"))
