@@ -20,6 +20,7 @@ import polars as pl
 from customer360.core.spec import SPEC_ENV_VAR, SpecError, load_spec
 from customer360.core.storage import ARTIFACTS_ENV_VAR, ArtifactStore
 from customer360.definitions import JOB_NAME, artifacts_dir, build_definitions
+from customer360.defs.run_history import record_run
 
 DEFAULT_SAMPLE_DIR = Path("data_sources")
 
@@ -58,11 +59,14 @@ def _run(spec_path: Path | None, artifacts: Path | None) -> int:
         return 2
     output_dir = artifacts.resolve() if artifacts else artifacts_dir(spec)
     job = build_definitions(spec, output_dir).resolve_job_def(JOB_NAME)
+    instance = _instance()
     result = job.execute_in_process(
-        instance=_instance(),
+        instance=instance,
+        tags={"customer360/recorded_by": "cli", "customer360/trigger": "customer360 run"},
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
+    record_run(instance, result.run_id, spec, ArtifactStore(output_dir))
     checks = result.get_asset_check_evaluations()
     failed_checks = [
         f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed

@@ -24,6 +24,7 @@ from customer360.defs.preview import GROUP as PREVIEW_GROUP
 from customer360.defs.preview import PREVIEW_JOB, build_preview_assets
 from customer360.defs.profiles import build_profile_assets
 from customer360.defs.resolution import build_resolution_assets
+from customer360.defs.run_history import build_run_history_sensors
 from customer360.defs.sources import build_source_assets
 
 JOB_NAME = "resolve_customers"
@@ -60,7 +61,7 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
         assets=assets,
         asset_checks=[*build_checks(spec, store), *build_output_checks(spec, store)],
         jobs=[job, preview_job],
-        sensors=[build_batch_sensor(spec, JOB_NAME)],
+        sensors=[build_batch_sensor(spec, JOB_NAME), *build_run_history_sensors(spec, store)],
         schedules=[build_reconciliation_schedule(JOB_NAME)],
         resources={"io_manager": ParquetDuckDBIOManager(artifacts_dir=str(artifacts))},
         # One process for the whole run: the steps pass large frames through Parquet

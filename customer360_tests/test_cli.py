@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from customer360.cli import main
@@ -57,3 +59,22 @@ def test_a_bad_spec_fails_fast_with_one_message_naming_it(
     assert str(spec) in err
     assert expected in err
     assert not (tmp_path / "out").exists()
+
+
+def test_every_run_lands_in_run_history_failures_with_their_error(
+    walkthrough_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, artifacts = walkthrough_dir / "customer360.yaml", tmp_path / "out"
+    assert main(["run", "--spec", str(spec), "--artifacts", str(artifacts)]) == 0
+    spec.write_text(spec.read_text() + "quality:\n  max_cluster_size: 2\n")
+    assert main(["run", "--spec", str(spec), "--artifacts", str(artifacts)]) == 1
+    capsys.readouterr()
+
+    history = pl.read_parquet(artifacts / "run_history.parquet")
+    assert history.get_column("status").to_list() == ["SUCCESS", "FAILED"]
+    assert history.get_column("mode").to_list() == ["full", "full"]
+    first, failed = history.row(0, named=True), history.row(1, named=True)
+    assert first["rows_in"] == 10 and first["records"] == 10 and first["error"] is None
+    assert first["ended_at"] >= first["started_at"]
+    assert "cluster_records" in json.loads(first["stage_seconds"])
+    assert "largest_cluster_within_limit" in failed["error"]

@@ -56,6 +56,19 @@ class ArtifactStore:
         self._ensure_view(table, target)
         return target
 
+    def append(self, table: str, rows: pl.DataFrame) -> Path:
+        """Add rows to a table, serialised with every other writer of this folder (two
+        processes appending at once must not lose each other's rows)."""
+        with self._lock():
+            existing = self.read(table) if self.exists(table) else None
+            combined = (
+                rows if existing is None else pl.concat([existing, rows], how="diagonal_relaxed")
+            )
+            target = self.path(table)
+            _write_atomically(combined, target)
+        self._ensure_view(table, target)
+        return target
+
     def state_path(self, name: str) -> Path:
         return self.root / "state" / f"{name}.parquet"
 
@@ -89,11 +102,17 @@ class ArtifactStore:
                 con.execute(sql)
 
     @contextmanager
-    def _locked_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A write connection, serialised with every other writer of this folder."""
+    def _lock(self) -> Iterator[None]:
+        """An exclusive lock shared by every process writing to this folder."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / LOCK_FILE, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    @contextmanager
+    def _locked_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write connection, serialised with every other writer of this folder."""
+        with self._lock():
             con = _connect_with_retry(self.database)
             try:
                 yield con
