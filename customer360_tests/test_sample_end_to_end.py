@@ -6,9 +6,14 @@ import re
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import polars as pl
 
+from customer360.cli import main
+from customer360.core.spec import load_spec
+from customer360.definitions import build_definitions
+from customer360.defs.preview import PREVIEW_JOB
 from customer360.sample import SOURCE_FILES, generate_sample
 from customer360_tests.conftest import run_job
 
@@ -43,12 +48,16 @@ def test_default_spec_resolves_a_generated_sample(tmp_path: Path) -> None:
 
 def test_every_readme_query_runs_on_the_outputs(tmp_path: Path) -> None:
     generate_sample(tmp_path / "data_sources", records=2_000, seed=3)
-    shutil.copy(REPO_ROOT / "customer360.yaml", tmp_path / "customer360.yaml")
-    run = run_job(tmp_path / "customer360.yaml", tmp_path / "artifacts")
+    spec = tmp_path / "customer360.yaml"
+    shutil.copy(REPO_ROOT / "customer360.yaml", spec)
+    artifacts = tmp_path / "artifacts"
+    assert main(["run", "--spec", str(spec), "--artifacts", str(artifacts)]) == 0
+    preview = build_definitions(load_spec(spec), artifacts).resolve_job_def(PREVIEW_JOB)
+    assert preview.execute_in_process(instance=dg.DagsterInstance.ephemeral()).success
     readme = (REPO_ROOT / "README.md").read_text()
     blocks = re.findall(r"```sql\n(.*?)```", readme, flags=re.DOTALL)
     statements = [s.strip() for block in blocks for s in block.split(";") if s.strip()]
-    assert len(statements) >= 8
-    with duckdb.connect(str(run.store.database), read_only=True) as con:
+    assert len(statements) >= 12
+    with duckdb.connect(str(artifacts / "customer360.duckdb"), read_only=True) as con:
         for statement in statements:
             con.execute(statement).fetchall()  # raises on any unknown table or column
