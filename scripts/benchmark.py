@@ -3,7 +3,8 @@ time per asset, total wall time (including process start) and peak RSS.
 
     python scripts/benchmark.py --records 1000000      # or: make bench N=1000000
 
-The sample world is generated once per (N, seed) under --work and reused. The
+The sample world is generated once per (N, seed, generator version) under --work and
+reused. The
 materialization runs in a fresh child process — the real assets, IO manager and checks,
 exactly as `customer360 run` — so the figures include Python start-up and imports.
 """
@@ -11,6 +12,7 @@ exactly as `customer360 run` — so the figures include Python start-up and impo
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import resource
 import shutil
@@ -31,7 +33,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         return _materialize(args.child)
-    workdir = _prepare(args.work / f"n{args.records}-s{args.seed}", args.records, args.seed)
+    generator = _generator_version()
+    workdir = _prepare(
+        args.work / f"n{args.records}-s{args.seed}-g{generator}", args.records, args.seed
+    )
     started = time.perf_counter()
     child = subprocess.run(
         [sys.executable, __file__, "--child", str(workdir)], capture_output=True, text=True
@@ -44,6 +49,14 @@ def main() -> int:
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     _print_report(args.records, report, wall, peak_mb)
     return 0
+
+
+def _generator_version() -> str:
+    """A short hash of the generator's code: a changed generator means new data."""
+    digest = hashlib.blake2b(digest_size=4)
+    for path in sorted((REPO_ROOT / "customer360" / "sample").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _prepare(workdir: Path, records: int, seed: int) -> Path:

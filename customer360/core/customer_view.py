@@ -19,18 +19,10 @@ from datetime import datetime
 
 import polars as pl
 
+from customer360.core.golden import AUDIT_COLUMNS
 from customer360.core.spec import CustomerView
 
-GOLDEN_AUDIT_COLUMNS = frozenset(
-    [
-        "record_count",
-        "source_systems",
-        "conflict_rules_applied",
-        "quality_score",
-        "created_at",
-        "last_updated_at",
-    ]
-)
+GOLDEN_AUDIT_COLUMNS = frozenset(AUDIT_COLUMNS)
 
 
 def build_customer_360(

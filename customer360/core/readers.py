@@ -113,7 +113,7 @@ def mapping_columns(mapping: str, columns: list[str]) -> list[str]:
     """The source columns a mapping reads (raises if the expression does not parse)."""
     if mapping in columns:
         return [mapping]
-    return pl.sql_expr(mapping).meta.root_names()
+    return list(dict.fromkeys(pl.sql_expr(mapping).meta.root_names()))
 
 
 def source_problems(spec: Spec, source: Source) -> list[str]:
