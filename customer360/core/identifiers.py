@@ -18,6 +18,8 @@ from customer360.core.normalize import normalize
 from customer360.core.spec import IdentifierType, Spec
 
 STATUSES = ("linkable", "inactive", "invalid", "excluded", "oversize")
+# What linking and profiling read of this table.
+VALUE_COLUMNS = ["entity_key", "identifier_type", "value", "status"]
 IDENTIFIER_SCHEMA = {
     "entity_key": pl.String,
     "identifier_type": pl.String,

@@ -153,6 +153,12 @@ def _record_keys(records: pl.DataFrame, kind: str, value: pl.Expr) -> pl.DataFra
     return records.select("entity_key", pl.lit(kind).alias("kind"), value.alias("value"))
 
 
+def organization_attributes(settings: Organizations) -> list[str]:
+    """The record attributes organization resolution reads."""
+    names = (settings.company_attribute, settings.account_attribute, settings.role_attribute)
+    return [name for name in names if name]
+
+
 def _person_records(
     settings: Organizations, records: pl.DataFrame, membership: pl.DataFrame
 ) -> pl.DataFrame:

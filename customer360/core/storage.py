@@ -80,13 +80,13 @@ class ArtifactStore:
         path = self.state_path(name)
         return pl.read_parquet(path) if path.is_file() else None
 
-    def read(self, table: str) -> pl.DataFrame:
+    def read(self, table: str, columns: list[str] | None = None) -> pl.DataFrame:
         if not self.exists(table):
             raise StorageError(
                 f"table '{table}' has not been materialized yet ({self.path(table)} is missing); "
                 "materialize it (and its upstream assets) first"
             )
-        return pl.read_parquet(self.path(table))
+        return pl.read_parquet(self.path(table), columns=columns)
 
     def row_count(self, table: str) -> int:
         """Rows of a table, read from the Parquet footer without loading the data."""

@@ -21,11 +21,13 @@ TRAIT_SCHEMA = {
     "trust": pl.Int32,
 }
 USABLE_IDENTIFIER_STATUSES = ["linkable", "oversize"]
+# The columns of records an observation carries.
+OBSERVATION_PROVENANCE = ["entity_key", "source", "trust", "updated_at"]
 
 
 def build_traits(spec: Spec, records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
     """All attribute and identifier observations with their source, trust and time."""
-    provenance = ["entity_key", "source", "trust", "updated_at"]
+    provenance = OBSERVATION_PROVENANCE
     attributes = [a for a in spec.attribute_names if a in records.columns]
     mapped = (
         records.select(*provenance, *attributes)

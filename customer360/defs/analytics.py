@@ -9,9 +9,12 @@ from dagster import AssetExecutionContext
 
 from customer360.core.customer_view import build_customer_360
 from customer360.core.history import update_history
-from customer360.core.organizations import resolve_organizations
+from customer360.core.identifiers import VALUE_COLUMNS
+from customer360.core.organizations import organization_attributes, resolve_organizations
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
+from customer360.core.traits import OBSERVATION_PROVENANCE
+from customer360.defs.io_manager import columns
 from customer360.defs.metadata import preview
 
 GROUP = "analytics"
@@ -24,6 +27,7 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
     value_measure = spec.customer_360.value_measure or next(iter(spec.measure_names), None)
 
     @dg.asset(
+        ins={"membership": columns("entity_key", "resolved_id")},
         group_name=GROUP,
         kinds=KINDS,
         owners=owners,
@@ -66,6 +70,10 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
         return history
 
     @dg.asset(
+        ins={
+            "records": columns("entity_key", "source", "updated_at", *spec.measure_names),
+            "membership": columns("entity_key", "resolved_id"),
+        },
         group_name=GROUP,
         kinds=KINDS,
         owners=owners,
@@ -107,6 +115,11 @@ def _organization_assets(spec: Spec) -> dg.AssetsDefinition:
     out = {"group_name": GROUP, "kinds": KINDS, "owners": [spec.settings.owner]}
 
     @dg.multi_asset(
+        ins={
+            "records": columns(*OBSERVATION_PROVENANCE, *organization_attributes(settings)),
+            "identifiers": columns(*VALUE_COLUMNS),
+            "membership": columns("entity_key", "resolved_id"),
+        },
         name="resolve_organizations",
         outs={
             "organizations": dg.AssetOut(

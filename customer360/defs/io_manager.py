@@ -10,6 +10,8 @@ import polars as pl
 from customer360.core.storage import ArtifactStore
 from customer360.defs.metadata import table_schema
 
+COLUMNS_KEY = "columns"
+
 
 class ParquetDuckDBIOManager(dg.ConfigurableIOManager):
     """Persists each asset as ``<artifacts_dir>/<asset name>.parquet`` plus a DuckDB view."""
@@ -33,4 +35,11 @@ class ParquetDuckDBIOManager(dg.ConfigurableIOManager):
         )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        return self.store.read(context.asset_key.path[-1])
+        """The whole table, or only the columns the input asks for (see :func:`columns`)."""
+        wanted = (context.definition_metadata or {}).get(COLUMNS_KEY)
+        return self.store.read(context.asset_key.path[-1], wanted)
+
+
+def columns(*names: str) -> dg.AssetIn:
+    """An input that loads only these columns: steps never hold data they do not use."""
+    return dg.AssetIn(metadata={COLUMNS_KEY: list(names)})

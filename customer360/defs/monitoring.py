@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext
 from customer360.core.evaluation import pairwise_scores, read_truth
 from customer360.core.metrics import build_metrics
 from customer360.core.spec import Spec
+from customer360.defs.io_manager import columns
 from customer360.defs.metadata import preview
 
 GROUP = "monitoring"
@@ -14,6 +15,13 @@ GROUP = "monitoring"
 
 def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
     @dg.asset(
+        ins={
+            "records": columns("entity_key"),
+            "quarantine": columns("source"),
+            "identifiers": columns("identifier_type", "status"),
+            "identity_edges": columns("rule"),
+            "membership": columns("entity_key", "resolved_id", "source"),
+        },
         group_name=GROUP,
         kinds={"polars", "parquet", "duckdb"},
         owners=[spec.settings.owner],

@@ -5,9 +5,11 @@ import polars as pl
 from dagster import AssetExecutionContext
 
 from customer360.core.golden import build_golden_profiles
+from customer360.core.identifiers import VALUE_COLUMNS
 from customer360.core.spec import Spec
 from customer360.core.survivorship import resolve_traits
-from customer360.core.traits import build_traits
+from customer360.core.traits import OBSERVATION_PROVENANCE, build_traits
+from customer360.defs.io_manager import columns
 
 GROUP = "profiles"
 KINDS = {"polars", "parquet", "duckdb"}
@@ -18,6 +20,10 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
     strategies = ", ".join(f"{field}: {spec.strategy(field)}" for field in spec.golden_fields)
 
     @dg.asset(
+        ins={
+            "records": columns(*OBSERVATION_PROVENANCE, *spec.attribute_names),
+            "identifiers": columns(*VALUE_COLUMNS),
+        },
         group_name=GROUP,
         kinds=KINDS,
         owners=owners,
@@ -31,6 +37,11 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         return build_traits(spec, records, identifiers)
 
     @dg.asset(
+        ins={
+            "records": columns("entity_key", "trust", "updated_at"),
+            "membership": columns("entity_key", "resolved_id"),
+            "clusters": columns("resolved_id"),
+        },
         group_name=GROUP,
         kinds=KINDS,
         owners=owners,
@@ -56,6 +67,10 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         return resolved
 
     @dg.asset(
+        ins={
+            "records": columns("entity_key", "source", "updated_at"),
+            "membership": columns("entity_key", "resolved_id"),
+        },
         group_name=GROUP,
         kinds=KINDS,
         owners=owners,

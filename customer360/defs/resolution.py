@@ -9,11 +9,12 @@ from dagster import AssetExecutionContext
 
 from customer360.core.clusters import resolve_membership, summarize_clusters
 from customer360.core.edges import build_edges, skipped_groups
-from customer360.core.identifiers import build_identifiers
+from customer360.core.identifiers import VALUE_COLUMNS, build_identifiers
 from customer360.core.records import build_records
 from customer360.core.spec import Spec
 from customer360.core.stable_ids import accumulate_lineage, cluster_lineage
 from customer360.core.storage import ArtifactStore
+from customer360.defs.io_manager import columns
 from customer360.defs.metadata import preview
 from customer360.defs.schemas import IdentifiersType
 
@@ -72,6 +73,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         )
 
     @dg.asset(
+        ins={"records": columns("entity_key", *spec.identifier_types)},
         group_name=GROUP,
         kinds=KINDS,
         owners=owners,
@@ -92,6 +94,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         return table
 
     @dg.multi_asset(
+        ins={"records": columns("entity_key"), "identifiers": columns(*VALUE_COLUMNS, "reason")},
         name="link_records",
         outs={
             "identity_edges": _out(
@@ -124,6 +127,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         )
 
     @dg.multi_asset(
+        ins={"records": columns("entity_key", "source", "record_key")},
         name="cluster_records",
         outs={
             "membership": _out(
