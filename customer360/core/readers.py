@@ -17,6 +17,10 @@ from customer360.core.spec import Source, Spec
 
 BATCH_COLUMN = "_batch"
 ROW_COLUMN = "_row"
+# Set on rows standing for input that could not be read as a record (a malformed line,
+# an unreadable file): the records stage quarantines them with this reason.
+REJECT_COLUMN = "_reject_reason"
+RAW_LINE_COLUMN = "_raw_line"
 
 EXTENSIONS: dict[str, tuple[str, ...]] = {
     "csv": (".csv", ".txt"),
@@ -64,7 +68,7 @@ def read_batch(spec: Spec, source: Source, path: Path) -> pl.DataFrame:
         ) from exc
     frame = (
         _as_text(frame)
-        .rename(lambda c: c.strip())
+        .rename(lambda c: c.strip().lstrip("\ufeff"))
         .rename({old: new for old, new in source.aliases.items()}, strict=False)
     )
     return frame.with_columns(
@@ -81,8 +85,24 @@ def read_source(spec: Spec, source: Source) -> pl.DataFrame:
             f"source '{source.name}': no {source.format} files at {spec.resolve(source.path)}; "
             "check sources[].path or generate the sample data"
         )
-    frames = [read_batch(spec, source, path) for path in batches]
+    frames = [_read_batch_or_reject(spec, source, path) for path in batches]
     return pl.concat(frames, how="diagonal_relaxed")
+
+
+def _read_batch_or_reject(spec: Spec, source: Source, path: Path) -> pl.DataFrame:
+    """A batch that cannot be read fails alone: it becomes one rejected row naming the
+    file and the problem, and the other batches go on."""
+    try:
+        return read_batch(spec, source, path)
+    except SourceReadError as exc:
+        return pl.DataFrame(
+            {
+                REJECT_COLUMN: [f"file could not be read: {exc}"],
+                BATCH_COLUMN: [batch_name(spec, source, path)],
+                ROW_COLUMN: [0],
+            },
+            schema={REJECT_COLUMN: pl.String, BATCH_COLUMN: pl.String, ROW_COLUMN: pl.Int64},
+        )
 
 
 def read_columns(spec: Spec, source: Source, path: Path) -> list[str]:
@@ -100,7 +120,7 @@ def read_columns(spec: Spec, source: Source, path: Path) -> list[str]:
         names = list(pl.read_parquet_schema(path))
     else:
         names = _read_raw(source, path).columns
-    stripped = [name.strip() for name in names]
+    stripped = [name.strip().lstrip("\ufeff") for name in names]
     return [source.aliases.get(name, name) for name in stripped]
 
 
@@ -167,9 +187,7 @@ def _separator(source: Source) -> str:
 def _read_raw(source: Source, path: Path) -> pl.DataFrame:
     match source.format:
         case "csv" | "tsv":
-            return pl.read_csv(
-                path, separator=_separator(source), infer_schema=False, encoding=source.encoding
-            )
+            return _read_delimited(source, path)
         case "ndjson":
             return pl.read_ndjson(path, infer_schema_length=None)
         case "json":
@@ -182,6 +200,72 @@ def _read_raw(source: Source, path: Path) -> pl.DataFrame:
             with duckdb.connect(str(path), read_only=True) as con:
                 return con.sql(f'SELECT * FROM "{source.table}"').pl()
     raise AssertionError(f"unhandled format {source.format}")
+
+
+def _read_delimited(source: Source, path: Path) -> pl.DataFrame:
+    """CSV/TSV as text. A file with malformed lines is read again line-tolerantly: the
+    good lines are kept and every bad line becomes a row carrying ``_reject_reason``
+    (line number and what is wrong) and ``_raw_line``, which the records stage
+    quarantines. Nothing is dropped without a row that says so."""
+    options = {"separator": _separator(source), "infer_schema": False}
+    try:
+        return pl.read_csv(path, encoding=source.encoding, **options)
+    except pl.exceptions.NoDataError:
+        raise SourceReadError(f"{path} is empty (not even a header line)") from None
+    except pl.exceptions.ComputeError:
+        header = pl.read_csv(path, n_rows=0, encoding=source.encoding, **options).columns
+        return _read_delimited_leniently(source, path, header)
+
+
+def _read_delimited_leniently(source: Source, path: Path, header: list[str]) -> pl.DataFrame:
+    columns = ", ".join(f"'{_sql_text(name)}': 'VARCHAR'" for name in header)
+    encoding = "latin-1" if source.encoding == "latin1" else "utf-8"
+    query = (
+        f"SELECT * FROM read_csv('{_sql_text(str(path))}', auto_detect=false, header=true, "
+        f"delim='{_sql_text(_separator(source))}', quote='\"', escape='\"', "
+        f"encoding='{encoding}', columns={{{columns}}}, store_rejects=true, "
+        "ignore_errors=true, parallel=false)"
+    )
+    with duckdb.connect() as con:
+        good = con.sql(query).pl()
+        bad = con.sql(
+            "SELECT line, error_type, error_message, csv_line FROM reject_errors ORDER BY line"
+        ).pl()
+    rejects = bad.select(
+        pl.format(
+            "malformed line {}: {} ({})",
+            pl.col("line"),
+            pl.col("error_type").cast(pl.String).str.to_lowercase(),
+            pl.col("error_message"),
+        ).alias(REJECT_COLUMN),
+        pl.col("csv_line").alias(RAW_LINE_COLUMN),
+    )
+    frames = [good, rejects]
+    lost = _data_lines(path) - good.height - bad.height
+    if lost > 0:
+        frames.append(
+            pl.DataFrame(
+                {
+                    REJECT_COLUMN: [
+                        f"{lost} line(s) could not be parsed at all — usually an unterminated "
+                        "quote that runs to the end of the file; fix the quoting"
+                    ]
+                }
+            )
+        )
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def _data_lines(path: Path) -> int:
+    """Non-empty lines after the header, counted in C over the file's bytes."""
+    content = path.read_bytes()
+    lines = content.count(b"\n") + (0 if content.endswith(b"\n") else 1)
+    blank = content.count(b"\n\n") + content.count(b"\r\n\r\n")
+    return max(lines - 1 - blank, 0)
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
 
 
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:

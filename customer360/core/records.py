@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import polars as pl
 
-from customer360.core.readers import BATCH_COLUMN, ROW_COLUMN, SourceReadError, mapping_expr
+from customer360.core.readers import (
+    BATCH_COLUMN,
+    RAW_LINE_COLUMN,
+    REJECT_COLUMN,
+    ROW_COLUMN,
+    SourceReadError,
+    mapping_columns,
+    mapping_expr,
+)
 from customer360.core.spec import Source, Spec
 
 PROVENANCE_COLUMNS = [
@@ -76,7 +84,7 @@ def _stage_source(
     spec: Spec, source: Source, raw: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One source: evaluate its mappings, flag bad rows, return (accepted, quarantined)."""
-    mapped = _map_columns(spec, source, raw)
+    mapped = _map_columns(spec, source, _with_expected_columns(source, raw))
     flagged = mapped.with_columns(reason=_row_problem(source))
     flagged = _flag_duplicate_keys(flagged)
     quarantine = flagged.filter(pl.col("reason").is_not_null()).select(
@@ -85,17 +93,43 @@ def _stage_source(
         pl.col("row_number"),
         pl.col("record_key"),
         pl.col("reason"),
-        pl.col("_raw").struct.json_encode().alias("raw_record"),
+        pl.coalesce(RAW_LINE_COLUMN, pl.col("_raw").struct.json_encode()).alias("raw_record"),
     )
-    helper_columns = ["reason", "updated_at_raw", "_raw", *_raw_names(source)]
+    helper_columns = [
+        "reason",
+        "updated_at_raw",
+        "_raw",
+        REJECT_COLUMN,
+        RAW_LINE_COLUMN,
+        *_raw_names(source),
+    ]
     accepted = flagged.filter(pl.col("reason").is_null()).drop(helper_columns)
     return accepted, quarantine
+
+
+def _with_expected_columns(source: Source, raw: pl.DataFrame) -> pl.DataFrame:
+    """Null columns for what the spec reads but the batches lack (e.g. every batch of the
+    source was unreadable), and for the reader's reject markers when nothing was rejected."""
+    mappings = [
+        *source.identifiers.values(),
+        *source.attributes.values(),
+        *source.measures.values(),
+    ]
+    needed = {source.key, source.updated_at, REJECT_COLUMN, RAW_LINE_COLUMN} - {None}
+    for mapping in mappings:
+        try:
+            needed.update(mapping_columns(mapping, raw.columns))
+        except Exception:  # an expression that does not parse fails in _map_columns, named
+            continue
+    missing = sorted(needed - set(raw.columns))
+    return raw.with_columns(pl.lit(None, dtype=pl.String).alias(name) for name in missing)
 
 
 def _map_columns(spec: Spec, source: Source, raw: pl.DataFrame) -> pl.DataFrame:
     """Mapped fields and provenance; the untouched row rides along in ``_raw``."""
     missing_tokens = [token.lower() for token in spec.settings.missing_values]
-    raw_columns = [c for c in raw.columns if c not in (BATCH_COLUMN, ROW_COLUMN)]
+    markers = (BATCH_COLUMN, ROW_COLUMN, REJECT_COLUMN, RAW_LINE_COLUMN)
+    raw_columns = [c for c in raw.columns if c not in markers]
     fields = {**source.identifiers, **source.attributes}
     try:
         mapped = [
@@ -121,6 +155,8 @@ def _map_columns(spec: Spec, source: Source, raw: pl.DataFrame) -> pl.DataFrame:
             pl.col(ROW_COLUMN).alias("row_number"),
             pl.lit(source.trust, dtype=pl.Int32).alias("trust"),
             updated_raw.alias("updated_at_raw"),
+            pl.col(REJECT_COLUMN),
+            pl.col(RAW_LINE_COLUMN),
         ).with_columns(
             (pl.col("source") + ":" + pl.col("record_key")).alias("entity_key"),
             _parse_timestamp(pl.col("updated_at_raw"), source.updated_at_format).alias(
@@ -170,7 +206,9 @@ def _row_problem(source: Source) -> pl.Expr:
     """Why a row cannot be accepted on its own, or null."""
     fmt = source.updated_at_format or "ISO 8601 or MM/DD/YYYY"
     problem = (
-        pl.when(pl.col("record_key").is_null() | (pl.col("record_key") == ""))
+        pl.when(pl.col(REJECT_COLUMN).is_not_null())
+        .then(pl.col(REJECT_COLUMN))
+        .when(pl.col("record_key").is_null() | (pl.col("record_key") == ""))
         .then(pl.lit(f"missing record key in column '{source.key}'"))
         .when(pl.col("updated_at_raw").is_not_null() & pl.col("updated_at").is_null())
         .then(

@@ -12,6 +12,7 @@ import pytest
 from customer360.core.readers import (
     SourceReadError,
     list_batches,
+    read_batch,
     read_columns,
     read_source,
     source_problems,
@@ -191,11 +192,14 @@ def test_unreadable_file_raises_naming_the_file(tmp_path):
     bad.write_text("customer_id,email\nC1,a@x.com\n")  # a csv pretending to be parquet
     spec = one_source_spec(tmp_path, path="crm.parquet", format="parquet")
     with pytest.raises(SourceReadError) as caught:
-        read_source(spec, spec.sources[0])
+        read_batch(spec, spec.sources[0], bad)
     message = str(caught.value)
     assert str(bad) in message
     assert "source 'crm'" in message
     assert "as parquet" in message
+    # Reading the source goes on: the file becomes one rejected row that names it.
+    (reason,) = read_source(spec, spec.sources[0]).get_column("_reject_reason").to_list()
+    assert reason.startswith("file could not be read:") and str(bad) in reason
     # The spec check reports the same file instead of raising.
     (problem,) = source_problems(spec, spec.sources[0])
     assert f"cannot read {bad} as parquet" in problem
