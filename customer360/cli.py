@@ -17,10 +17,11 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from customer360.core.spec import SPEC_ENV_VAR, SpecError, load_spec
+from customer360.core.spec import SPEC_ENV_VAR, SpecError, default_spec_path, load_spec
 from customer360.core.storage import ARTIFACTS_ENV_VAR, ArtifactStore
-from customer360.definitions import JOB_NAME, artifacts_dir, build_definitions
+from customer360.definitions import artifacts_dir
 from customer360.defs.run_history import record_run
+from customer360.runner import materialize_all
 
 DEFAULT_SAMPLE_DIR = Path("data_sources")
 
@@ -52,19 +53,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(spec_path: Path | None, artifacts: Path | None) -> int:
+    spec_file = spec_path.expanduser().resolve() if spec_path else default_spec_path()
     try:
-        spec = load_spec(spec_path)
+        spec = load_spec(spec_file)
     except SpecError as exc:
         print(f"customer360: {exc}", file=sys.stderr)
         return 2
     output_dir = artifacts.resolve() if artifacts else artifacts_dir(spec)
-    job = build_definitions(spec, output_dir).resolve_job_def(JOB_NAME)
     instance = _instance()
-    result = job.execute_in_process(
-        instance=instance,
+    result = materialize_all(
+        spec_file,
+        output_dir,
+        instance,
         tags={"customer360/recorded_by": "cli", "customer360/trigger": "customer360 run"},
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
     record_run(instance, result.run_id, spec, ArtifactStore(output_dir))
     checks = result.get_asset_check_evaluations()

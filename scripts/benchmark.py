@@ -6,7 +6,7 @@ time per asset, total wall time (including process start) and peak RSS.
 The sample world is generated once per (N, seed, generator version) under --work and
 reused. The
 materialization runs in a fresh child process — the real assets, IO manager and checks,
-exactly as `customer360 run` — so the figures include Python start-up and imports.
+exactly as `customer360 run` does it — so the figures include Python start-up and imports.
 """
 
 from __future__ import annotations
@@ -76,16 +76,11 @@ def _materialize(workdir: Path) -> int:
     """In the child: run the job and print per-step durations as one JSON line."""
     import dagster as dg
 
-    from customer360.core.spec import load_spec
-    from customer360.definitions import JOB_NAME, build_definitions
+    from customer360.runner import materialize_all
 
-    spec = load_spec(workdir / "customer360.yaml")
-    job = build_definitions(spec, workdir / "artifacts").resolve_job_def(JOB_NAME)
     instance = dg.DagsterInstance.ephemeral()
-    result = job.execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    result = materialize_all(
+        workdir / "customer360.yaml", workdir / "artifacts", instance, log_level="WARNING"
     )
     starts: dict[str, float] = {}
     steps: dict[str, float] = {}

@@ -37,8 +37,10 @@ def resolve_traits(
     """The winning observation per (resolved_id, attribute), with the strategy that chose it
     and whether the cluster's records disagreed (``conflict``)."""
     ranks = _record_ranks(records, membership)
-    candidates = traits.join(ranks, on="entity_key").with_columns(
-        pl.col("attribute").cast(pl.Enum(spec.golden_fields))
+    candidates = (
+        traits.drop("trust")
+        .join(ranks, on="entity_key")
+        .with_columns(pl.col("attribute").cast(pl.Enum(spec.golden_fields)))
     )
     return _winners(spec, candidates).select(RESOLVED_TRAIT_COLUMNS)
 
@@ -81,11 +83,11 @@ def _winners(spec: Spec, candidates: pl.DataFrame) -> pl.DataFrame:
     scored = candidates.with_columns(
         pl.col("attribute").cast(pl.String).replace_strict(strategy_of).alias("strategy")
     )
-    frequent = scored.filter(pl.col("strategy") == "most_frequent").with_columns(
-        pl.len().over("resolved_id", "attribute", "value").cast(pl.Int64).alias("frequency")
-    )
-    others = scored.filter(pl.col("strategy") != "most_frequent").with_columns(
-        pl.lit(0, dtype=pl.Int64).alias("frequency")
+    frequency = (
+        pl.when(pl.col("strategy") == "most_frequent")
+        .then(pl.len().over("resolved_id", "attribute", "value"))
+        .otherwise(0)
+        .cast(pl.Int64)
     )
     tie_break = pl.col("trust_rank")
     primary = (
@@ -102,7 +104,7 @@ def _winners(spec: Spec, candidates: pl.DataFrame) -> pl.DataFrame:
     )
     score = primary * SCORE_SCALE + secondary
     return (
-        pl.concat([frequent, others])
+        scored.with_columns(frequency.alias("frequency"))
         .with_columns(score.alias("score"), pl.col("value").hash().alias("value_hash"))
         .group_by("resolved_id", "attribute")
         .agg(

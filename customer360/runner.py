@@ -1,0 +1,46 @@
+"""Running the main job in this process without holding every asset's output in memory.
+
+``execute_in_process`` keeps each step's output for the result object — at scale, the
+whole graph's tables at once. ``execute_job`` over a reconstructable job does not, so
+each step's frames are freed when the step ends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from customer360.core.spec import load_spec
+from customer360.definitions import JOB_NAME, build_definitions
+
+
+def job_for(spec_path: str, artifacts: str, spec_version: str) -> dg.JobDefinition:
+    """The main job of a spec writing to ``artifacts`` (rebuilt by Dagster by name).
+
+    Dagster caches a rebuilt job by these arguments, so ``spec_version`` (the spec file's
+    size and modification time) makes an edited spec build a new job in a long process.
+    """
+    return build_definitions(load_spec(spec_path), Path(artifacts)).resolve_job_def(JOB_NAME)
+
+
+def materialize_all(
+    spec_path: Path,
+    artifacts: Path,
+    instance: dg.DagsterInstance,
+    tags: dict[str, str] | None = None,
+    log_level: str = "INFO",
+) -> dg.JobExecutionResult:
+    """Run the main job for a spec, in this process, into ``artifacts``."""
+    stat = spec_path.stat()
+    job = dg.build_reconstructable_job(
+        __name__,
+        job_for.__name__,
+        reconstructable_args=(str(spec_path), str(artifacts), f"{stat.st_size}:{stat.st_mtime_ns}"),
+    )
+    return dg.execute_job(
+        job,
+        instance=instance,
+        tags=tags,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
