@@ -17,7 +17,7 @@ from customer360.core.storage import ARTIFACTS_ENV_VAR, ArtifactStore
 from customer360.defs.analytics import build_analytics_assets
 from customer360.defs.automation import build_batch_sensor, build_reconciliation_schedule
 from customer360.defs.checks import build_checks
-from customer360.defs.io_manager import ParquetDuckDBIOManager
+from customer360.defs.io_manager import ParquetDuckDBIOManager, RunLock
 from customer360.defs.monitoring import build_monitoring_assets
 from customer360.defs.output_checks import build_output_checks
 from customer360.defs.preview import GROUP as PREVIEW_GROUP
@@ -63,7 +63,11 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
         jobs=[job, preview_job],
         sensors=[build_batch_sensor(spec, JOB_NAME), *build_run_history_sensors(spec, store)],
         schedules=[build_reconciliation_schedule(JOB_NAME)],
-        resources={"io_manager": ParquetDuckDBIOManager(artifacts_dir=str(artifacts))},
+        resources={
+            "io_manager": ParquetDuckDBIOManager(
+                artifacts_dir=str(artifacts), run_lock=RunLock(artifacts_dir=str(artifacts))
+            )
+        },
         # One process for the whole run: the steps pass large frames through Parquet
         # and gain nothing from a process each, and one writer never fights the lock.
         executor=dg.in_process_executor,

@@ -45,7 +45,7 @@ def assign_resolved_ids(
     ``labels`` are component numbers aligned with ``entity_keys``; ``previous`` is the
     last published membership (entity_key, resolved_id).
     """
-    registry = registry if registry is not None else pl.DataFrame(schema=REGISTRY_SCHEMA)
+    registry = _with_published_ids(registry, previous, now)
     current = pl.DataFrame({"entity_key": entity_keys, "component": labels}).with_row_index(
         "position"
     )
@@ -66,6 +66,30 @@ def assign_resolved_ids(
         pl.lit(now, dtype=pl.Datetime("us")).alias("issued_at"),
     )
     return resolved.get_column("resolved_id"), pl.concat([registry, issued])
+
+
+def _with_published_ids(
+    registry: pl.DataFrame | None, previous: pl.DataFrame | None, now: datetime
+) -> pl.DataFrame:
+    """The registry, plus any published id it lacks (a run stopped between publishing
+    membership and saving the registry): every id in use counts as issued."""
+    registry = registry if registry is not None else pl.DataFrame(schema=REGISTRY_SCHEMA)
+    if previous is None:
+        return registry
+    unknown = (
+        previous.select("resolved_id")
+        .unique()
+        .join(registry.select("resolved_id"), on="resolved_id", how="anti")
+        .sort("resolved_id")
+    )
+    if unknown.is_empty():
+        return registry
+    healed = unknown.select(
+        "resolved_id",
+        pl.lit(_next_seq(registry), dtype=pl.Int64).alias("issued_seq"),
+        pl.lit(now, dtype=pl.Datetime("us")).alias("issued_at"),
+    )
+    return pl.concat([registry, healed])
 
 
 def _inherited_ids(

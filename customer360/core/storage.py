@@ -14,7 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 ARTIFACTS_ENV_VAR = "CUSTOMER360_ARTIFACTS"
 DATABASE_FILE = "customer360.duckdb"
 LOCK_FILE = ".customer360.lock"
+RUN_LOCK_FILE = ".customer360.run.lock"
 # A person may hold the DuckDB file open in the CLI for a while; wait this long for it.
 LOCK_WAIT_SECONDS = 60.0
 # The newest DuckDB shell on PyPI (duckdb-cli 1.5) reads storage formats up to 1.4: keep
@@ -93,13 +94,39 @@ class ArtifactStore:
         return pq.ParquetFile(self.path(table)).metadata.num_rows
 
     def _ensure_view(self, table: str, target: Path) -> None:
+        """Create the table's view unless it already points at the file. The check opens
+        the catalogue read-only, which people querying it do not block: only a view's
+        first creation takes DuckDB's single write lock, briefly."""
+        if self._view_exists(table, target):
+            return
         sql = f"CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM read_parquet('{target}')"
         with self._locked_connection() as con:
-            current = con.execute(
-                "SELECT sql FROM duckdb_views() WHERE view_name = ? AND NOT internal", [table]
-            ).fetchone()
-            if current is None or str(target) not in current[0]:
-                con.execute(sql)
+            con.execute(sql)
+
+    def _view_exists(self, table: str, target: Path) -> bool:
+        if not self.database.is_file():
+            return False
+        try:
+            with duckdb.connect(str(self.database), read_only=True) as con:
+                current = con.execute(
+                    "SELECT sql FROM duckdb_views() WHERE view_name = ? AND NOT internal", [table]
+                ).fetchone()
+        except duckdb.IOException:
+            return False  # a writer holds it now; decide under the write lock
+        return current is not None and str(target) in current[0]
+
+    @contextmanager
+    def exclusive_run(self, on_wait: Callable[[], None] = lambda: None) -> Iterator[None]:
+        """Held for a whole run: runs writing to this folder take turns, whoever started
+        them (the command, the UI, a sensor), so state is never updated by two at once."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / RUN_LOCK_FILE, "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                on_wait()
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
@@ -129,6 +156,25 @@ def _write_atomically(frame: pl.DataFrame, target: Path) -> None:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+    _remove_orphans(target)
+
+
+def _remove_orphans(target: Path) -> None:
+    """Temporary files of processes that died mid-write (their pid is gone)."""
+    for orphan in target.parent.glob(f".{target.name}.*.tmp"):
+        pid = orphan.name.removeprefix(f".{target.name}.").removesuffix(".tmp")
+        if pid.isdigit() and not _alive(int(pid)):
+            orphan.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _connect_with_retry(database: Path) -> duckdb.DuckDBPyConnection:

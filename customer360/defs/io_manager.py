@@ -4,6 +4,9 @@ queryable by name in ``artifacts/customer360.duckdb`` (see :mod:`customer360.cor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
 import polars as pl
 
@@ -13,10 +16,29 @@ from customer360.defs.metadata import table_schema
 COLUMNS_KEY = "columns"
 
 
-class ParquetDuckDBIOManager(dg.ConfigurableIOManager):
-    """Persists each asset as ``<artifacts_dir>/<asset name>.parquet`` plus a DuckDB view."""
+class RunLock(dg.ConfigurableResource):
+    """Held from the start to the end of a run: runs writing the same artifacts take turns
+    instead of interleaving their writes of tables and state."""
 
     artifacts_dir: str
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[RunLock]:
+        store = ArtifactStore(self.artifacts_dir)
+
+        def waiting() -> None:
+            context.log.info(f"another run is writing {store.root}; waiting for it to finish")
+
+        with store.exclusive_run(on_wait=waiting):
+            yield self
+
+
+class ParquetDuckDBIOManager(dg.ConfigurableIOManager):
+    """Persists each asset as ``<artifacts_dir>/<asset name>.parquet`` plus a DuckDB view.
+    Every run that writes holds the folder's run lock (``run_lock``) while it runs."""
+
+    artifacts_dir: str
+    run_lock: RunLock
 
     @property
     def store(self) -> ArtifactStore:

@@ -159,8 +159,9 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         lineage = cluster_lineage(previous, membership)
         sizes = clusters.get_column("size")
         context.log.info(f"{membership.height} records in {clusters.height} clusters")
-        store.write_state(ID_REGISTRY_STATE, registry)
         yield dg.Output(membership, "membership")
+        # after membership is published: a crash in between heals (see stable_ids)
+        store.write_state(ID_REGISTRY_STATE, registry)
         changes = lineage.group_by("change_type").len().sort("change_type")
         yield dg.Output(
             accumulate_lineage(

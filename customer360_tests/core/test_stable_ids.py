@@ -217,3 +217,14 @@ def test_incremental_runs_equal_a_full_recompute(operations):
             scratch.membership, scratch_golden
         )
         assert result.membership.get_column("resolved_id").n_unique() == golden.height
+
+
+def test_published_ids_missing_from_the_registry_are_registered_and_never_reissued():
+    first = resolve([("A", "B")], "ABC")
+    # a run stopped after publishing membership but before saving its registry
+    second = resolve([], "ABC", first.membership, registry=None, now=RUN_2)
+    assert sorted(second.registry.get_column("resolved_id")) == keys("A", "B", "C")
+    assert ids(second.membership) == {"A": "A", "B": "B", "C": "C"}
+    third = resolve([("A", "B")], "ABC", second.membership, second.registry, RUN_3)
+    fourth = resolve([], "ABC", third.membership, third.registry, RUN_3)
+    assert ids(fourth.membership)["B"] == "B#2"

@@ -1,0 +1,119 @@
+"""Crash safety with a real process: SIGKILL at any point, run again, and the outputs are
+whole and equal to a clean run's; the previous outputs stay readable meanwhile."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from customer360.sample import generate_sample
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Tables whose content a run determines completely (no run ids or wall-clock times).
+DATA_TABLES = [
+    "records",
+    "quarantine",
+    "identifiers",
+    "identity_edges",
+    "membership",
+    "clusters",
+    "traits",
+    "resolved_traits",
+    "golden_profiles",
+    "customer_360",
+    "organizations",
+    "memberships",
+]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("world")
+    generate_sample(folder / "data_sources", records=3_000, seed=11)
+    shutil.copy(REPO_ROOT / "customer360.yaml", folder / "customer360.yaml")
+    return folder
+
+
+def start_run(world: Path, artifacts: Path, log: Path | None = None) -> subprocess.Popen:
+    """`customer360 run` in a real child process (its log to ``log`` if given)."""
+    spec = str(world / "customer360.yaml")
+    command = [
+        sys.executable,
+        "-m",
+        "customer360.cli",
+        "run",
+        "--spec",
+        spec,
+        "--artifacts",
+        str(artifacts),
+    ]
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w") if log else subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(world)},
+    )
+
+
+def tables(artifacts: Path) -> dict[str, pl.DataFrame]:
+    return {name: pl.read_parquet(artifacts / f"{name}.parquet") for name in DATA_TABLES}
+
+
+def test_a_killed_run_leaves_whole_outputs_and_the_next_run_equals_a_clean_one(
+    world: Path, tmp_path: Path
+) -> None:
+    clean = tmp_path / "clean"
+    assert start_run(world, clean).wait(timeout=300) == 0
+    expected = tables(clean)
+
+    crashed = tmp_path / "crashed"
+    for delay in (1.5, 2.5, 3.5, 4.5):  # start-up, sources, resolution, profiles
+        run = start_run(world, crashed)
+        time.sleep(delay)
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=60)
+        for parquet in crashed.glob("*.parquet"):
+            pl.read_parquet(parquet)  # every visible table is whole
+    assert start_run(world, crashed).wait(timeout=300) == 0
+    assert not list(crashed.rglob(".*.tmp"))  # what a killed write left is cleaned up
+    for name, frame in tables(crashed).items():
+        assert frame.height == expected[name].height, name
+        assert_frame_equal(frame, expected[name], check_row_order=False)
+
+
+def test_previous_outputs_stay_readable_while_a_run_rewrites_them(
+    world: Path, tmp_path: Path
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    assert start_run(world, artifacts).wait(timeout=300) == 0
+    profiles = pl.read_parquet(artifacts / "golden_profiles.parquet").height
+    run = start_run(world, artifacts)
+    counts = []
+    while run.poll() is None:
+        with duckdb.connect(str(artifacts / "customer360.duckdb"), read_only=True) as con:
+            counts.append(con.execute("select count(*) from golden_profiles").fetchone()[0])
+        time.sleep(0.2)
+    assert run.returncode == 0
+    assert len(counts) > 3 and set(counts) == {profiles}
+
+
+def test_two_runs_started_at_once_take_turns_and_both_succeed(world: Path, tmp_path: Path) -> None:
+    artifacts = tmp_path / "artifacts"
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    runs = [start_run(world, artifacts, log) for log in logs]
+    assert [run.wait(timeout=300) for run in runs] == [0, 0]
+    history = pl.read_parquet(artifacts / "run_history.parquet")
+    assert history.get_column("status").to_list() == ["SUCCESS", "SUCCESS"]
+    waited = ["waiting for it to finish" in log.read_text() for log in logs]
+    assert sorted(waited) == [False, True]  # one ran, the other waited its turn
+    membership = pl.read_parquet(artifacts / "membership.parquet")
+    assert membership.get_column("entity_key").is_unique().all()
