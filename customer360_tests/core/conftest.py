@@ -14,6 +14,22 @@ from customer360.core.spec import Spec
 
 SPEC_FILE = "customer360.yaml"
 
+LOYALTY_EXPRESSION = "regexp_replace(upper(value), '[^A-Z0-9]', '', 'g')"
+# Every normalizer of the spec, and the phone variants that take different code paths
+# (US/possible: vectorised NANP fast path; US/valid and GB: phonenumbers for every value).
+NORMALIZERS: dict[str, dict[str, Any]] = {
+    "email": {"normalizer": "email"},
+    "phone": {"normalizer": "phone"},
+    "phone_valid": {"normalizer": "phone", "phone_validation": "valid"},
+    "phone_gb": {"normalizer": "phone", "region": "GB"},
+    "upper": {"normalizer": "upper"},
+    "lower": {"normalizer": "lower"},
+    "trim": {"normalizer": "trim"},
+    "digits": {"normalizer": "digits"},
+    "expression": {"normalizer": "expression", "expression": LOYALTY_EXPRESSION},
+}
+
+
 # A small CRM extract: header plus three people. Written as text so the test controls
 # every character (leading zeros, spaces, placeholders).
 CRM_HEADER = ["customer_id", "email", "phone", "first_name", "updated"]

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from customer360.core.normalize import normalize, normalize_email, normalize_phone, phone_e164
 from customer360.core.spec import IdentifierType
 
+from .conftest import NORMALIZERS
+
 
 def run(values: list[str | None], default_region: str = "US", **id_type) -> list[str | None]:
     series = pl.Series(values, dtype=pl.String)
@@ -145,20 +147,7 @@ MESSY = [
     "555-123-4567", "0000000000", "1-800-FLOWERS", "++1 212 555 0187", "LY-00 12",
     " ab\t\tCD ", "ß straße", "İstanbul", "x", "#12", None,
 ]
-TYPES = {
-    "email": {"normalizer": "email"},
-    "phone": {"normalizer": "phone"},
-    "phone_valid": {"normalizer": "phone", "phone_validation": "valid"},
-    "phone_gb": {"normalizer": "phone", "region": "GB"},
-    "upper": {"normalizer": "upper"},
-    "lower": {"normalizer": "lower"},
-    "trim": {"normalizer": "trim"},
-    "digits": {"normalizer": "digits"},
-    "expression": {
-        "normalizer": "expression",
-        "expression": "regexp_replace(upper(value), '[^A-Z0-9]', '', 'g')",
-    },
-}
+TYPES = NORMALIZERS
 
 
 @pytest.mark.parametrize("name", list(TYPES))

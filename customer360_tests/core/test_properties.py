@@ -28,6 +28,8 @@ from customer360.core import spec as spec_module
 from customer360.core.normalize import normalize, normalize_email, phone_e164
 from customer360.core.spec import IdentifierType, Spec, SpecError, load_spec
 
+from .conftest import NORMALIZERS
+
 # The "profile" of this file, independent of any pytest/hypothesis configuration: each
 # test derives its own settings from it (settings objects do not change global state).
 # Shrinking big batches of phone numbers can take minutes, so CI skips it: every assertion
@@ -53,20 +55,6 @@ FUZZ_LIST_SIZE = (105, 150)  # 100 examples x >= 105 values: >= 10,500 by constr
 assert FUZZ_EXAMPLES * FUZZ_LIST_SIZE[0] >= MIN_VALUES_PER_NORMALIZER
 
 DEFAULT_REGION = "US"
-LOYALTY_EXPRESSION = "regexp_replace(upper(value), '[^A-Z0-9]', '', 'g')"
-# Every normalizer of the spec, and the phone variants that take different code paths
-# (US/possible: vectorised NANP fast path; US/valid and GB: phonenumbers for every value).
-NORMALIZERS: dict[str, dict[str, Any]] = {
-    "email": {"normalizer": "email"},
-    "phone": {"normalizer": "phone"},
-    "phone_valid": {"normalizer": "phone", "phone_validation": "valid"},
-    "phone_gb": {"normalizer": "phone", "region": "GB"},
-    "upper": {"normalizer": "upper"},
-    "lower": {"normalizer": "lower"},
-    "trim": {"normalizer": "trim"},
-    "digits": {"normalizer": "digits"},
-    "expression": {"normalizer": "expression", "expression": LOYALTY_EXPRESSION},
-}
 PHONES = [name for name, config in NORMALIZERS.items() if config["normalizer"] == "phone"]
 EXERCISED: Counter[str] = Counter()
 

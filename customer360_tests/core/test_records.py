@@ -13,23 +13,13 @@ import pytest
 from customer360.core.readers import read_source
 from customer360.core.records import PROVENANCE_COLUMNS, build_records
 
-from .conftest import CRM_HEADER, make_spec, spec_dict, write_csv
+from .conftest import CRM_HEADER, crm_source, make_spec, spec_dict, write_csv
 
 
 def crm_spec(tmp_path: Path, rows: list[list[str]], header=CRM_HEADER, **settings_or_source):
     write_csv(tmp_path / "crm.csv", header, rows)
-    source = {
-        "name": "crm",
-        "path": "crm.csv",
-        "format": "csv",
-        "key": "customer_id",
-        "updated_at": "updated",
-        "trust": 1,
-        "identifiers": {"email": "email", "phone": "phone"},
-        "attributes": {"first_name": "first_name"},
-    }
     settings = settings_or_source.pop("settings", None)
-    source.update(settings_or_source)
+    source = crm_source(**settings_or_source)
     raw = spec_dict(source, **({"settings": settings} if settings else {}))
     return make_spec(raw, tmp_path)
 
