@@ -41,7 +41,7 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
     )
     def golden_profile_history(
         context: AssetExecutionContext, golden_profiles: pl.DataFrame, membership: pl.DataFrame
-    ) -> pl.DataFrame:
+    ):
         previous = (
             store.read("golden_profile_history") if store.exists("golden_profile_history") else None
         )
@@ -54,20 +54,21 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
             store.read_state(HISTORY_MEMBERSHIP_STATE),
             as_of,
         )
-        store.write_state(HISTORY_MEMBERSHIP_STATE, membership.select("entity_key", "resolved_id"))
         opened = history.filter(pl.col("valid_from") == as_of)
         closed = history.filter(pl.col("valid_to") == as_of)
-        context.add_output_metadata(
-            {
+        yield dg.Output(
+            history,
+            metadata={
                 "versions": history.height,
                 "current_versions": int(history.get_column("is_current").sum()),
                 "closed_this_run": closed.height,
                 "opened_this_run": dg.MetadataValue.json(
                     dict(opened.group_by("opened_by").len().sort("opened_by").iter_rows())
                 ),
-            }
+            },
         )
-        return history
+        # only once the history is published: both move forward together
+        store.write_state(HISTORY_MEMBERSHIP_STATE, membership.select("entity_key", "resolved_id"))
 
     @dg.asset(
         ins={
