@@ -50,8 +50,9 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             ),
             "quarantine": _out(
                 spec,
-                "Rows that could not be accepted — missing or duplicate record key, "
-                "unparseable timestamp — with the reason and the raw row as JSON. "
+                "Rows that could not be accepted — malformed line, unreadable batch file, "
+                "missing or duplicate record key, unparseable timestamp or number — with "
+                "the reason and the raw row (as JSON, or the line as read). "
                 "rows in = records + quarantine.",
             ),
         },

@@ -34,8 +34,8 @@ def _extract_asset(spec: Spec, source: Source) -> dg.AssetsDefinition:
         owners=[spec.settings.owner],
         description=(
             f"{source.description or 'Source extract'} — every row of {location} "
-            f"({source.format}) as text, with its batch file and row number. "
-            f"Trust rank {source.trust}."
+            f"({source.format}) as text, with its batch file and row number; lines or files "
+            f"that could not be read carry _reject_reason. Trust rank {source.trust}."
         ),
         metadata={"source_path": dg.MetadataValue.path(str(location)), "trust": source.trust},
     )
