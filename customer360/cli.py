@@ -1,7 +1,8 @@
 """The ``customer360`` command.
 
 - ``customer360 run``: materialize the whole asset graph in process and print a summary;
-- ``customer360 sample``: write the seeded sample world to ``data_sources/``.
+- ``customer360 sample``: write the seeded sample world to ``data_sources/``;
+- ``customer360 forget``: remove a person from every output and keep them out.
 
 Runs land in the Dagster instance at ``$DAGSTER_HOME`` when it is set (so they show up
 in ``dagster dev``), otherwise in a throwaway in-memory instance.
@@ -17,8 +18,9 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from customer360.core.forget import ForgetError, forget, select_records
 from customer360.core.spec import SPEC_ENV_VAR, SpecError, default_spec_path, load_spec
-from customer360.core.storage import ARTIFACTS_ENV_VAR, ArtifactStore
+from customer360.core.storage import ARTIFACTS_ENV_VAR, ArtifactStore, StorageError
 from customer360.definitions import artifacts_dir
 from customer360.defs.run_history import record_run
 from customer360.runner import materialize_all
@@ -46,9 +48,23 @@ def main(argv: list[str] | None = None) -> int:
         "--if-missing", action="store_true", help="do nothing when the sample already exists"
     )
 
+    forgetting = commands.add_parser(
+        "forget",
+        help="remove a person from every output and keep them out of later runs",
+    )
+    forgetting.add_argument("--spec", type=Path)
+    forgetting.add_argument("--artifacts", type=Path)
+    chosen = forgetting.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--resolved-id", help="the customer's resolved_id")
+    chosen.add_argument(
+        "--identifier", nargs=2, metavar=("TYPE", "VALUE"), help="e.g. --identifier email a@b.com"
+    )
+
     args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args.spec, args.artifacts)
+    if args.command == "forget":
+        return _forget(args.spec, args.artifacts, args.resolved_id, args.identifier)
     return _sample(args.out, args.records, args.seed, args.if_missing)
 
 
@@ -81,6 +97,30 @@ def _run(spec_path: Path | None, artifacts: Path | None) -> int:
         )
         return 1
     return 1 if failed_checks else 0
+
+
+def _forget(
+    spec_path: Path | None,
+    artifacts: Path | None,
+    resolved_id: str | None,
+    identifier: list[str] | None,
+) -> int:
+    """Forget the person, then run the graph so every output is rebuilt without them."""
+    spec_file = spec_path.expanduser().resolve() if spec_path else default_spec_path()
+    try:
+        spec = load_spec(spec_file)
+        store = ArtifactStore(artifacts.resolve() if artifacts else artifacts_dir(spec))
+        identifier_type, value = identifier or (None, None)
+        selected = select_records(spec, store, resolved_id, identifier_type, value)
+    except (SpecError, ForgetError, StorageError) as exc:
+        print(f"customer360: {exc}", file=sys.stderr)
+        return 2
+    figures = forget(store, selected, "resolved_id" if resolved_id else identifier_type)
+    print(
+        f"forgot {figures['records_forgotten']} record(s) of "
+        f"{figures['customers_forgotten']} customer(s); rebuilding every output"
+    )
+    return _run(spec_file, store.root)
 
 
 def _instance() -> dg.DagsterInstance:

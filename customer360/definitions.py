@@ -17,6 +17,7 @@ from customer360.core.storage import ARTIFACTS_ENV_VAR, ArtifactStore
 from customer360.defs.analytics import build_analytics_assets
 from customer360.defs.automation import build_batch_sensor, build_reconciliation_schedule
 from customer360.defs.checks import build_checks
+from customer360.defs.forgetting import build_forget_job
 from customer360.defs.io_manager import ParquetDuckDBIOManager, RunLock
 from customer360.defs.monitoring import build_monitoring_assets
 from customer360.defs.output_checks import build_output_checks
@@ -39,7 +40,7 @@ def artifacts_dir(spec: Spec) -> Path:
 def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
     store = ArtifactStore(artifacts)
     assets = [
-        *build_source_assets(spec),
+        *build_source_assets(spec, store),
         *build_resolution_assets(spec, store),
         *build_profile_assets(spec),
         *build_analytics_assets(spec, store),
@@ -57,11 +58,16 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
         selection=preview,
         description="Dry run: what the next run would change. Writes only the dry_run tables.",
     )
+    forget_job, rebuild_after_forget = build_forget_job(spec, store, job)
     return dg.Definitions(
         assets=assets,
         asset_checks=[*build_checks(spec, store), *build_output_checks(spec, store)],
-        jobs=[job, preview_job],
-        sensors=[build_batch_sensor(spec, JOB_NAME), *build_run_history_sensors(spec, store)],
+        jobs=[job, preview_job, forget_job],
+        sensors=[
+            build_batch_sensor(spec, JOB_NAME),
+            *build_run_history_sensors(spec, store),
+            rebuild_after_forget,
+        ],
         schedules=[build_reconciliation_schedule(JOB_NAME)],
         resources={
             "io_manager": ParquetDuckDBIOManager(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -78,3 +79,38 @@ def test_every_run_lands_in_run_history_failures_with_their_error(
     assert first["ended_at"] >= first["started_at"]
     assert "cluster_records" in json.loads(first["stage_seconds"])
     assert "largest_cluster_within_limit" in failed["error"]
+
+
+def test_forget_removes_a_person_from_every_output_and_keeps_them_out(
+    walkthrough_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, artifacts = walkthrough_dir / "customer360.yaml", tmp_path / "out"
+    args = ["--spec", str(spec), "--artifacts", str(artifacts)]
+    assert main(["run", *args]) == 0
+    assert main(["forget", *args, "--identifier", "email", " JOHN@acme.com"]) == 0
+    assert "forgot 4 record(s) of 1 customer(s)" in capsys.readouterr().out
+    assert main(["run", *args]) == 0  # a later run keeps him out
+
+    traces = ["john@acme.com", "JOHN@ACME.COM", "John", "5551234567", "C001", "O001", "T001"]
+    for parquet in artifacts.glob("*.parquet"):  # every published table
+        text = duckdb.sql(f"select * from read_parquet('{parquet}')").fetchall().__str__()
+        assert not [t for t in traces if t in text], parquet.name
+    history = pl.read_parquet(artifacts / "state" / "history_membership.parquet")
+    assert not history.get_column("entity_key").str.contains("C001|O00[12]|T001").any()
+    audit = pl.read_parquet(artifacts / "forget_audit.parquet").row(0, named=True)
+    assert (audit["selector"], audit["records_forgotten"], audit["customers_forgotten"]) == (
+        "email",
+        4,
+        1,
+    )
+
+
+def test_forget_of_nobody_changes_nothing(
+    walkthrough_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, artifacts = walkthrough_dir / "customer360.yaml", tmp_path / "out"
+    args = ["--spec", str(spec), "--artifacts", str(artifacts)]
+    assert main(["run", *args]) == 0
+    assert main(["forget", *args, "--resolved-id", "crm_customers:NOBODY"]) == 2
+    assert "no customer matches" in capsys.readouterr().err
+    assert not (artifacts / "forget_audit.parquet").exists()

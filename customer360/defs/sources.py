@@ -5,8 +5,10 @@ import dagster as dg
 import polars as pl
 from dagster import AssetExecutionContext
 
+from customer360.core.forget import suppressed_keys
 from customer360.core.readers import list_batches, read_source
 from customer360.core.spec import Source, Spec
+from customer360.core.storage import ArtifactStore
 
 GROUP = "sources"
 KIND_BY_FORMAT = {
@@ -20,11 +22,11 @@ KIND_BY_FORMAT = {
 }
 
 
-def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
-    return [_extract_asset(spec, source) for source in spec.sources]
+def build_source_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefinition]:
+    return [_extract_asset(spec, source, store) for source in spec.sources]
 
 
-def _extract_asset(spec: Spec, source: Source) -> dg.AssetsDefinition:
+def _extract_asset(spec: Spec, source: Source, store: ArtifactStore) -> dg.AssetsDefinition:
     location = spec.resolve(source.path)
 
     @dg.asset(
@@ -43,7 +45,18 @@ def _extract_asset(spec: Spec, source: Source) -> dg.AssetsDefinition:
         batches = list_batches(spec, source)
         context.log.info(f"reading {len(batches)} batch file(s) of '{source.name}' from {location}")
         frame = read_source(spec, source)
-        context.add_output_metadata({"batches": len(batches)})
-        return frame
+        kept = _without_forgotten(frame, source, suppressed_keys(store))
+        context.add_output_metadata(
+            {"batches": len(batches), "forgotten_rows_dropped": frame.height - kept.height}
+        )
+        return kept
 
     return extract
+
+
+def _without_forgotten(frame: pl.DataFrame, source: Source, forgotten: pl.Series) -> pl.DataFrame:
+    """Rows of people who asked to be forgotten never enter the graph again."""
+    if forgotten.is_empty() or source.key not in frame.columns:
+        return frame
+    entity_key = pl.lit(f"{source.name}:") + pl.col(source.key).str.strip_chars()
+    return frame.filter(~entity_key.is_in(forgotten.implode()).fill_null(False))

@@ -76,3 +76,29 @@ def test_the_sensor_runs_by_default_and_the_reconciliation_schedule_does_not(
     schedule = defs.resolve_schedule_def("nightly_full_reconciliation")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+def test_the_forget_job_forgets_and_its_success_requests_a_rebuild(
+    walkthrough_dir: Path, tmp_path: Path
+) -> None:
+    from customer360_tests.conftest import run_job
+
+    spec = walkthrough_dir / "customer360.yaml"
+    run_job(spec, tmp_path / "artifacts")
+    defs = build_definitions(load_spec(spec), tmp_path / "artifacts")
+    instance = dg.DagsterInstance.ephemeral()
+    config = {"ops": {"forget_person": {"config": {"resolved_id": "crm_customers:C002"}}}}
+    result = defs.resolve_job_def("forget_customer").execute_in_process(
+        run_config=config, instance=instance
+    )
+    assert result.success
+    assert (tmp_path / "artifacts" / "forget_audit.parquet").is_file()
+    sensor = defs.resolve_sensor_def("rebuild_after_forget")
+    context = dg.build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_success_event(),
+    )
+    request = sensor(context)
+    assert request.tags["customer360/trigger"] == "rebuild_after_forget"

@@ -1,0 +1,114 @@
+"""The right to be forgotten: a person's records leave every output and stay out.
+
+Forgetting adds the person's entity_keys to a suppression list kept in the artifacts'
+state; source extracts drop those rows as they are read, so the next run rebuilds every
+table without them. What a run cannot rebuild — the golden-profile history, the lineage
+of ids, the dry-run tables and the history's membership state — is purged here, and so
+is the published membership, so that the next run does not record their removal. The
+audit row records when, by what kind of selector and how many records, never the values.
+The suppression list and the registry of issued ids keep entity keys (source-system
+keys, no personal values): the first to keep the rows out, the second so that an id is
+never issued twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import polars as pl
+
+from customer360.core.normalize import normalize
+from customer360.core.spec import Spec
+from customer360.core.storage import ArtifactStore
+
+FORGOTTEN_STATE = "forgotten_records"
+AUDIT_TABLE = "forget_audit"
+# Tables that accumulate across runs and so must be purged, not rebuilt.
+PURGED_BY_ENTITY_KEY = ["membership", "cluster_lineage", "dry_run_results"]
+PURGED_BY_RESOLVED_ID = ["golden_profile_history"]
+PURGED_STATE = ["history_membership"]
+
+
+class ForgetError(ValueError):
+    """Nothing matches the request, or it is malformed; the message says which."""
+
+
+def select_records(
+    spec: Spec,
+    store: ArtifactStore,
+    resolved_id: str | None = None,
+    identifier_type: str | None = None,
+    value: str | None = None,
+) -> pl.DataFrame:
+    """The (entity_key, resolved_id) of every record of the person(s) selected by a
+    resolved_id or by an identifier value (normalized like the data)."""
+    membership = store.read("membership", ["entity_key", "resolved_id"])
+    if resolved_id is not None:
+        chosen = [resolved_id]
+    else:
+        if identifier_type not in spec.identifier_types or value is None:
+            known = ", ".join(spec.identifier_types)
+            raise ForgetError(f"give --resolved-id, or an identifier type ({known}) and value")
+        id_type = spec.identifier_types[identifier_type]
+        normalized = normalize(pl.Series([value]), id_type, spec.settings.default_region)[0]
+        holders = store.read("identifiers", ["entity_key", "identifier_type", "value"]).filter(
+            (pl.col("identifier_type") == identifier_type) & (pl.col("value") == normalized)
+        )
+        chosen = (
+            holders.join(membership, on="entity_key").get_column("resolved_id").unique().to_list()
+        )
+    selected = membership.filter(pl.col("resolved_id").is_in(chosen))
+    if selected.is_empty():
+        raise ForgetError("no customer matches the request; nothing was changed")
+    return selected
+
+
+def forget(store: ArtifactStore, selected: pl.DataFrame, selector: str) -> dict[str, int]:
+    """Suppress the selected records from now on, purge what runs cannot rebuild, and
+    write the audit row. Returns the audit figures."""
+    keys = selected.get_column("entity_key").unique()
+    ids = selected.get_column("resolved_id").unique()
+    suppressed = pl.concat(
+        [
+            frame
+            for frame in (store.read_state(FORGOTTEN_STATE), keys.to_frame())
+            if frame is not None
+        ]
+    ).unique()
+    store.write_state(FORGOTTEN_STATE, suppressed)
+    for table in PURGED_BY_ENTITY_KEY:
+        if store.exists(table):
+            store.write(
+                table, store.read(table).filter(~pl.col("entity_key").is_in(keys.implode()))
+            )
+    for table in PURGED_BY_RESOLVED_ID:
+        if store.exists(table):
+            store.write(
+                table, store.read(table).filter(~pl.col("resolved_id").is_in(ids.implode()))
+            )
+    for name in PURGED_STATE:
+        state = store.read_state(name)
+        if state is not None:
+            store.write_state(name, state.filter(~pl.col("entity_key").is_in(keys.implode())))
+    figures = {"records_forgotten": keys.len(), "customers_forgotten": ids.len()}
+    store.append(
+        AUDIT_TABLE,
+        pl.DataFrame(
+            {
+                "request_id": [uuid.uuid4().hex],
+                "requested_at": [datetime.now(UTC).replace(tzinfo=None)],
+                "selector": [selector],
+                **{name: [count] for name, count in figures.items()},
+            }
+        ),
+    )
+    return figures
+
+
+def suppressed_keys(store: ArtifactStore) -> pl.Series:
+    """Entity keys that must never be read again."""
+    state = store.read_state(FORGOTTEN_STATE)
+    return (
+        pl.Series("entity_key", [], pl.String) if state is None else state.get_column("entity_key")
+    )
