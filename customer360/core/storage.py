@@ -89,6 +89,10 @@ class ArtifactStore:
             )
         return pl.read_parquet(self.path(table), columns=columns)
 
+    def scan(self, table: str) -> pl.LazyFrame:
+        """A table read lazily: only the columns and rows a query needs are loaded."""
+        return pl.scan_parquet(self.path(table))
+
     def row_count(self, table: str) -> int:
         """Rows of a table, read from the Parquet footer without loading the data."""
         return pq.ParquetFile(self.path(table)).metadata.num_rows

@@ -19,7 +19,7 @@ def key_check(store: ArtifactStore, table: str, key: list[str]) -> dg.AssetCheck
         description=f"No null and no duplicate ({', '.join(key)}).",
     )
     def keys_unique_not_null() -> dg.AssetCheckResult:
-        keys = pl.scan_parquet(store.path(table)).select(key)
+        keys = store.scan(table).select(key)
         counts = keys.select(
             pl.any_horizontal(pl.col(key).is_null()).sum().alias("rows_with_null_key"),
             (pl.len() - pl.struct(key).n_unique()).alias("duplicate_keys"),
@@ -34,17 +34,14 @@ def build_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecksDefinit
     source_names = [source.name for source in spec.sources]
     max_size = spec.quality.max_cluster_size
 
-    def scan(table: str) -> pl.LazyFrame:
-        return pl.scan_parquet(store.path(table))
-
     @dg.asset_check(
         asset="membership",
         additional_deps=["records"],
         description="Every record has exactly one resolved_id, and nothing else has one.",
     )
     def every_record_resolved() -> dg.AssetCheckResult:
-        members = scan("membership").select("entity_key", "resolved_id")
-        records = scan("records").select("entity_key")
+        members = store.scan("membership").select("entity_key", "resolved_id")
+        records = store.scan("records").select("entity_key")
         unresolved = records.join(members, on="entity_key", how="anti").select(pl.len())
         unknown = members.join(records, on="entity_key", how="anti").select(pl.len())
         null_ids = members.select(pl.col("resolved_id").null_count())
@@ -77,8 +74,8 @@ def build_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecksDefinit
         ),
     )
     def largest_cluster_within_limit() -> dg.AssetCheckResult:
-        largest = scan("clusters").select(pl.col("size").max()).collect().item() or 0
-        offenders = scan("clusters").filter(pl.col("size") > max_size).select(pl.len())
+        largest = store.scan("clusters").select(pl.col("size").max()).collect().item() or 0
+        offenders = store.scan("clusters").filter(pl.col("size") > max_size).select(pl.len())
         return dg.AssetCheckResult(
             passed=largest <= max_size,
             metadata={
@@ -101,7 +98,7 @@ def build_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecksDefinit
     )
     def moved_share_within_limit(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         this_run = (
-            scan("cluster_lineage")
+            store.scan("cluster_lineage")
             .filter(pl.col("run_id") == context.run.run_id)
             .drop_nulls(["previous_resolved_id", "resolved_id"])
         )
@@ -125,8 +122,8 @@ def build_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecksDefinit
         description="Exactly one golden profile per cluster.",
     )
     def one_profile_per_cluster() -> dg.AssetCheckResult:
-        profiles = scan("golden_profiles").select("resolved_id")
-        clusters = scan("clusters").select("resolved_id")
+        profiles = store.scan("golden_profiles").select("resolved_id")
+        clusters = store.scan("clusters").select("resolved_id")
         figures = {
             "profiles": profiles.select(pl.len()).collect().item(),
             "clusters": clusters.select(pl.len()).collect().item(),

@@ -11,17 +11,16 @@ CUSTOMER_360_INPUTS = ["golden_profiles", "records", "membership"]
 
 
 def build_output_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecksDefinition]:
-    def scan(table: str) -> pl.LazyFrame:
-        return pl.scan_parquet(store.path(table))
-
     @dg.asset_check(
         asset="golden_profile_history",
         additional_deps=["golden_profiles"],
         description="Exactly one current version per customer, and none for anyone else.",
     )
     def one_current_version() -> dg.AssetCheckResult:
-        current = scan("golden_profile_history").filter(pl.col("is_current")).select("resolved_id")
-        profiles = scan("golden_profiles").select("resolved_id")
+        current = (
+            store.scan("golden_profile_history").filter(pl.col("is_current")).select("resolved_id")
+        )
+        profiles = store.scan("golden_profiles").select("resolved_id")
         figures = {
             "customers_with_several_current_versions": current.group_by("resolved_id")
             .len()
@@ -83,9 +82,9 @@ def _memberships_point_at_existing(store: ArtifactStore) -> dg.AssetChecksDefini
         description="Every membership points at an existing customer and organization.",
     )
     def memberships_point_at_existing() -> dg.AssetCheckResult:
-        memberships = pl.scan_parquet(store.path("memberships"))
-        people = pl.scan_parquet(store.path("golden_profiles")).select("resolved_id")
-        orgs = pl.scan_parquet(store.path("organizations")).select("organization_id")
+        memberships = store.scan("memberships")
+        people = store.scan("golden_profiles").select("resolved_id")
+        orgs = store.scan("organizations").select("organization_id")
         figures = {
             "unknown_customers": memberships.join(people, on="resolved_id", how="anti")
             .select(pl.len())
