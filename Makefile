@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster
 N ?= 1000000
 
-.PHONY: run test dev bench lint sample clean
+.PHONY: run test dev bench accuracy lint sample clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ sample: $(STAMP)
 
 clean:
 	rm -rf artifacts/*.parquet artifacts/*.duckdb artifacts/.customer360.lock
+
+## accuracy: pairwise precision/recall/F1 of the spec with and without guards and matching
+accuracy: $(STAMP)
+	$(BIN)/customer360 sample --if-missing
+	$(BIN)/python scripts/accuracy.py
 
 ## bench: materialize the graph on N generated records (default 1,000,000); prints timings
 bench: $(STAMP)

@@ -19,7 +19,8 @@ from customer360.defs.automation import build_batch_sensor, build_reconciliation
 from customer360.defs.checks import build_checks
 from customer360.defs.forgetting import build_forget_job
 from customer360.defs.io_manager import ParquetDuckDBIOManager, RunLock
-from customer360.defs.monitoring import build_monitoring_assets
+from customer360.defs.matching import build_matching_assets
+from customer360.defs.monitoring import build_accuracy_checks, build_monitoring_assets
 from customer360.defs.output_checks import build_output_checks
 from customer360.defs.preview import GROUP as PREVIEW_GROUP
 from customer360.defs.preview import PREVIEW_JOB, build_preview_assets
@@ -42,6 +43,7 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
     assets = [
         *build_source_assets(spec, store),
         *build_resolution_assets(spec, store),
+        *build_matching_assets(spec, store),
         *build_profile_assets(spec),
         *build_analytics_assets(spec, store),
         *build_monitoring_assets(spec),
@@ -51,7 +53,9 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
     job = dg.define_asset_job(
         JOB_NAME,
         selection=dg.AssetSelection.all() - preview,
-        description="Materialize the whole graph: sources to golden profiles and metrics.",
+        description="Materialize the whole graph: sources to golden profiles and metrics. "
+        "Reuses the persisted match model (materialize match_model to retrain it).",
+        config=match_model_config(spec, retrain=False) or None,
     )
     preview_job = dg.define_asset_job(
         PREVIEW_JOB,
@@ -61,7 +65,11 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
     forget_job, rebuild_after_forget = build_forget_job(spec, store, job)
     return dg.Definitions(
         assets=assets,
-        asset_checks=[*build_checks(spec, store), *build_output_checks(spec, store)],
+        asset_checks=[
+            *build_checks(spec, store),
+            *build_output_checks(spec, store),
+            *build_accuracy_checks(spec),
+        ],
         jobs=[job, preview_job, forget_job],
         sensors=[
             build_batch_sensor(spec, JOB_NAME),
@@ -78,6 +86,13 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
         # and gain nothing from a process each, and one writer never fights the lock.
         executor=dg.in_process_executor,
     )
+
+
+def match_model_config(spec: Spec, retrain: bool) -> dict:
+    """Run config telling match_model whether to retrain (empty without matching)."""
+    if spec.matching is None or not spec.matching.enabled:
+        return {}
+    return {"ops": {"match_model": {"config": {"retrain": retrain}}}}
 
 
 @dg.definitions

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from customer360.core.spec import load_spec
-from customer360.definitions import JOB_NAME, build_definitions
+from customer360.definitions import JOB_NAME, build_definitions, match_model_config
 
 
 def job_for(spec_path: str, artifacts: str, spec_version: str) -> dg.JobDefinition:
@@ -30,8 +30,10 @@ def materialize_all(
     instance: dg.DagsterInstance,
     tags: dict[str, str] | None = None,
     log_level: str = "INFO",
+    retrain: bool = False,
 ) -> dg.JobExecutionResult:
-    """Run the main job for a spec, in this process, into ``artifacts``."""
+    """Run the main job for a spec, in this process, into ``artifacts``; ``retrain``
+    trains a new match model instead of reusing the persisted one."""
     stat = spec_path.stat()
     job = dg.build_reconstructable_job(
         __name__,
@@ -42,5 +44,8 @@ def materialize_all(
         job,
         instance=instance,
         tags=tags,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config={
+            "loggers": {"console": {"config": {"log_level": log_level}}},
+            **match_model_config(load_spec(spec_path), retrain),
+        },
     )

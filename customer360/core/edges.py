@@ -5,11 +5,24 @@ Records that share a linkable identifier value form a group. Each group becomes 
 n-1 edges instead of n(n-1)/2 and still connects the same records. The anchor is the
 member that comes first in the records' canonical order (most trusted, earliest), so
 the edges are the same from run to run.
+
+Some identifiers are shared by people who live or work together: a household landline,
+a family loyalty card. An identifier type with ``corroborate: <attribute>`` is guarded:
+when records in one of its groups carry conflicting values of that attribute (first
+names that are neither equal, a nickname of each other nor a typo away), the group is
+no longer taken as one person. It then links only the pairs of records that agree on
+the attribute, and records without it are not linked through that value at all. The
+guarded groups are listed beside the over-size ones.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import duckdb
 import polars as pl
+
+from customer360.core.names import compatible_sql, name_key, nickname_pairs
 
 EDGE_SCHEMA = {
     "entity_key_a": pl.String,
@@ -17,6 +30,9 @@ EDGE_SCHEMA = {
     "rule": pl.String,
     "identifier_type": pl.String,
     "value": pl.String,
+    "match_probability": pl.Float64,
+    "match_weight": pl.Float64,
+    "evidence": pl.List(pl.Struct({"field": pl.String, "level": pl.String, "weight": pl.Float64})),
 }
 SKIPPED_GROUP_SCHEMA = {
     "identifier_type": pl.String,
@@ -28,43 +44,148 @@ SKIPPED_GROUP_SCHEMA = {
 SAMPLE_MEMBERS = 5
 
 
-def build_edges(records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
-    """Star edges from every linkable identifier group to its anchor record."""
+class IdentifierLinks(NamedTuple):
+    edges: pl.DataFrame
+    """In EDGE_SCHEMA."""
+    guarded_groups: pl.DataFrame
+    """Groups whose conflicting attribute values limited what they link (SKIPPED_GROUP_SCHEMA)."""
+
+
+def build_edges(
+    records: pl.DataFrame, identifiers: pl.DataFrame, corroborate: dict[str, str] | None = None
+) -> IdentifierLinks:
+    """Edges from every linkable identifier group, and the groups the guard held back.
+
+    ``corroborate`` maps an identifier type to the attribute (a column of ``records``)
+    that must not conflict inside its groups.
+    """
+    corroborate = corroborate or {}
     order = records.select("entity_key").with_row_index("record_index")
     linkable = identifiers.filter(pl.col("status") == "linkable").join(
         order, on="entity_key", how="inner"
     )
-    anchored = linkable.with_columns(
-        pl.col("entity_key")
-        .sort_by("record_index")
-        .first()
-        .over("identifier_type", "value")
-        .alias("anchor")
-    )
-    return (
-        anchored.filter(pl.col("entity_key") != pl.col("anchor"))
+    conflicting, agreeing_pairs = _guarded_groups(records, linkable, corroborate)
+    trusted = linkable.join(conflicting, on=["identifier_type", "value"], how="anti")
+    star = (
+        trusted.with_columns(
+            pl.col("entity_key")
+            .sort_by("record_index")
+            .first()
+            .over("identifier_type", "value")
+            .alias("anchor")
+        )
+        .filter(pl.col("entity_key") != pl.col("anchor"))
         .sort("identifier_type", "value", "record_index")
         .select(
             pl.col("anchor").alias("entity_key_a"),
             pl.col("entity_key").alias("entity_key_b"),
-            (pl.col("identifier_type") + "_exact").alias("rule"),
             "identifier_type",
             "value",
         )
     )
+    edges = pl.concat([star, agreeing_pairs]).with_columns(
+        (pl.col("identifier_type") + "_exact").alias("rule")
+    )
+    return IdentifierLinks(_with_edge_schema(edges), _held_back(linkable, conflicting, corroborate))
 
 
-def skipped_groups(identifiers: pl.DataFrame) -> pl.DataFrame:
-    """Over-size identifier groups that link nothing, with a few members to look at."""
-    oversize = identifiers.filter(pl.col("status") == "oversize")
+def _guarded_groups(
+    records: pl.DataFrame, linkable: pl.DataFrame, corroborate: dict[str, str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(groups with conflicting attribute values, the agreeing pairs inside them)."""
+    no_pairs = pl.DataFrame(
+        schema={
+            k: EDGE_SCHEMA[k] for k in ("entity_key_a", "entity_key_b", "identifier_type", "value")
+        }
+    )
+    if not corroborate:
+        return pl.DataFrame(schema={"identifier_type": pl.String, "value": pl.String}), no_pairs
+    keyed = pl.concat(
+        [
+            linkable.filter(pl.col("identifier_type") == id_type).join(
+                records.select("entity_key", name_key(attribute).alias("agree_on")),
+                on="entity_key",
+            )
+            for id_type, attribute in corroborate.items()
+        ]
+    ).filter(pl.col("agree_on").is_not_null())
+    with duckdb.connect() as con:
+        con.register(
+            "members",
+            keyed.select(
+                "identifier_type", "value", "entity_key", "record_index", "agree_on"
+            ).to_arrow(),
+        )
+        con.register("nickname_pairs", nickname_pairs().to_arrow())
+        pairs = con.sql(
+            f"""
+            SELECT a.identifier_type, a.value,
+                   a.entity_key AS entity_key_a, b.entity_key AS entity_key_b,
+                   {compatible_sql("a.agree_on", "b.agree_on")} AS agree
+            FROM members a JOIN members b
+              ON a.identifier_type = b.identifier_type AND a.value = b.value
+             AND a.record_index < b.record_index
+            ORDER BY a.identifier_type, a.value, a.record_index, b.record_index
+            """
+        ).pl()
+    conflicting = (
+        pairs.group_by("identifier_type", "value")
+        .agg((~pl.col("agree")).any().alias("conflict"))
+        .filter("conflict")
+        .drop("conflict")
+    )
+    agreeing = pairs.join(conflicting, on=["identifier_type", "value"]).filter("agree")
+    return conflicting, agreeing.select(list(no_pairs.columns))
+
+
+def _held_back(
+    linkable: pl.DataFrame, conflicting: pl.DataFrame, corroborate: dict[str, str]
+) -> pl.DataFrame:
+    """The guarded groups, in the shape of skipped_groups."""
+    reasons = pl.DataFrame(
+        {
+            "identifier_type": list(corroborate),
+            "reason": [
+                f"conflicting {attribute}: links only records that agree on it"
+                for attribute in corroborate.values()
+            ],
+        },
+        schema={"identifier_type": pl.String, "reason": pl.String},
+    )
+    return _group_summary(
+        linkable.drop("reason")
+        .join(conflicting, on=["identifier_type", "value"])
+        .join(reasons, on="identifier_type")
+    )
+
+
+def skipped_groups(identifiers: pl.DataFrame, guarded: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Over-size groups that link nothing and guarded groups that link only agreeing
+    records, each with a few members to look at."""
+    oversize = _group_summary(identifiers.filter(pl.col("status") == "oversize"))
+    held = [guarded] if guarded is not None else []
+    return pl.concat([oversize, *held]).sort(
+        "group_size", "identifier_type", "value", descending=[True, False, False]
+    )
+
+
+def _group_summary(members: pl.DataFrame) -> pl.DataFrame:
     return (
-        oversize.group_by("identifier_type", "value")
+        members.group_by("identifier_type", "value")
         .agg(
             pl.len().cast(pl.UInt32).alias("group_size"),
             pl.col("reason").first(),
             pl.col("entity_key").sort().head(SAMPLE_MEMBERS).alias("sample_members"),
         )
-        .sort("group_size", "identifier_type", "value", descending=[True, False, False])
         .select(list(SKIPPED_GROUP_SCHEMA))
         .cast(SKIPPED_GROUP_SCHEMA)
     )
+
+
+def _with_edge_schema(edges: pl.DataFrame) -> pl.DataFrame:
+    """Identifier edges in the shared edge schema (the match columns stay empty)."""
+    return edges.with_columns(
+        pl.lit(None, EDGE_SCHEMA[column]).alias(column)
+        for column in EDGE_SCHEMA
+        if column not in edges.columns
+    ).select(list(EDGE_SCHEMA))

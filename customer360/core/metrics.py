@@ -43,6 +43,7 @@ def build_metrics(
         "largest_cluster": int(sizes.max() or 0),
         "mean_cluster_size": float(sizes.mean() or 0.0),
         "skipped_groups": skipped.height,
+        "guarded_groups": skipped.filter(pl.col("reason").str.starts_with("conflicting")).height,
     }
     frames = [
         pl.DataFrame(

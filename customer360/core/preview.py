@@ -43,7 +43,8 @@ def preview_changes(
     """Proposed membership against the published one, per record and in summary."""
     records, _ = build_records(spec, extracts)
     identifiers = build_identifiers(spec, records)
-    edges = build_edges(records, identifiers)
+    links = build_edges(records, identifiers, spec.corroboration)
+    edges = links.edges
     proposed = resolve_membership(records, edges, current_membership, registry, now).membership
     lineage = cluster_lineage(current_membership, proposed)
     results = (
@@ -63,7 +64,7 @@ def preview_changes(
         "largest_proposed_cluster": int(
             proposed.group_by("resolved_id").len().get_column("len").max() or 0
         ),
-        "groups_that_would_be_skipped": skipped_groups(identifiers).height,
+        "groups_that_would_be_skipped": skipped_groups(identifiers, links.guarded_groups).height,
     }
     summary = pl.DataFrame(
         {"metric": list(figures), "value": list(figures.values())},

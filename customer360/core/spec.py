@@ -158,6 +158,11 @@ class IdentifierType(_Strict):
     max_group_size: Annotated[int, Field(ge=2)] = 50
     active: bool = True
     exclusions: list[Exclusion] = []
+    corroborate: str | None = Field(
+        default=None,
+        description="an attribute (e.g. first_name) that must not conflict inside a group: "
+        "when it does, the value links only records that agree on it",
+    )
 
     @model_validator(mode="after")
     def _expression_when_needed(self) -> IdentifierType:
@@ -224,6 +229,36 @@ class Quality(_Strict):
         default=0.25,
         description="largest share of existing records whose resolved_id may change in a run",
     )
+
+
+ComparisonMethod = Literal["name", "exact", "fuzzy", "date", "email", "levenshtein"]
+
+
+class MatchTraining(_Strict):
+    """How the probabilistic model learns its parameters."""
+
+    em_blocking: list[list[str]] = Field(
+        default_factory=list,
+        description="blocks for expectation maximisation of m (default: the prediction blocks)",
+    )
+    u_max_pairs: Annotated[int, Field(ge=1000)] = 10_000_000
+    prior_recall: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.8,
+        description="without identifiers: the assumed recall of the first block, from which "
+        "the share of matching pairs is estimated",
+    )
+
+
+class Matching(_Strict):
+    """The probabilistic (Fellegi-Sunter) matching stage, run by Splink on DuckDB."""
+
+    enabled: bool = True
+    comparisons: Annotated[dict[str, ComparisonMethod], Field(min_length=1)]
+    blocking: Annotated[list[Annotated[list[str], Field(min_length=1)]], Field(min_length=1)]
+    threshold: Annotated[float, Field(gt=0, lt=1)] = Field(
+        default=0.99, description="match probability from which a scored pair becomes an edge"
+    )
+    training: MatchTraining = MatchTraining()
 
 
 class ValueTier(_Strict):
@@ -332,6 +367,12 @@ class Truth(_Strict):
     path: str
     key_column: str = "entity_key"
     person_column: str = "person_id"
+    min_precision: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.0, description="the evaluation check fails below this pairwise precision"
+    )
+    min_f1: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.0, description="the evaluation check fails below this pairwise F1"
+    )
 
 
 class Settings(_Strict):
@@ -361,6 +402,7 @@ class Spec(_Strict):
     sources: Annotated[list[Source], Field(min_length=1)]
     survivorship: Survivorship = Survivorship()
     quality: Quality = Quality()
+    matching: Matching | None = None
     truth: Truth | None = None
     customer_360: CustomerView = CustomerView()
     organizations: Organizations | None = None
@@ -388,6 +430,15 @@ class Spec(_Strict):
     def golden_fields(self) -> list[str]:
         """Golden profile fields: ``<identifier>_primary`` for each identifier, then attributes."""
         return [f"{name}_primary" for name in self.identifier_types] + self.attribute_names
+
+    @property
+    def corroboration(self) -> dict[str, str]:
+        """Identifier type -> the attribute that must not conflict inside its groups."""
+        return {
+            name: id_type.corroborate
+            for name, id_type in self.identifier_types.items()
+            if id_type.corroborate
+        }
 
     def strategy(self, field: str) -> Strategy:
         return self.survivorship.attributes.get(field, self.survivorship.default)
@@ -496,6 +547,14 @@ def _reference_problems(spec: Spec) -> list[str]:
         )
     if spec.organizations:
         problems += _organization_problems(spec, spec.organizations)
+    if spec.matching:
+        problems += _matching_problems(spec, spec.matching)
+    for name, id_type in spec.identifier_types.items():
+        if id_type.corroborate and id_type.corroborate not in spec.attribute_names:
+            problems.append(
+                f"identifier_types.{name}.corroborate: no source maps attribute "
+                f"'{id_type.corroborate}'; map it under sources[].attributes or remove the key"
+            )
     fields = set(spec.golden_fields)
     for field in spec.survivorship.attributes:
         if field not in fields:
@@ -520,6 +579,28 @@ def _organization_problems(spec: Spec, orgs: Organizations) -> list[str]:
                 f"organizations.{key}: no source maps attribute '{attribute}'; map it under "
                 "sources[].attributes or remove the key"
             )
+    return problems
+
+
+def _matching_problems(spec: Spec, matching: Matching) -> list[str]:
+    """Every attribute the matching stage compares or blocks on must be mapped somewhere."""
+    known = spec.attribute_names
+    hint = f"use one of: {', '.join(known)}" if known else "map attributes under sources[]"
+    problems = [
+        f"matching.comparisons.{name}: no source maps attribute '{name}'; {hint}"
+        for name in matching.comparisons
+        if name not in known
+    ]
+    for key, blocks in [
+        ("blocking", matching.blocking),
+        ("training.em_blocking", matching.training.em_blocking),
+    ]:
+        for i, block in enumerate(blocks):
+            problems += [
+                f"matching.{key}[{i}]: no source maps attribute '{name}'; {hint}"
+                for name in block
+                if name not in known
+            ]
     return problems
 
 

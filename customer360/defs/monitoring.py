@@ -14,12 +14,16 @@ GROUP = "monitoring"
 
 
 def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
+    edge_ins = {"identity_edges": columns("rule")}
+    if spec.matching and spec.matching.enabled:
+        edge_ins["match_edges"] = columns("rule")
+
     @dg.asset(
         ins={
             "records": columns("entity_key"),
             "quarantine": columns("source"),
             "identifiers": columns("identifier_type", "status"),
-            "identity_edges": columns("rule"),
+            **edge_ins,
             "membership": columns("entity_key", "resolved_id", "source"),
         },
         group_name=GROUP,
@@ -29,7 +33,8 @@ def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
             "The run's figures as (metric, dimension, value): records, quarantined rows, "
             "edges per rule, identifier values per status, clusters and their size "
             "distribution, largest cluster, skipped groups, match rate per source and — "
-            "when the spec names a truth file — pairwise precision, recall and F1."
+            "when the spec names a truth file — pairwise precision, recall, F1 and the "
+            "numbers of over-merged clusters and split people."
         ),
     )
     def resolution_metrics(
@@ -37,10 +42,10 @@ def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         records: pl.DataFrame,
         quarantine: pl.DataFrame,
         identifiers: pl.DataFrame,
-        identity_edges: pl.DataFrame,
         skipped_groups: pl.DataFrame,
         membership: pl.DataFrame,
         clusters: pl.DataFrame,
+        **edge_sets: pl.DataFrame,
     ) -> pl.DataFrame:
         scores = None
         if spec.truth:
@@ -55,7 +60,7 @@ def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
             records,
             quarantine,
             identifiers,
-            identity_edges,
+            pl.concat(list(edge_sets.values())),
             skipped_groups,
             membership,
             clusters,
@@ -71,3 +76,30 @@ def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         return metrics
 
     return [resolution_metrics]
+
+
+def build_accuracy_checks(spec: Spec) -> list[dg.AssetChecksDefinition]:
+    """With a truth file: precision and F1 must reach the spec's bars."""
+    if spec.truth is None:
+        return []
+    bars = {"pairwise_precision": spec.truth.min_precision, "pairwise_f1": spec.truth.min_f1}
+
+    @dg.asset_check(
+        asset="resolution_metrics",
+        description="Pairwise precision and F1 against the truth file reach the spec's "
+        "truth.min_precision and truth.min_f1.",
+    )
+    def accuracy_meets_truth_bars(resolution_metrics: pl.DataFrame) -> dg.AssetCheckResult:
+        headline = resolution_metrics.filter(pl.col("dimension") == "")
+        figures = dict(zip(headline["metric"], headline["value"], strict=True))
+        short = [name for name, bar in bars.items() if figures.get(name, 0.0) < bar]
+        return dg.AssetCheckResult(
+            passed=not short,
+            metadata={
+                **{name: float(figures.get(name, 0.0)) for name in bars},
+                **{f"min_{name.removeprefix('pairwise_')}": bar for name, bar in bars.items()},
+            },
+            description=f"below the bar: {', '.join(short)}" if short else None,
+        )
+
+    return [accuracy_meets_truth_bars]

@@ -95,46 +95,63 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         return table
 
     @dg.multi_asset(
-        ins={"records": columns("entity_key"), "identifiers": columns(*VALUE_COLUMNS, "reason")},
+        ins={
+            "records": columns("entity_key", *set(spec.corroboration.values())),
+            "identifiers": columns(*VALUE_COLUMNS, "reason"),
+        },
         name="link_records",
         outs={
             "identity_edges": _out(
                 spec,
                 "Pairs of records linked by a shared linkable identifier, with the rule, "
                 "identifier type and shared value. Each identifier group is a star around "
-                "its first record (n-1 edges, not n(n-1)/2).",
+                "its first record (n-1 edges, not n(n-1)/2); a guarded group whose records "
+                "disagree on the corroborating attribute links only the records that agree.",
             ),
             "skipped_groups": _out(
                 spec,
-                "Identifier values shared by more records than max_group_size allows: "
-                "they link nothing. Group size, reason and a sample of members.",
+                "Identifier values shared by more records than max_group_size allows (they "
+                "link nothing) and guarded values whose records disagree on the "
+                "corroborating attribute (they link only agreeing records). Group size, "
+                "reason and a sample of members.",
             ),
         },
     )
     def link_records(
         context: AssetExecutionContext, records: pl.DataFrame, identifiers: pl.DataFrame
     ):
-        edges = build_edges(records, identifiers)
-        skipped = skipped_groups(identifiers)
+        edges, guarded = build_edges(records, identifiers, spec.corroboration)
+        skipped = skipped_groups(identifiers, guarded)
         per_rule = {
             rule: int(n) for rule, n in edges.group_by("rule").len().sort("rule").iter_rows()
         }
-        context.log.info(f"{edges.height} edges, {skipped.height} over-size groups skipped")
+        context.log.info(
+            f"{edges.height} edges, {skipped.height - guarded.height} over-size groups "
+            f"skipped, {guarded.height} guarded groups limited to agreeing records"
+        )
         yield dg.Output(edges, "identity_edges", metadata={"edges_per_rule": per_rule})
         yield dg.Output(
             skipped,
             "skipped_groups",
-            metadata={"largest_skipped_group": int(skipped.get_column("group_size").max() or 0)},
+            metadata={
+                "largest_skipped_group": int(skipped.get_column("group_size").max() or 0),
+                "guarded_groups": guarded.height,
+            },
         )
 
+    edge_ins = {"identity_edges": dg.AssetIn()}
+    if spec.matching and spec.matching.enabled:
+        edge_ins["match_edges"] = dg.AssetIn()
+
     @dg.multi_asset(
-        ins={"records": columns("entity_key", "source", "record_key")},
+        ins={"records": columns("entity_key", "source", "record_key"), **edge_ins},
         name="cluster_records",
         outs={
             "membership": _out(
                 spec,
                 "entity_key, source, record_key → resolved_id for every record, singletons "
-                "included. Connected components of identity_edges (scipy.sparse.csgraph).",
+                "included. Connected components of identity_edges and match_edges "
+                "(scipy.sparse.csgraph).",
             ),
             "clusters": _out(
                 spec,
@@ -148,9 +165,8 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             ),
         },
     )
-    def cluster_records(
-        context: AssetExecutionContext, records: pl.DataFrame, identity_edges: pl.DataFrame
-    ):
+    def cluster_records(context: AssetExecutionContext, records: pl.DataFrame, **edge_sets):
+        identity_edges = pl.concat(list(edge_sets.values()))
         previous = store.read("membership") if store.exists("membership") else None
         now = datetime.now(UTC).replace(tzinfo=None)
         membership, registry = resolve_membership(

@@ -3,7 +3,7 @@
 Identity resolution can only be measured against known truth, and only stress-tested on data
 that is as messy as production: format drift between systems, typos, nicknames, households
 sharing a landline or a family mailbox, placeholder values typed by staff, duplicate and
-keyless rows. This module fabricates such a world, writes it in the seven storage formats the
+keyless rows. This module fabricates such a world, writes it in the storage formats the
 pipeline ingests, and records which person produced every keyed record in ``truth.csv``.
 
 Everything is vectorised with numpy and polars (no per-row Python), so the same code serves a
@@ -34,6 +34,7 @@ SOURCE_FILES: dict[str, str] = {
     "marketing_contacts": "marketing/contacts.xlsx",
     "erp_customers": "erp/legacy.duckdb",
     "web_signups": "web/signups.json",
+    "loyalty_members": "loyalty/members.tsv",
 }
 """Source name (as used in truth entity keys) -> file path relative to the output directory."""
 
@@ -148,6 +149,10 @@ class _Reach:
         return self.share * sum((i + 1) * p for i, p in enumerate(self.counts))
 
 
+_LOYALTY_HOLDERS = 0.45 * 0.90 + 0.55 * 0.20
+"""Expected share of people holding a loyalty card (see ``_loyalty_numbers``); the member
+register has exactly the card holders, this only sizes the population."""
+
 _REACH: dict[str, _Reach] = {
     "crm_customers": _Reach(0.70, (0.95, 0.05)),
     "ecommerce_orders": _Reach(0.60, (0.45, 0.30, 0.15, 0.10)),
@@ -156,6 +161,7 @@ _REACH: dict[str, _Reach] = {
     "marketing_contacts": _Reach(0.30, (1.0,)),
     "erp_customers": _Reach(0.20, (1.0,)),
     "web_signups": _Reach(0.20, (1.0,)),
+    "loyalty_members": _Reach(_LOYALTY_HOLDERS, (1.0,)),
 }
 _FALLBACK_SOURCE = "web_signups"
 """People no other source happened to see sign up on the web, so nobody is invisible."""
@@ -208,6 +214,7 @@ _TICKET_EMAIL = _EmailNoise(0.20, 0.12, 0.05, 0.020, 0.04, 0.05, 0.05, 0.03, 0.0
 _MARKETING_EMAIL = _EmailNoise(0.15, 0.30, 0.05, 0.010, 0.03, 0.03, 0.02, 0.01, 0.02)
 _ERP_EMAIL = _EmailNoise(0.10, 0.25, 0.05, 0.020, 0.60, 0.00, 0.04, 0.03, 0.15)
 _WEB_EMAIL = _EmailNoise(0.30, 0.03, 0.04, 0.030, 0.03, 0.08, 0.05, 0.05, 0.00)
+_MEMBER_EMAIL = _EmailNoise(0.20, 0.02, 0.08, 0.020, 0.03, 0.05, 0.03, 0.03, 0.10)
 
 _CRM_PHONE = _PhoneNoise((0.30, 0.10, 0.05, 0.20, 0.05, 0.25, 0.05), 0.25, 0.010, 0.03, 0.08)
 _ORDER_PHONE = _PhoneNoise((0.20, 0.05, 0.10, 0.35, 0.05, 0.20, 0.05), 0.10, 0.010, 0.01, 0.30)
@@ -216,6 +223,7 @@ _POS_PHONE = _PhoneNoise((0.0, 0.0, 0.0, 0.85, 0.0, 0.15, 0.0), 0.30, 0.020, 0.0
 _MARKETING_PHONE = _PhoneNoise((0.10, 0.05, 0.30, 0.10, 0.05, 0.10, 0.30), 0.0, 0.005, 0.01, 0.15)
 _ERP_PHONE = _PhoneNoise((0.10, 0.0, 0.0, 0.40, 0.10, 0.40, 0.0), 0.35, 0.010, 0.05, 0.10)
 _WEB_PHONE = _PhoneNoise((0.20, 0.10, 0.15, 0.25, 0.05, 0.15, 0.10), 0.05, 0.010, 0.04, 0.40)
+_MEMBER_PHONE = _PhoneNoise((0.30, 0.10, 0.10, 0.25, 0.05, 0.15, 0.05), 0.30, 0.015, 0.03, 0.15)
 
 _CRM_NAMES = _NameNoise(0.05, 0.02, 0.03, 0.02, 0.010)
 _ORDER_NAMES = _NameNoise(0.25, 0.02, 0.03, 0.08, 0.010)
@@ -223,13 +231,15 @@ _TICKET_NAMES = _NameNoise(0.30, 0.03, 0.02, 0.12, 0.010)
 _MARKETING_NAMES = _NameNoise(0.08, 0.01, 0.03, 0.02, 0.005)
 _ERP_NAMES = _NameNoise(0.02, 0.02, 0.0, 0.0, 0.010)
 _WEB_NAMES = _NameNoise(0.20, 0.02, 0.03, 0.15, 0.010)
+_MEMBER_NAMES = _NameNoise(0.15, 0.02, 0.10, 0.02, 0.010)
 
 _ORDER_LOYALTY = _LoyaltyNoise(0.50, 0.15, 0.15, 0.05, 0.020)
 _POS_LOYALTY = _LoyaltyNoise(0.85, 0.02, 0.03, 0.02, 0.005)
+_MEMBER_LOYALTY = _LoyaltyNoise(1.0, 0.05, 0.10, 0.02, 0.005)
 
 
 def generate_sample(out_dir: Path, records: int = 20_000, seed: int = 42) -> SampleSummary:
-    """Write the seven noisy source files plus ``truth.csv`` under ``out_dir``.
+    """Write the eight noisy source files plus ``truth.csv`` under ``out_dir``.
 
     ``records`` is the approximate total number of source rows (within about 10%); the number
     of people is derived from it, since each person leaves on average ~3.6 records across the
@@ -250,6 +260,7 @@ def generate_sample(out_dir: Path, records: int = 20_000, seed: int = 42) -> Sam
     presence = _presence(population, _rng(seed, "presence"))
     people = _build_people(population, presence["pos_transactions"], _rng(seed, "people"))
     people = people.hstack(_accounts(people, _rng(seed, "accounts")))
+    presence["loyalty_members"] = people["loyalty"].is_not_null().to_numpy()
     owners = _owners(presence, _rng(seed, "volumes"))
     truth_path = out_dir / TRUTH_FILE
     written: dict[str, int] = {}
@@ -1023,7 +1034,8 @@ def _pos(people: pl.DataFrame, owners: np.ndarray, rng: np.random.Generator) -> 
             "transaction_ts": _datetimes(rng, n, opens=8, closes=21),
         }
     ).sort("transaction_ts", maintain_order=True)
-    return frame.select(
+    identified = pl.col("loyalty_number").is_not_null() | pl.col("phone").is_not_null()
+    return frame.filter(identified).select(
         "_person",
         (pl.int_range(pl.len(), dtype=pl.Int64) + 1_000_001).alias("transaction_id"),
         "loyalty_number",
@@ -1110,6 +1122,34 @@ def _web(people: pl.DataFrame, owners: np.ndarray, rng: np.random.Generator) -> 
     )
 
 
+def _loyalty_members(
+    people: pl.DataFrame, owners: np.ndarray, rng: np.random.Generator
+) -> pl.DataFrame:
+    """The loyalty programme's register: one enrolment form per card, typed in at the till."""
+    records = _records(people, owners, _CONTACT + ("loyalty", "dob", "postcode"))
+    n = records.height
+    first, last = _name_fields(records, rng, _MEMBER_NAMES)
+    frame = pl.DataFrame(
+        {
+            "_person": owners,
+            "card_number": _loyalty_field(records, rng, _MEMBER_LOYALTY),
+            "first_name": first,
+            "last_name": _patch(last, _pick(rng, n, 0.01), _nulls),
+            "email": _email_field(records, rng, _MEMBER_EMAIL),
+            "phone": _phone_field(records, rng, _MEMBER_PHONE),
+            "birthday": _patch(_birth_date_field(records, rng), _pick(rng, n, 0.30), _nulls),
+            "zip": _patch(records["postcode"], _pick(rng, n, 0.05), _nulls),
+            "enrolled_on": _dates(rng, n),
+        }
+    ).sort("enrolled_on", maintain_order=True)
+    return frame.select(
+        "_person",
+        _serial("L", 7).alias("member_id"),
+        pl.exclude("_person", "enrolled_on"),
+        pl.col("enrolled_on").dt.strftime("%Y-%m-%d"),
+    )
+
+
 def _with_malformed_rows(
     frame: pl.DataFrame,
     key: str,
@@ -1142,6 +1182,10 @@ def _write_ndjson(frame: pl.DataFrame, path: Path) -> None:
 
 def _write_json_array(frame: pl.DataFrame, path: Path) -> None:
     frame.write_json(path)
+
+
+def _write_tsv(frame: pl.DataFrame, path: Path) -> None:
+    frame.write_csv(path, separator="\t")
 
 
 def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
@@ -1191,4 +1235,5 @@ _SOURCES: tuple[_Source, ...] = (
     _Source("marketing_contacts", "Contact ID", _marketing, _write_workbook),
     _Source("erp_customers", "CUST_NO", _erp, _write_duckdb),
     _Source("web_signups", "signup_id", _web, _write_json_array),
+    _Source("loyalty_members", "member_id", _loyalty_members, _write_tsv),
 )

@@ -28,15 +28,21 @@ def ordered_records(*keys: str) -> pl.DataFrame:
 
 def edges(*rows: tuple[str, str, str]) -> pl.DataFrame:
     """(entity_key_a, entity_key_b, identifier_type) rows as an edges table."""
-    return pl.DataFrame(
-        {
-            "entity_key_a": [r[0] for r in rows],
-            "entity_key_b": [r[1] for r in rows],
-            "rule": [f"{r[2]}_exact" for r in rows],
-            "identifier_type": [r[2] for r in rows],
-            "value": ["v"] * len(rows),
-        },
-        schema=EDGE_SCHEMA,
+    return (
+        pl.DataFrame(
+            {
+                "entity_key_a": [r[0] for r in rows],
+                "entity_key_b": [r[1] for r in rows],
+                "rule": [f"{r[2]}_exact" for r in rows],
+                "identifier_type": [r[2] for r in rows],
+                "value": ["v"] * len(rows),
+            },
+        )
+        .with_columns(
+            pl.lit(None, EDGE_SCHEMA[c]).alias(c)
+            for c in ("match_probability", "match_weight", "evidence")
+        )
+        .cast(EDGE_SCHEMA)
     )
 
 
@@ -70,7 +76,11 @@ def test_resolved_id_is_the_first_record_in_records_order():
     records = ordered_records("t:9", "a:1", "a:2", "b:5", "b:6")
     links = edges(("a:1", "a:2", "email"), ("a:2", "t:9", "phone"), ("b:6", "b:5", "email"))
     assert resolved(resolve_membership(records, links).membership) == {
-        "t:9": "t:9", "a:1": "t:9", "a:2": "t:9", "b:5": "b:5", "b:6": "b:5",
+        "t:9": "t:9",
+        "a:1": "t:9",
+        "a:2": "t:9",
+        "b:5": "b:5",
+        "b:6": "b:5",
     }
 
 
@@ -114,11 +124,9 @@ def test_walkthrough_resolves_to_five_people():
     # starting with 'test@'); Alice O004 and T003 stand alone.
     spec_path = Path(__file__).parents[1] / "fixtures" / "walkthrough" / "customer360.yaml"
     spec = load_spec(spec_path)
-    records, quarantine = build_records(
-        spec, {s.name: read_source(spec, s) for s in spec.sources}
-    )
+    records, quarantine = build_records(spec, {s.name: read_source(spec, s) for s in spec.sources})
     assert quarantine.is_empty()
-    links = build_edges(records, build_identifiers(spec, records))
+    links = build_edges(records, build_identifiers(spec, records)).edges
     membership = resolve_membership(records, links).membership
     groups: dict[str, set[str]] = {}
     for key, rid in resolved(membership).items():
@@ -134,5 +142,7 @@ def test_walkthrough_resolves_to_five_people():
     assert links.height == 7
     clusters = summarize_clusters(membership, links)
     assert clusters.row(0, named=True)["linked_by"] == [
-        "email_exact", "loyalty_id_exact", "phone_exact",
+        "email_exact",
+        "loyalty_id_exact",
+        "phone_exact",
     ]

@@ -41,12 +41,12 @@ def test_group_of_n_gives_n_minus_1_edges_anchored_on_the_first_record():
         ("s:z", "email", "ann@x.com", "linkable"),
         ("s:b", "email", "ann@x.com", "linkable"),
     )
-    edges = build_edges(records, ids)
+    edges = build_edges(records, ids).edges
     assert edges.schema == pl.Schema(EDGE_SCHEMA)
     assert edges.rows() == [
-        ("s:z", "s:b", "email_exact", "email", "ann@x.com"),
-        ("s:z", "s:a", "email_exact", "email", "ann@x.com"),
-        ("s:z", "s:m", "email_exact", "email", "ann@x.com"),
+        ("s:z", "s:b", "email_exact", "email", "ann@x.com", None, None, None),
+        ("s:z", "s:a", "email_exact", "email", "ann@x.com", None, None, None),
+        ("s:z", "s:m", "email_exact", "email", "ann@x.com", None, None, None),
     ]
 
 
@@ -61,7 +61,7 @@ def test_each_identifier_type_and_value_is_its_own_group():
         # Same text as an email group, other type: no cross-type link.
         ("s:1", "loyalty", "b@x.com", "linkable"),
     )
-    edges = build_edges(records, ids)
+    edges = build_edges(records, ids).edges
     assert edges.select("entity_key_a", "entity_key_b", "rule").rows() == [
         ("s:2", "s:3", "email_exact"),
         ("s:1", "s:3", "phone_exact"),
@@ -75,7 +75,7 @@ def test_values_that_are_not_linkable_give_no_edges():
         *[(k, "email", "shared@x.com", "oversize") for k in ("s:1", "s:2", "s:3")],
         *[(k, "phone", "+12125550101", "inactive") for k in ("s:3", "s:4")],
     )
-    assert build_edges(records, ids).is_empty()
+    assert build_edges(records, ids).edges.is_empty()
 
 
 def test_identifiers_of_unknown_records_are_ignored():
@@ -85,7 +85,7 @@ def test_identifiers_of_unknown_records_are_ignored():
         ("s:2", "email", "a@x.com", "linkable"),
         ("gone:9", "email", "a@x.com", "linkable"),
     )
-    assert build_edges(records, ids).select("entity_key_a", "entity_key_b").rows() == [
+    assert build_edges(records, ids).edges.select("entity_key_a", "entity_key_b").rows() == [
         ("s:1", "s:2"),
     ]
 
@@ -112,3 +112,58 @@ def test_no_oversize_groups_gives_an_empty_skipped_table():
     skipped = skipped_groups(ids)
     assert skipped.is_empty()
     assert skipped.schema == pl.Schema(SKIPPED_GROUP_SCHEMA)
+
+
+def named_records(*rows: tuple[str, str | None]) -> pl.DataFrame:
+    """(entity_key, first_name) rows, in this order."""
+    return records_frame(
+        [{"entity_key": k, "first_name": name} for k, name in rows], columns=["first_name"]
+    )
+
+
+def test_guarded_group_with_conflicting_names_links_only_agreeing_records():
+    # A household landline: Mary twice, Robert once, and a till record without a name.
+    records = named_records(("s:1", "Mary"), ("s:2", "Robert"), ("s:3", "MARY "), ("s:4", None))
+    ids = identifiers(*[(k, "phone", "+12125550101", "linkable") for k in records["entity_key"]])
+    links = build_edges(records, ids, {"phone": "first_name"})
+    assert links.edges.select("entity_key_a", "entity_key_b").rows() == [("s:1", "s:3")]
+    assert links.guarded_groups.select("identifier_type", "value", "group_size").rows() == [
+        ("phone", "+12125550101", 4)
+    ]
+    assert links.guarded_groups["reason"][0].startswith("conflicting first_name")
+
+
+def test_nicknames_and_typos_do_not_count_as_conflicts():
+    records = named_records(("s:1", "Robert"), ("s:2", "Bob"), ("s:3", "ROBERT"), ("s:4", None))
+    ids = identifiers(*[(k, "phone", "+12125550101", "linkable") for k in records["entity_key"]])
+    links = build_edges(records, ids, {"phone": "first_name"})
+    # one person: a star over all four records, the nameless one included
+    assert links.edges.select("entity_key_a", "entity_key_b").rows() == [
+        ("s:1", "s:2"),
+        ("s:1", "s:3"),
+        ("s:1", "s:4"),
+    ]
+    assert links.guarded_groups.is_empty()
+
+
+def test_a_slip_of_the_keyboard_is_the_same_name():
+    records = named_records(("s:1", "Jonathan"), ("s:2", "Jonahtan"))
+    ids = identifiers(*[(k, "phone", "+12125550101", "linkable") for k in ("s:1", "s:2")])
+    links = build_edges(records, ids, {"phone": "first_name"})
+    assert links.edges.select("entity_key_a", "entity_key_b").rows() == [("s:1", "s:2")]
+
+
+def test_unguarded_identifier_types_ignore_names():
+    records = named_records(("s:1", "Mary"), ("s:2", "Robert"))
+    ids = identifiers(*[(k, "email", "family@x.com", "linkable") for k in ("s:1", "s:2")])
+    links = build_edges(records, ids, {"phone": "first_name"})
+    assert links.edges.select("entity_key_a", "entity_key_b").rows() == [("s:1", "s:2")]
+
+
+def test_guarded_groups_are_listed_among_skipped_groups():
+    records = named_records(("s:1", "Mary"), ("s:2", "Robert"))
+    ids = identifiers(*[(k, "phone", "+12125550101", "linkable") for k in ("s:1", "s:2")])
+    links = build_edges(records, ids, {"phone": "first_name"})
+    assert links.edges.is_empty()
+    skipped = skipped_groups(ids, links.guarded_groups)
+    assert skipped.select("identifier_type", "group_size").rows() == [("phone", 2)]

@@ -21,8 +21,8 @@ RECORDS = records_frame(
 )
 EDGES = pl.DataFrame(
     [
-        ("crm:1", "shop:1", "email_exact", "email", "a@x.io"),
-        ("crm:1", "crm:2", "phone_exact", "phone", "+12125550101"),
+        ("crm:1", "shop:1", "email_exact", "email", "a@x.io", None, None, None),
+        ("crm:1", "crm:2", "phone_exact", "phone", "+12125550101", None, None, None),
     ],
     schema=EDGE_SCHEMA,
     orient="row",
@@ -94,9 +94,12 @@ def test_match_rate_per_source():
 
 def test_pairwise_scores_are_added_when_given():
     assert not any(metric.startswith("pairwise_") for metric, _ in metrics())
-    truth = pl.DataFrame({
-        "entity_key": ["crm:1", "crm:2", "shop:1", "crm:3"], "person_id": ["p", "p", "p", "p"],
-    })
+    truth = pl.DataFrame(
+        {
+            "entity_key": ["crm:1", "crm:2", "shop:1", "crm:3"],
+            "person_id": ["p", "p", "p", "p"],
+        }
+    )
     membership = resolve_membership(RECORDS, EDGES).membership
     figures = metrics(pairwise_scores(membership, truth))
     # Truth: 4 records of one person (6 pairs); predicted: one cluster of 3 (3 pairs).
@@ -109,6 +112,17 @@ def test_size_buckets():
     sizes = pl.DataFrame({"size": [1, 2, 5, 6, 10, 11, 20, 21, 50, 51, 100, 101, 5000]})
     labels = sizes.select(size_bucket(pl.col("size"))).to_series().to_list()
     assert labels == [
-        "1", "2", "5", "6-10", "6-10", "11-20", "11-20", "21-50", "21-50", "51-100",
-        "51-100", "101+", "101+",
+        "1",
+        "2",
+        "5",
+        "6-10",
+        "6-10",
+        "11-20",
+        "11-20",
+        "21-50",
+        "21-50",
+        "51-100",
+        "51-100",
+        "101+",
+        "101+",
     ]

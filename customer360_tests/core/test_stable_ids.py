@@ -179,7 +179,9 @@ def extract(batches: dict[str, list[tuple]]) -> pl.DataFrame:
 def run_once(batches, previous=None, registry=None, now=RUN_1):
     records, _ = build_records(SPEC, {"crm": extract(batches)})
     identifiers = build_identifiers(SPEC, records)
-    result = resolve_membership(records, build_edges(records, identifiers), previous, registry, now)
+    result = resolve_membership(
+        records, build_edges(records, identifiers).edges, previous, registry, now
+    )
     traits = build_traits(SPEC, records, identifiers)
     resolved = resolve_traits(SPEC, traits, records, result.membership)
     golden = build_golden_profiles(SPEC, resolved, records, result.membership)

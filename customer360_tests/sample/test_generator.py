@@ -68,6 +68,17 @@ COLUMNS = {
     ],
     "erp_customers": ["CUST_NO", "EMAIL_ADDR", "TEL", "NAME", "ZIP", "LAST_CHANGE"],
     "web_signups": ["signup_id", "email", "phone", "full_name", "signed_up_at"],
+    "loyalty_members": [
+        "member_id",
+        "card_number",
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "birthday",
+        "zip",
+        "enrolled_on",
+    ],
 }
 KEYS = {
     "crm_customers": "customer_id",
@@ -77,6 +88,7 @@ KEYS = {
     "marketing_contacts": "Contact ID",
     "erp_customers": "CUST_NO",
     "web_signups": "signup_id",
+    "loyalty_members": "member_id",
 }
 EMAILS = {
     "crm_customers": "email",
@@ -85,6 +97,7 @@ EMAILS = {
     "marketing_contacts": "Email Address",
     "erp_customers": "EMAIL_ADDR",
     "web_signups": "email",
+    "loyalty_members": "email",
 }
 PHONES = {
     "crm_customers": "phone",
@@ -94,6 +107,7 @@ PHONES = {
     "marketing_contacts": "Mobile",
     "erp_customers": "TEL",
     "web_signups": "phone",
+    "loyalty_members": "phone",
 }
 
 
@@ -123,6 +137,7 @@ READERS: dict[str, Callable[[Path], pl.DataFrame]] = {
     "marketing_contacts": lambda path: pl.read_excel(path, sheet_name="contacts"),
     "erp_customers": _read_duckdb,
     "web_signups": lambda path: pl.read_json(path, infer_schema_length=None),
+    "loyalty_members": lambda path: pl.read_csv(path, separator="\t", infer_schema=False),
 }
 
 
@@ -183,6 +198,7 @@ def test_text_timestamps_follow_each_source_format_inside_the_window(
         ("support_tickets", "opened_at"): "%m/%d/%Y %H:%M",
         ("marketing_contacts", "Opt-in Date"): "%Y-%m-%d",
         ("web_signups", "signed_up_at"): "%Y-%m-%dT%H:%M:%S",
+        ("loyalty_members", "enrolled_on"): "%Y-%m-%d",
     }
     for (source, column), layout in formats.items():
         parsed = read_source(sample.out_dir, source)[column].str.to_datetime(layout, strict=True)

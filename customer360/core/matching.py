@@ -1,0 +1,226 @@
+"""Probabilistic record linkage: Fellegi-Sunter matching with Splink on DuckDB.
+
+Identifier rules link records that share a clean email, phone or loyalty id. People who
+left no shared identifier — a typo in the email, no phone, another mailbox — can still be
+recognised by their name, date of birth and address. Splink scores candidate pairs (those
+sharing a blocking key) by summing, per compared attribute, the log-odds that a match
+agrees at that level (m) against a non-match (u): m by expectation maximisation, u by
+random sampling, with term-frequency adjustment so that "Smith" counts for less than
+"Zielinski".
+
+The prior — the share of record pairs that are the same person — is taken from the
+identifier links when there are any (they are near-certain matches on the same data),
+otherwise estimated by Splink from the first blocking rule and an assumed recall.
+
+Identifiers themselves stay out of the model: their links are already decided by rule,
+and random sampling cannot estimate their u when most records that share an identifier
+are duplicates of one person (the estimate is then dominated by true matches).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import splink.comparison_library as cl
+from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+from customer360.core.clusters import component_labels
+from customer360.core.edges import EDGE_SCHEMA
+from customer360.core.spec import Matching
+
+MATCH_RULE = "probabilistic"
+RANDOM_SEED = 42
+"""u sampling is random; a fixed seed makes training repeatable."""
+
+WATERFALL_PAIRS = 10
+"""Accepted pairs shown in the waterfall chart: the ones closest to the threshold."""
+
+Model = dict[str, Any]
+"""A trained Splink model, as Splink serialises it (settings plus m and u per level)."""
+
+PARAMETER_SCHEMA = {
+    "comparison": pl.String,
+    "level": pl.String,
+    "m_probability": pl.Float64,
+    "u_probability": pl.Float64,
+    "match_weight": pl.Float64,
+}
+
+_COMPARISONS = {
+    "name": lambda column: cl.NameComparison(column).configure(term_frequency_adjustments=True),
+    "exact": lambda column: cl.ExactMatch(column).configure(term_frequency_adjustments=True),
+    "fuzzy": lambda column: cl.JaroWinklerAtThresholds(column, [0.92, 0.8]),
+    "levenshtein": lambda column: cl.LevenshteinAtThresholds(column, [1, 2]),
+    "date": lambda column: cl.DateOfBirthComparison(column, input_is_string=True),
+    "email": lambda column: cl.EmailComparison(column),
+}
+
+
+def comparison_frame(records: pl.DataFrame, matching: Matching) -> pl.DataFrame:
+    """``unique_id`` plus every compared or blocked-on attribute, trimmed, lower case,
+    blanks as null."""
+    names = list(dict.fromkeys([*matching.comparisons, *(n for b in matching.blocking for n in b)]))
+    compared = [
+        pl.col(name).cast(pl.String).str.strip_chars().str.to_lowercase().alias(name)
+        if name in records.columns
+        else pl.lit(None, pl.String).alias(name)
+        for name in names
+    ]
+    return records.select(pl.col("entity_key").alias("unique_id"), *compared).with_columns(
+        pl.when(pl.col(name) != "").then(pl.col(name)).alias(name) for name in names
+    )
+
+
+def identifier_prior(records: pl.DataFrame, edges: pl.DataFrame) -> float | None:
+    """Share of all record pairs that the identifier rules put in one cluster (None when
+    they link nothing, e.g. sources without identifiers)."""
+    positions = records.select("entity_key").with_row_index("position")
+    ends = edges.join(positions, left_on="entity_key_a", right_on="entity_key").join(
+        positions, left_on="entity_key_b", right_on="entity_key", suffix="_b"
+    )
+    labels = component_labels(
+        records.height, ends["position"].to_numpy(), ends["position_b"].to_numpy()
+    )
+    sizes = np.bincount(labels).astype(np.int64)
+    linked = int((sizes * (sizes - 1) // 2).sum())
+    pairs = records.height * (records.height - 1) // 2
+    return linked / pairs if linked and pairs else None
+
+
+def train_model(frame: pl.DataFrame, matching: Matching, prior: float | None) -> Model:
+    """Estimate u by random sampling and m by expectation maximisation per training block."""
+    linker = _linker(frame, _settings(matching, prior))
+    if prior is None:
+        linker.training.estimate_probability_two_random_records_match(
+            [block_on(*matching.blocking[0])], recall=matching.training.prior_recall
+        )
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=matching.training.u_max_pairs, seed=RANDOM_SEED
+    )
+    for block in matching.training.em_blocking or matching.blocking:
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            block_on(*block), estimate_without_term_frequencies=True
+        )
+    return linker.misc.save_model_to_json()
+
+
+def score_pairs(frame: pl.DataFrame, model: Model, threshold: float) -> pl.DataFrame:
+    """Candidate pairs at or above ``threshold`` as edges with per-field evidence."""
+    linker = _linker(frame, model)
+    predictions = linker.inference.predict(threshold_match_probability=threshold)
+    scored = predictions.as_duckdbpyrelation().pl()
+    fields = [c["output_column_name"] for c in model["comparisons"]]
+    labels = _level_labels(model)
+    evidence = pl.concat_list(
+        pl.struct(
+            pl.lit(field).alias("field"),
+            pl.col(f"gamma_{field}")
+            .cast(pl.String)
+            .replace_strict(labels[field], default="?")
+            .alias("level"),
+            _field_weight(scored, field).alias("weight"),
+        )
+        for field in fields
+    )
+    return scored.select(
+        pl.col("unique_id_l").alias("entity_key_a"),
+        pl.col("unique_id_r").alias("entity_key_b"),
+        pl.lit(MATCH_RULE).alias("rule"),
+        pl.lit(None, pl.String).alias("identifier_type"),
+        pl.lit(None, pl.String).alias("value"),
+        "match_probability",
+        "match_weight",
+        evidence.alias("evidence"),
+    ).cast(EDGE_SCHEMA)
+
+
+def model_parameters(model: Model) -> pl.DataFrame:
+    """m and u of every comparison level, with the match weight (log2 of m/u) it adds."""
+    rows = [
+        (
+            comparison["output_column_name"],
+            level["label_for_charts"],
+            level.get("m_probability"),
+            level.get("u_probability"),
+            _log2_ratio(level.get("m_probability"), level.get("u_probability")),
+        )
+        for comparison in model["comparisons"]
+        for level in comparison["comparison_levels"]
+        if not level.get("is_null_level")
+    ]
+    return pl.DataFrame(rows, schema=PARAMETER_SCHEMA, orient="row")
+
+
+def export_charts(frame: pl.DataFrame, model: Model, threshold: float, folder: Path) -> list[Path]:
+    """Splink's waterfall chart of the weakest accepted pairs and its comparison viewer, as
+    HTML files a person can open without a server."""
+    folder.mkdir(parents=True, exist_ok=True)
+    linker = _linker(frame, model)
+    predictions = linker.inference.predict(threshold_match_probability=threshold)
+    weakest = (
+        predictions.as_pandas_dataframe()
+        .sort_values("match_weight")
+        .head(WATERFALL_PAIRS)
+        .to_dict("records")
+    )
+    written = []
+    if weakest:
+        waterfall = folder / "match_waterfall.html"
+        linker.visualisations.waterfall_chart(weakest, filter_nulls=False).save(str(waterfall))
+        written.append(waterfall)
+        viewer = folder / "comparison_viewer.html"
+        linker.visualisations.comparison_viewer_dashboard(
+            predictions, str(viewer), overwrite=True, num_example_rows=2
+        )
+        written.append(viewer)
+    return written
+
+
+def _settings(matching: Matching, prior: float | None) -> SettingsCreator:
+    options: dict[str, Any] = {}
+    if prior is not None:
+        options["probability_two_random_records_match"] = prior
+    return SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=[_COMPARISONS[method](name) for name, method in matching.comparisons.items()],
+        blocking_rules_to_generate_predictions=[block_on(*block) for block in matching.blocking],
+        retain_intermediate_calculation_columns=True,
+        **options,
+    )
+
+
+def _linker(frame: pl.DataFrame, settings: SettingsCreator | Model) -> Linker:
+    database = DuckDBAPI()
+    table = database.register(frame.to_arrow(), table_name="records_to_match")
+    # Splink narrates every EM iteration; the assets log their own progress instead.
+    return Linker(table, settings, log_level=logging.ERROR)
+
+
+def _level_labels(model: Model) -> dict[str, dict[str, str]]:
+    """gamma value -> level label per comparison (Splink numbers the non-null levels
+    from the highest down to 0, the null level is -1)."""
+    labels = {}
+    for comparison in model["comparisons"]:
+        levels = comparison["comparison_levels"]
+        plain = [lvl for lvl in levels if not lvl.get("is_null_level")]
+        mapping = {str(len(plain) - 1 - i): lvl["label_for_charts"] for i, lvl in enumerate(plain)}
+        mapping["-1"] = "null"
+        labels[comparison["output_column_name"]] = mapping
+    return labels
+
+
+def _field_weight(scored: pl.DataFrame, field: str) -> pl.Expr:
+    """The field's match weight (log2 Bayes factor), term-frequency adjustment included."""
+    weight = pl.col(f"mw_{field}")
+    if f"mw_tf_adj_{field}" in scored.columns:
+        weight = weight + pl.col(f"mw_tf_adj_{field}")
+    return weight
+
+
+def _log2_ratio(m: float | None, u: float | None) -> float | None:
+    return math.log2(m / u) if m and u else None

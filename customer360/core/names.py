@@ -1,0 +1,43 @@
+"""When two spellings of a first name can belong to the same person.
+
+"Bob" and "Robert", "Jon" and "John", "ROBERT" and "Robert" are one person's name; "Mary"
+and "Robert" are not. Nicknames come from the curated ``nicknames`` dataset, slips of the
+keyboard are caught by Jaro-Winkler similarity (DuckDB's implementation), case and
+surrounding blanks are ignored.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import polars as pl
+from nicknames import name_triplets
+
+SIMILAR_SPELLING = 0.85
+"""Jaro-Winkler similarity from which two spellings count as the same name (typos)."""
+
+
+@cache
+def nickname_pairs() -> pl.DataFrame:
+    """(name, other) for every name/nickname relation, both directions, lower case."""
+    pairs = pl.DataFrame(
+        [(t.name1, t.name2) for t in name_triplets()], schema=["name", "other"], orient="row"
+    )
+    return pl.concat([pairs, pairs.select(name="other", other="name")]).unique()
+
+
+def name_key(column: str) -> pl.Expr:
+    """The comparable form of a name column: trimmed, lower case, null when blank."""
+    cleaned = pl.col(column).str.strip_chars().str.to_lowercase()
+    return pl.when(cleaned != "").then(cleaned)
+
+
+def compatible_sql(left: str, right: str) -> str:
+    """DuckDB condition: names ``left`` and ``right`` may be the same person's.
+
+    Needs the table of :func:`nickname_pairs` registered as ``nickname_pairs``.
+    """
+    return (
+        f"({left} = {right} OR jaro_winkler_similarity({left}, {right}) >= {SIMILAR_SPELLING} "
+        f"OR EXISTS (SELECT 1 FROM nickname_pairs n WHERE n.name = {left} AND n.other = {right}))"
+    )

@@ -1,0 +1,144 @@
+"""The probabilistic matching stage: a trained model and the edges it scores.
+
+``match_model`` trains once and is then reused: every later run (the sensor's included)
+scores with the persisted model until someone materializes ``match_model`` on its own
+(UI, ``dagster asset materialize --select match_model``, ``customer360 run --retrain``)
+or changes the spec's ``matching`` section.
+"""
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+import dagster as dg
+import polars as pl
+from dagster import AssetExecutionContext
+from pydantic import Field
+
+from customer360.core.matching import (
+    comparison_frame,
+    export_charts,
+    identifier_prior,
+    model_parameters,
+    score_pairs,
+    train_model,
+)
+from customer360.core.spec import Matching, Spec
+from customer360.core.storage import ArtifactStore
+from customer360.defs.io_manager import columns
+from customer360.defs.metadata import preview
+
+GROUP = "resolution"
+KINDS = {"splink", "duckdb", "parquet"}
+MODEL_STATE = "match_model"
+CHARTS_FOLDER = "charts"
+
+
+class MatchModelConfig(dg.Config):
+    retrain: bool = Field(
+        default=True,
+        description="train a new model; false reuses the persisted one when the spec's "
+        "matching section has not changed (the resolve_customers job sets false)",
+    )
+
+
+def build_matching_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefinition]:
+    matching = spec.matching
+    if matching is None or not matching.enabled:
+        return []
+    attributes = list(
+        dict.fromkeys([*matching.comparisons, *(a for b in matching.blocking for a in b)])
+    )
+    owners = [spec.settings.owner]
+
+    @dg.asset(
+        ins={
+            "records": columns("entity_key", *attributes),
+            "identity_edges": columns("entity_key_a", "entity_key_b"),
+        },
+        group_name=GROUP,
+        kinds=KINDS,
+        owners=owners,
+        description=(
+            "The trained Fellegi-Sunter model (Splink): m and u per comparison level and "
+            "the match weight each level adds. u by random sampling, m by expectation "
+            "maximisation, the prior from the identifier links. Persisted under "
+            "artifacts/state and reused by later runs until this asset is materialized "
+            "again or the spec's matching section changes."
+        ),
+    )
+    def match_model(
+        context: AssetExecutionContext,
+        config: MatchModelConfig,
+        records: pl.DataFrame,
+        identity_edges: pl.DataFrame,
+    ) -> pl.DataFrame:
+        fingerprint = _fingerprint(matching)
+        persisted = store.read_state(MODEL_STATE)
+        reusable = persisted is not None and persisted["fingerprint"][0] == fingerprint
+        if reusable and not config.retrain:
+            model = json.loads(persisted["model"][0])
+            trained_at = persisted["trained_at"][0]
+            context.log.info(f"reusing the match model trained at {trained_at}")
+        else:
+            context.log.info(f"training the match model on {records.height:,} records")
+            prior = identifier_prior(records, identity_edges)
+            model = train_model(comparison_frame(records, matching), matching, prior)
+            trained_at = datetime.now(UTC).replace(tzinfo=None)
+            store.write_state(
+                MODEL_STATE,
+                pl.DataFrame(
+                    {
+                        "model": [json.dumps(model)],
+                        "fingerprint": [fingerprint],
+                        "trained_at": [trained_at],
+                    }
+                ),
+            )
+        parameters = model_parameters(model)
+        context.add_output_metadata(
+            {
+                "trained_at": str(trained_at),
+                "reused": bool(reusable and not config.retrain),
+                "prior_match_probability": float(model["probability_two_random_records_match"]),
+                "parameters": preview(parameters, rows=parameters.height),
+            }
+        )
+        return parameters
+
+    @dg.asset(
+        ins={"records": columns("entity_key", *attributes)},
+        deps=[match_model],
+        group_name=GROUP,
+        kinds=KINDS,
+        owners=owners,
+        description=(
+            "Record pairs the match model scores at or above matching.threshold, as edges "
+            "(rule 'probabilistic') with match probability, match weight and each field's "
+            "contribution. Splink's waterfall chart and comparison viewer are written to "
+            "artifacts/charts."
+        ),
+    )
+    def match_edges(context: AssetExecutionContext, records: pl.DataFrame) -> pl.DataFrame:
+        model = json.loads(store.read_state(MODEL_STATE)["model"][0])
+        frame = comparison_frame(records, matching)
+        edges = score_pairs(frame, model, matching.threshold)
+        context.log.info(f"{edges.height} pairs at or above {matching.threshold}")
+        charts = export_charts(frame, model, matching.threshold, store.root / CHARTS_FOLDER)
+        weights = edges.get_column("match_weight")
+        context.add_output_metadata(
+            {
+                "edges": edges.height,
+                "threshold": matching.threshold,
+                "lowest_match_weight": float(weights.min()) if edges.height else 0.0,
+                "charts": dg.MetadataValue.json([str(path) for path in charts]),
+            }
+        )
+        return edges
+
+    return [match_model, match_edges]
+
+
+def _fingerprint(matching: Matching) -> str:
+    """Changes whenever the matching settings do, so a stale model is never reused."""
+    return hashlib.blake2b(matching.model_dump_json().encode(), digest_size=16).hexdigest()

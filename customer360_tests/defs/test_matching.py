@@ -1,0 +1,113 @@
+"""The probabilistic stage through the real job: trained once, reused, explainable, and
+able to resolve sources that have no identifier at all."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from customer360.core.spec import load_spec
+from customer360.definitions import build_definitions
+from customer360.defs.matching import MODEL_STATE
+from customer360.sample import generate_sample
+from customer360_tests.conftest import JobRun, run_job
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> JobRun:
+    root = tmp_path_factory.mktemp("matching")
+    generate_sample(root / "data_sources", records=3_000, seed=5)
+    shutil.copy(REPO_ROOT / "customer360.yaml", root / "customer360.yaml")
+    return run_job(root / "customer360.yaml", root / "artifacts")
+
+
+def headline(run: JobRun) -> dict[str, float]:
+    metrics = run.table("resolution_metrics").filter(pl.col("dimension") == "")
+    return dict(metrics.select("metric", "value").iter_rows())
+
+
+def test_match_edges_carry_probability_weight_and_evidence(sample_run: JobRun) -> None:
+    edges = sample_run.table("match_edges")
+    assert edges.height > 0
+    assert (edges["rule"] == "probabilistic").all()
+    threshold = load_spec(sample_run.store.root.parent / "customer360.yaml").matching.threshold
+    assert edges["match_probability"].min() >= threshold
+    # Splink's match weight is the prior's log-odds plus every field's contribution.
+    model = sample_run.store.read_state(MODEL_STATE)
+    prior = float(
+        re.search(r'"probability_two_random_records_match": ([0-9.e-]+)', model["model"][0]).group(
+            1
+        )
+    )
+    prior_weight = math.log2(prior / (1 - prior))
+    contributions = edges.select(
+        pl.col("evidence").list.eval(pl.element().struct.field("weight")).list.sum(),
+        "match_weight",
+    )
+    for summed, weight in contributions.iter_rows():
+        assert summed + prior_weight == pytest.approx(weight, abs=1e-6)
+
+
+def test_model_parameters_are_published(sample_run: JobRun) -> None:
+    parameters = sample_run.table("match_model")
+    assert set(parameters["comparison"]) == {"first_name", "last_name", "date_of_birth", "street"}
+    exact_first = parameters.filter(
+        (pl.col("comparison") == "first_name") & pl.col("level").str.starts_with("Exact")
+    )
+    # agreeing first names are far likelier among matches than among random pairs
+    assert exact_first["m_probability"][0] > 10 * exact_first["u_probability"][0]
+
+
+def test_probabilistic_matching_adds_links_without_hurting_the_bars(sample_run: JobRun) -> None:
+    figures = headline(sample_run)
+    assert sample_run.result.success
+    assert all(sample_run.checks().values()), sample_run.checks()
+    per_rule = sample_run.table("resolution_metrics").filter(pl.col("metric") == "edges_per_rule")
+    assert "probabilistic" in per_rule["dimension"].to_list()
+    assert figures["pairwise_precision"] >= 0.94
+    assert figures["pairwise_f1"] >= 0.92
+
+
+def test_the_model_is_reused_until_match_model_is_materialized_again(
+    sample_run: JobRun,
+) -> None:
+    spec_path = sample_run.store.root.parent / "customer360.yaml"
+    trained_at = sample_run.store.read_state(MODEL_STATE)["trained_at"][0]
+    again = run_job(spec_path, sample_run.store.root)
+    assert again.result.success
+    assert again.store.read_state(MODEL_STATE)["trained_at"][0] == trained_at
+
+    defs = build_definitions(load_spec(spec_path), sample_run.store.root)
+    retrained = dg.materialize(
+        list(defs.assets),
+        instance=dg.DagsterInstance.ephemeral(),
+        resources=defs.resources,
+        selection=["match_model"],
+    )
+    assert retrained.success
+    assert sample_run.store.read_state(MODEL_STATE)["trained_at"][0] > trained_at
+
+
+def test_sources_without_email_or_phone_resolve_with_the_readme_spec(tmp_path: Path) -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = re.search(r"```yaml\n(# names-only spec.*?)```", readme, flags=re.DOTALL)
+    assert block, "README shows the names-only spec"
+    generate_sample(tmp_path / "data_sources", records=3_000, seed=11)
+    (tmp_path / "customer360.yaml").write_text(block.group(1))
+
+    run = run_job(tmp_path / "customer360.yaml", tmp_path / "artifacts")
+
+    assert run.result.success
+    assert run.table("identity_edges").is_empty()  # nothing to link by rule
+    assert run.table("match_edges").height > 50
+    figures = headline(run)
+    assert figures["pairwise_precision"] >= 0.95
+    assert figures["pairwise_recall"] > 0.2  # every record would be alone without the model
