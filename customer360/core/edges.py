@@ -17,6 +17,10 @@ EDGE_SCHEMA = {
     "rule": pl.String,
     "identifier_type": pl.String,
     "value": pl.String,
+    # The probabilistic model's evidence; null on deterministic edges.
+    "match_probability": pl.Float64,
+    "match_weight": pl.Float64,
+    "evidence": pl.List(pl.Struct({"field": pl.String, "level": pl.String, "weight": pl.Float64})),
 }
 SKIPPED_GROUP_SCHEMA = {
     "identifier_type": pl.String,
@@ -50,6 +54,9 @@ def build_edges(records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFram
             (pl.col("identifier_type") + "_exact").alias("rule"),
             "identifier_type",
             "value",
+            pl.lit(None, EDGE_SCHEMA["match_probability"]).alias("match_probability"),
+            pl.lit(None, EDGE_SCHEMA["match_weight"]).alias("match_weight"),
+            pl.lit(None, EDGE_SCHEMA["evidence"]).alias("evidence"),
         )
     )
 

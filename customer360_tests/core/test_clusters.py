@@ -35,6 +35,9 @@ def edges(*rows: tuple[str, str, str]) -> pl.DataFrame:
             "rule": [f"{r[2]}_exact" for r in rows],
             "identifier_type": [r[2] for r in rows],
             "value": ["v"] * len(rows),
+            "match_probability": [None] * len(rows),
+            "match_weight": [None] * len(rows),
+            "evidence": [None] * len(rows),
         },
         schema=EDGE_SCHEMA,
     )

@@ -21,8 +21,8 @@ RECORDS = records_frame(
 )
 EDGES = pl.DataFrame(
     [
-        ("crm:1", "shop:1", "email_exact", "email", "a@x.io"),
-        ("crm:1", "crm:2", "phone_exact", "phone", "+12125550101"),
+        ("crm:1", "shop:1", "email_exact", "email", "a@x.io", None, None, None),
+        ("crm:1", "crm:2", "phone_exact", "phone", "+12125550101", None, None, None),
     ],
     schema=EDGE_SCHEMA,
     orient="row",
