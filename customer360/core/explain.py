@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -329,7 +330,7 @@ class _LinkGraph:
         return _edge_step(row, from_key=self.keys[origin])
 
 
-def _edge_step(row: dict, from_key: str) -> EdgeStep:
+def _edge_step(row: dict[str, Any], from_key: str) -> EdgeStep:
     """An edges row (with both ends' resolved ids) walked from ``from_key``."""
     forward = row["entity_key_a"] == from_key
     end = "a" if forward else "b"
@@ -351,9 +352,8 @@ def _edge_step(row: dict, from_key: str) -> EdgeStep:
 def _bridges(inside: pl.DataFrame) -> pl.DataFrame:
     """The edges whose removal would split their cluster (``inside``: edges within clusters).
 
-    Tarjan's bridge search over the cluster's distinct pairs: a depth-first walk where
-    an edge to a child is a bridge when nothing below the child reaches back above it.
-    A pair joined by more than one edge is never a bridge.
+    A pair of records joined by more than one edge is never a bridge: losing one of the
+    edges leaves the other.
     """
     pair = [
         pl.min_horizontal("entity_key_a", "entity_key_b").alias("low"),
@@ -362,16 +362,33 @@ def _bridges(inside: pl.DataFrame) -> pl.DataFrame:
     pairs = inside.group_by(pair).len().sort("low", "high")
     keys = pl.concat([pairs.get_column("low"), pairs.get_column("high")]).unique().sort()
     index = {key: position for position, key in enumerate(keys)}
-    adjacency: list[list[tuple[int, int]]] = [[] for _ in index]
-    for edge, (low, high) in enumerate(pairs.select("low", "high").iter_rows()):
-        adjacency[index[low]].append((index[high], edge))
-        adjacency[index[high]].append((index[low], edge))
+    ends = [(index[low], index[high]) for low, high in pairs.select("low", "high").iter_rows()]
+    single_bridges = pairs.with_row_index("pair").filter(
+        pl.col("pair").is_in(_bridge_positions(ends, len(index))) & (pl.col("len") == 1)
+    )
+    return (
+        inside.with_columns(pair)
+        .join(single_bridges.select("low", "high"), on=["low", "high"])
+        .drop("low", "high")
+    )
 
-    discovered = [-1] * len(index)  # order of discovery in the walk
-    lowest = [0] * len(index)  # earliest discovery reachable from the node's subtree
+
+def _bridge_positions(ends: list[tuple[int, int]], node_count: int) -> list[int]:
+    """Positions in ``ends`` of the bridges of a simple undirected graph (Tarjan).
+
+    A depth-first walk numbers nodes in the order it discovers them; the edge to a
+    child is a bridge when nothing in the child's subtree has an edge back to the
+    parent or above. Iterative, so large clusters cannot exhaust Python's stack.
+    """
+    adjacency: list[list[tuple[int, int]]] = [[] for _ in range(node_count)]
+    for position, (low, high) in enumerate(ends):
+        adjacency[low].append((high, position))
+        adjacency[high].append((low, position))
+    discovered = [-1] * node_count  # discovery order in the walk
+    lowest = [0] * node_count  # earliest discovery an edge from the subtree reaches
     bridges: list[int] = []
     clock = 0
-    for root in range(len(index)):
+    for root in range(node_count):
         if discovered[root] >= 0:
             continue
         discovered[root] = lowest[root] = clock
@@ -379,13 +396,13 @@ def _bridges(inside: pl.DataFrame) -> pl.DataFrame:
         stack = [(root, -1, iter(adjacency[root]))]
         while stack:
             node, via, neighbours = stack[-1]
-            for neighbour, edge in neighbours:
-                if edge == via:
+            for neighbour, position in neighbours:
+                if position == via:
                     continue
                 if discovered[neighbour] < 0:
                     discovered[neighbour] = lowest[neighbour] = clock
                     clock += 1
-                    stack.append((neighbour, edge, iter(adjacency[neighbour])))
+                    stack.append((neighbour, position, iter(adjacency[neighbour])))
                     break
                 lowest[node] = min(lowest[node], discovered[neighbour])
             else:
@@ -395,14 +412,7 @@ def _bridges(inside: pl.DataFrame) -> pl.DataFrame:
                     lowest[parent] = min(lowest[parent], lowest[node])
                     if lowest[node] > discovered[parent]:
                         bridges.append(via)
-    single = pairs.with_row_index("edge").filter(
-        pl.col("edge").is_in(bridges) & (pl.col("len") == 1)
-    )
-    return (
-        inside.with_columns(pair)
-        .join(single.select("low", "high"), on=["low", "high"])
-        .drop("low", "high")
-    )
+    return bridges
 
 
 # --- looking things up in the published tables -------------------------------------

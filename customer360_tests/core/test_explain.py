@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from customer360.core.edges import EDGE_SCHEMA
 from customer360.core.explain import (
@@ -378,6 +380,50 @@ def test_weakest_links_of_clusters_without_bridges_is_an_empty_table():
     weakest = weakest_links(triangle, members, clusters_of(members))
     assert weakest.is_empty()
     assert "resolved_id" in weakest.columns and "match_weight" in weakest.columns
+
+
+def connected(pairs: list[tuple[int, int]], start: int, goal: int) -> bool:
+    """Plain breadth-first search: the reference the bridge search is checked against."""
+    seen, frontier = {start}, [start]
+    while frontier:
+        node = frontier.pop()
+        for a, b in pairs:
+            for here, there in ((a, b), (b, a)):
+                if here == node and there not in seen:
+                    seen.add(there)
+                    frontier.append(there)
+    return goal in seen
+
+
+def components(pairs: list[tuple[int, int]], nodes: int) -> dict[int, int]:
+    """node → the smallest node it is connected to (a resolved id for each cluster)."""
+    return {n: min(m for m in range(nodes) if connected(pairs, n, m)) for n in range(nodes)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 6), st.integers(0, 6)).filter(lambda p: p[0] != p[1]),
+        max_size=12,
+    )
+)
+def test_weakest_links_are_exactly_the_edges_whose_removal_disconnects_their_ends(pairs):
+    """Against brute force: drop each edge in turn and see whether its ends still meet."""
+    resolved = components(pairs, 7)
+    members = membership(
+        **{
+            f"s:{root}": [f"s:{n}" for n in range(7) if resolved[n] == root]
+            for root in set(resolved.values())
+        }
+    )
+    links = edges(*(exact(f"s:{a}", f"s:{b}", "email", f"v{i}") for i, (a, b) in enumerate(pairs)))
+    weakest = weakest_links(
+        links, members, clusters_of(members), top_clusters=7, per_cluster=12, reveal=True
+    )
+    expected = {
+        f"v{i}" for i, (a, b) in enumerate(pairs) if not connected(pairs[:i] + pairs[i + 1 :], a, b)
+    }
+    assert set(weakest.get_column("value")) == expected
 
 
 def test_the_same_key_twice_is_one_record():
