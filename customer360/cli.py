@@ -2,7 +2,8 @@
 
 - ``customer360 run``: materialize the whole asset graph in process and print a summary;
 - ``customer360 sample``: write the seeded sample world to ``data_sources/``;
-- ``customer360 forget``: remove a person from every output and keep them out.
+- ``customer360 forget``: remove a person from every output and keep them out;
+- ``customer360 explain``: why records are one customer — the links between them.
 
 Runs land in the Dagster instance at ``$DAGSTER_HOME`` when it is set (so they show up
 in ``dagster dev``), otherwise in a throwaway in-memory instance.
@@ -18,6 +19,13 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from customer360.core.explain import (
+    PairExplanation,
+    UnknownRecordError,
+    explain_pair,
+    explain_record,
+    format_explanation,
+)
 from customer360.core.forget import ForgetError, forget, select_records
 from customer360.core.spec import SPEC_ENV_VAR, SpecError, default_spec_path, load_spec
 from customer360.core.storage import ARTIFACTS_ENV_VAR, ArtifactStore, StorageError
@@ -60,11 +68,29 @@ def main(argv: list[str] | None = None) -> int:
         "--identifier", nargs=2, metavar=("TYPE", "VALUE"), help="e.g. --identifier email a@b.com"
     )
 
+    explaining = commands.add_parser(
+        "explain",
+        help="why records are one customer: the links between them, with their evidence",
+        description="One key: the record's customer and the links that hold it together. "
+        "Two keys: the chain of links between the records. Exit status 0 when explained "
+        "(for two keys: they are one customer), 1 when the two records are not linked, "
+        "2 on an error such as an unknown key or missing outputs.",
+    )
+    explaining.add_argument("key", metavar="KEY", help="an entity_key, e.g. crm_customers:C001")
+    explaining.add_argument("other_key", metavar="KEY", nargs="?", help="a second entity_key")
+    explaining.add_argument("--spec", type=Path, help="spec file, to find the outputs")
+    explaining.add_argument("--artifacts", type=Path, help="output folder (overrides --spec)")
+    explaining.add_argument(
+        "--show-values", action="store_true", help="show shared emails and phones unmasked"
+    )
+
     args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args.spec, args.artifacts)
     if args.command == "forget":
         return _forget(args.spec, args.artifacts, args.resolved_id, args.identifier)
+    if args.command == "explain":
+        return _explain(args.spec, args.artifacts, args.key, args.other_key, args.show_values)
     return _sample(args.out, args.records, args.seed, args.if_missing)
 
 
@@ -121,6 +147,44 @@ def _forget(
         f"{figures['customers_forgotten']} customer(s); rebuilding every output"
     )
     return _run(spec_file, store.root)
+
+
+def _explain(
+    spec_path: Path | None,
+    artifacts: Path | None,
+    key: str,
+    other_key: str | None,
+    show_values: bool,
+) -> int:
+    """Explain from the published outputs; exit 1 when two records are not one customer,
+    so scripts can ask "are these linked?" as they would ask diff "do these differ?"."""
+    try:
+        if artifacts:
+            store = ArtifactStore(artifacts.resolve())
+        else:
+            spec_file = spec_path.expanduser().resolve() if spec_path else default_spec_path()
+            store = ArtifactStore(artifacts_dir(load_spec(spec_file)))
+        missing = [t for t in ("identity_edges", "membership") if not store.exists(t)]
+        if missing:
+            raise StorageError(
+                f"no {' or '.join(missing)} in {store.root}; run `customer360 run` first"
+            )
+        edges = pl.concat(
+            [store.read(t) for t in ("identity_edges", "match_edges") if store.exists(t)],
+            how="diagonal_relaxed",
+        )
+        membership = store.read("membership", columns=["entity_key", "resolved_id"])
+        explanation = (
+            explain_pair(edges, membership, key, other_key)
+            if other_key
+            else explain_record(edges, membership, key)
+        )
+    except (SpecError, StorageError, UnknownRecordError) as exc:
+        print(f"customer360: {exc}", file=sys.stderr)
+        return 2
+    print(format_explanation(explanation, reveal=show_values))
+    not_linked = isinstance(explanation, PairExplanation) and not explanation.linked
+    return 1 if not_linked else 0
 
 
 def _instance() -> dg.DagsterInstance:

@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext
 
 from customer360.core.clusters import resolve_membership, summarize_clusters
 from customer360.core.edges import build_edges, skipped_groups
+from customer360.core.explain import weakest_links
 from customer360.core.identifiers import VALUE_COLUMNS, build_identifiers
 from customer360.core.records import build_records
 from customer360.core.spec import Spec
@@ -198,6 +199,9 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
                 "largest_cluster": int(sizes.max() or 0),
                 "singletons": int((sizes == 1).sum()),
                 "largest_clusters": preview(clusters.drop("sources"), rows=5),
+                "weakest_links_of_largest_clusters": preview(
+                    weakest_links(identity_edges, membership, clusters), rows=15
+                ),
             },
         )
 

@@ -43,6 +43,7 @@ def test_group_of_n_gives_n_minus_1_edges_anchored_on_the_first_record():
     )
     edges = build_edges(records, ids).edges
     assert edges.schema == pl.Schema(EDGE_SCHEMA)
+    # Deterministic edges carry no probabilistic evidence: the last three columns are null.
     assert edges.rows() == [
         ("s:z", "s:b", "email_exact", "email", "ann@x.com", None, None, None),
         ("s:z", "s:a", "email_exact", "email", "ann@x.com", None, None, None),
