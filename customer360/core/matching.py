@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -64,7 +64,7 @@ _COMPARISONS = {
 def comparison_frame(records: pl.DataFrame, matching: Matching) -> pl.DataFrame:
     """``unique_id`` plus every compared or blocked-on attribute, trimmed, lower case,
     blanks as null."""
-    names = list(dict.fromkeys([*matching.comparisons, *(n for b in matching.blocking for n in b)]))
+    names = matching.attributes
     compared = [
         pl.col(name).cast(pl.String).str.strip_chars().str.to_lowercase().alias(name)
         if name in records.columns
@@ -109,12 +109,30 @@ def train_model(frame: pl.DataFrame, matching: Matching, prior: float | None) ->
     return linker.misc.save_model_to_json()
 
 
-def score_pairs(frame: pl.DataFrame, model: Model, threshold: float) -> pl.DataFrame:
-    """Candidate pairs at or above ``threshold`` as edges with per-field evidence."""
+class ScoredPairs(NamedTuple):
+    edges: pl.DataFrame
+    """Pairs at or above the threshold, in EDGE_SCHEMA."""
+    charts: list[Path]
+    """The HTML charts written (none when nothing matched or no folder was given)."""
+
+
+def score_pairs(
+    frame: pl.DataFrame, model: Model, threshold: float, charts_folder: Path | None = None
+) -> ScoredPairs:
+    """Candidate pairs at or above ``threshold`` as edges with per-field evidence.
+
+    With ``charts_folder``, the same predictions also feed Splink's waterfall chart of
+    the weakest accepted pairs and its comparison viewer, as HTML a person can open
+    without a server.
+    """
     linker = _linker(frame, model)
     predictions = linker.inference.predict(threshold_match_probability=threshold)
     scored = predictions.as_duckdbpyrelation().pl()
-    fields = [c["output_column_name"] for c in model["comparisons"]]
+    charts = (
+        _write_charts(linker, predictions, scored, charts_folder)
+        if charts_folder is not None and scored.height
+        else []
+    )
     labels = _level_labels(model)
     evidence = pl.concat_list(
         pl.struct(
@@ -125,9 +143,9 @@ def score_pairs(frame: pl.DataFrame, model: Model, threshold: float) -> pl.DataF
             .alias("level"),
             _field_weight(scored, field).alias("weight"),
         )
-        for field in fields
+        for field in labels
     )
-    return scored.select(
+    edges = scored.select(
         pl.col("unique_id_l").alias("entity_key_a"),
         pl.col("unique_id_r").alias("entity_key_b"),
         pl.lit(MATCH_RULE).alias("rule"),
@@ -137,6 +155,21 @@ def score_pairs(frame: pl.DataFrame, model: Model, threshold: float) -> pl.DataF
         "match_weight",
         evidence.alias("evidence"),
     ).cast(EDGE_SCHEMA)
+    return ScoredPairs(edges, charts)
+
+
+def _write_charts(
+    linker: Linker, predictions: Any, scored: pl.DataFrame, folder: Path
+) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    waterfall = folder / "match_waterfall.html"
+    weakest = scored.sort("match_weight").head(WATERFALL_PAIRS).to_dicts()
+    linker.visualisations.waterfall_chart(weakest, filter_nulls=False).save(str(waterfall))
+    viewer = folder / "comparison_viewer.html"
+    linker.visualisations.comparison_viewer_dashboard(
+        predictions, str(viewer), overwrite=True, num_example_rows=2
+    )
+    return [waterfall, viewer]
 
 
 def model_parameters(model: Model) -> pl.DataFrame:
@@ -154,31 +187,6 @@ def model_parameters(model: Model) -> pl.DataFrame:
         if not level.get("is_null_level")
     ]
     return pl.DataFrame(rows, schema=PARAMETER_SCHEMA, orient="row")
-
-
-def export_charts(frame: pl.DataFrame, model: Model, threshold: float, folder: Path) -> list[Path]:
-    """Splink's waterfall chart of the weakest accepted pairs and its comparison viewer, as
-    HTML files a person can open without a server."""
-    folder.mkdir(parents=True, exist_ok=True)
-    linker = _linker(frame, model)
-    predictions = linker.inference.predict(threshold_match_probability=threshold)
-    weakest = (
-        predictions.as_pandas_dataframe()
-        .sort_values("match_weight")
-        .head(WATERFALL_PAIRS)
-        .to_dict("records")
-    )
-    written = []
-    if weakest:
-        waterfall = folder / "match_waterfall.html"
-        linker.visualisations.waterfall_chart(weakest, filter_nulls=False).save(str(waterfall))
-        written.append(waterfall)
-        viewer = folder / "comparison_viewer.html"
-        linker.visualisations.comparison_viewer_dashboard(
-            predictions, str(viewer), overwrite=True, num_example_rows=2
-        )
-        written.append(viewer)
-    return written
 
 
 def _settings(matching: Matching, prior: float | None) -> SettingsCreator:

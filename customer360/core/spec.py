@@ -260,6 +260,12 @@ class Matching(_Strict):
     )
     training: MatchTraining = MatchTraining()
 
+    @property
+    def attributes(self) -> list[str]:
+        """Every attribute the stage reads: compared ones, then those only blocked on."""
+        blocked = (name for block in self.blocking for name in block)
+        return list(dict.fromkeys([*self.comparisons, *blocked]))
+
 
 class ValueTier(_Strict):
     """A value tier: customers whose value measure is above ``above`` (the last tier,

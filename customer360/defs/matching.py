@@ -17,7 +17,6 @@ from pydantic import Field
 
 from customer360.core.matching import (
     comparison_frame,
-    export_charts,
     identifier_prior,
     model_parameters,
     score_pairs,
@@ -46,9 +45,7 @@ def build_matching_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDef
     matching = spec.matching
     if matching is None or not matching.enabled:
         return []
-    attributes = list(
-        dict.fromkeys([*matching.comparisons, *(a for b in matching.blocking for a in b)])
-    )
+    attributes = matching.attributes
     owners = [spec.settings.owner]
 
     @dg.asset(
@@ -122,9 +119,10 @@ def build_matching_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDef
     def match_edges(context: AssetExecutionContext, records: pl.DataFrame) -> pl.DataFrame:
         model = json.loads(store.read_state(MODEL_STATE)["model"][0])
         frame = comparison_frame(records, matching)
-        edges = score_pairs(frame, model, matching.threshold)
+        edges, charts = score_pairs(
+            frame, model, matching.threshold, charts_folder=store.root / CHARTS_FOLDER
+        )
         context.log.info(f"{edges.height} pairs at or above {matching.threshold}")
-        charts = export_charts(frame, model, matching.threshold, store.root / CHARTS_FOLDER)
         weights = edges.get_column("match_weight")
         context.add_output_metadata(
             {
