@@ -42,6 +42,13 @@ SKIPPED_GROUP_SCHEMA = {
     "sample_members": pl.List(pl.String),
 }
 SAMPLE_MEMBERS = 5
+GUARDED_REASON = "conflicting {attribute}: links only records that agree on it"
+"""The reason skipped_groups gives a guarded group (the metrics count them by it)."""
+
+
+def is_guarded(reason: pl.Expr) -> pl.Expr:
+    """True for skipped_groups rows that the corroboration guard limited."""
+    return reason.str.starts_with(GUARDED_REASON.split("{", 1)[0])
 
 
 class IdentifierLinks(NamedTuple):
@@ -146,8 +153,7 @@ def _held_back(
         {
             "identifier_type": list(corroborate),
             "reason": [
-                f"conflicting {attribute}: links only records that agree on it"
-                for attribute in corroborate.values()
+                GUARDED_REASON.format(attribute=attribute) for attribute in corroborate.values()
             ],
         },
         schema={"identifier_type": pl.String, "reason": pl.String},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from customer360.core.edges import is_guarded
 from customer360.core.evaluation import PairwiseScores
 
 METRIC_SCHEMA = {"metric": pl.String, "dimension": pl.String, "value": pl.Float64}
@@ -43,7 +44,7 @@ def build_metrics(
         "largest_cluster": int(sizes.max() or 0),
         "mean_cluster_size": float(sizes.mean() or 0.0),
         "skipped_groups": skipped.height,
-        "guarded_groups": skipped.filter(pl.col("reason").str.starts_with("conflicting")).height,
+        "guarded_groups": skipped.filter(is_guarded(pl.col("reason"))).height,
     }
     frames = [
         pl.DataFrame(

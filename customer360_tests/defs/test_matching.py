@@ -3,6 +3,7 @@ able to resolve sources that have no identifier at all."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -41,12 +42,8 @@ def test_match_edges_carry_probability_weight_and_evidence(sample_run: JobRun) -
     threshold = load_spec(sample_run.store.root.parent / "customer360.yaml").matching.threshold
     assert edges["match_probability"].min() >= threshold
     # Splink's match weight is the prior's log-odds plus every field's contribution.
-    model = sample_run.store.read_state(MODEL_STATE)
-    prior = float(
-        re.search(r'"probability_two_random_records_match": ([0-9.e-]+)', model["model"][0]).group(
-            1
-        )
-    )
+    model = json.loads(sample_run.store.read_state(MODEL_STATE)["model"][0])
+    prior = model["probability_two_random_records_match"]
     prior_weight = math.log2(prior / (1 - prior))
     contributions = edges.select(
         pl.col("evidence").list.eval(pl.element().struct.field("weight")).list.sum(),
