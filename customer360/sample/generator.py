@@ -149,9 +149,9 @@ class _Reach:
         return self.share * sum((i + 1) * p for i, p in enumerate(self.counts))
 
 
-_LOYALTY_HOLDERS = 0.45 * 0.90 + 0.55 * 0.20
-"""Expected share of people holding a loyalty card (see ``_loyalty_numbers``); the member
-register has exactly the card holders, this only sizes the population."""
+_CARD_SHARE_IN_STORE = 0.90
+_CARD_SHARE_ONLINE_ONLY = 0.20
+"""Shares of store shoppers and of everybody else who hold a loyalty card."""
 
 _REACH: dict[str, _Reach] = {
     "crm_customers": _Reach(0.70, (0.95, 0.05)),
@@ -161,8 +161,12 @@ _REACH: dict[str, _Reach] = {
     "marketing_contacts": _Reach(0.30, (1.0,)),
     "erp_customers": _Reach(0.20, (1.0,)),
     "web_signups": _Reach(0.20, (1.0,)),
-    "loyalty_members": _Reach(_LOYALTY_HOLDERS, (1.0,)),
 }
+_IN_STORE = _REACH["pos_transactions"].share
+_REACH["loyalty_members"] = _Reach(
+    _IN_STORE * _CARD_SHARE_IN_STORE + (1 - _IN_STORE) * _CARD_SHARE_ONLINE_ONLY, (1.0,)
+)
+"""The register holds exactly the card holders; its expected share only sizes the population."""
 _FALLBACK_SOURCE = "web_signups"
 """People no other source happened to see sign up on the web, so nobody is invisible."""
 
@@ -571,7 +575,9 @@ def _draw_phone_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
 def _loyalty_numbers(in_store: np.ndarray, rng: np.random.Generator) -> pl.Series:
     """Loyalty card digits: most store shoppers have a card, a few online-only people too."""
     population = in_store.size
-    holds = rng.random(population) < np.where(in_store, 0.90, 0.20)
+    holds = rng.random(population) < np.where(
+        in_store, _CARD_SHARE_IN_STORE, _CARD_SHARE_ONLINE_ONLY
+    )
     digits = pl.Series(10_000 + rng.permutation(population)).cast(pl.String)
     return _masked(digits, holds)
 
@@ -705,6 +711,19 @@ def _datetimes(rng: np.random.Generator, n: int, opens: int = 0, closes: int = 2
 def _dates(rng: np.random.Generator, n: int) -> pl.Series:
     days = _days_between(rng, n, _WINDOW_START, _WINDOW_END)
     return pl.Series(days, dtype=pl.Int32).cast(pl.Date)
+
+
+def _keyed_in_time_order(
+    frame: pl.DataFrame, key: str, prefix: str, stamp: str, layout: str, width: int = 7
+) -> pl.DataFrame:
+    """Rows in time order, numbered (``_serial``) into a new first column ``key``, with the
+    time stamp last, as text in the source's own ``layout``."""
+    return frame.sort(stamp, maintain_order=True).select(
+        "_person",
+        _serial(prefix, width).alias(key),
+        pl.exclude("_person", stamp),
+        pl.col(stamp).dt.strftime(layout),
+    )
 
 
 def _serial(prefix: str, width: int) -> pl.Expr:
@@ -989,12 +1008,9 @@ def _orders(people: pl.DataFrame, owners: np.ndarray, rng: np.random.Generator) 
             "order_total": np.round(rng.lognormal(4.1, 0.8, n), 2),
             "order_date": _datetimes(rng, n),
         }
-    ).sort("order_date", maintain_order=True)
-    frame = frame.select(
-        "_person",
-        _serial("O", 8).alias("order_id"),
-        pl.exclude("_person", "order_date"),
-        pl.col("order_date").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    frame = _keyed_in_time_order(
+        frame, "order_id", "O", "order_date", "%Y-%m-%dT%H:%M:%SZ", width=8
     )
     return _with_malformed_rows(frame, "order_id", rng, missing_keys=0.0)
 
@@ -1011,13 +1027,8 @@ def _tickets(people: pl.DataFrame, owners: np.ndarray, rng: np.random.Generator)
             "subject": _choose(names.SUPPORT_SUBJECTS, rng, n),
             "opened_at": _datetimes(rng, n),
         }
-    ).sort("opened_at", maintain_order=True)
-    frame = frame.select(
-        "_person",
-        _serial("T", 7).alias("ticket_id"),
-        pl.exclude("_person", "opened_at"),
-        pl.col("opened_at").dt.strftime("%m/%d/%Y %H:%M"),
     )
+    frame = _keyed_in_time_order(frame, "ticket_id", "T", "opened_at", "%m/%d/%Y %H:%M")
     return _with_malformed_rows(frame, "ticket_id", rng)
 
 
@@ -1067,13 +1078,8 @@ def _marketing(people: pl.DataFrame, owners: np.ndarray, rng: np.random.Generato
     frame = frame.insert_column(
         frame.get_column_index("Company") + 1,
         _patch(title, _pick(side, n, 0.03), _nulls).alias("Job Title"),
-    ).sort("Opt-in Date", maintain_order=True)
-    return frame.select(
-        "_person",
-        _serial("M", 7).alias("Contact ID"),
-        pl.exclude("_person", "Opt-in Date"),
-        pl.col("Opt-in Date").dt.strftime("%Y-%m-%d"),
     )
+    return _keyed_in_time_order(frame, "Contact ID", "M", "Opt-in Date", "%Y-%m-%d")
 
 
 def _erp(people: pl.DataFrame, owners: np.ndarray, rng: np.random.Generator) -> pl.DataFrame:
@@ -1113,13 +1119,8 @@ def _web(people: pl.DataFrame, owners: np.ndarray, rng: np.random.Generator) -> 
             "full_name": _full_name(records, rng, _WEB_NAMES, missing=0.05),
             "signed_up_at": _datetimes(rng, n),
         }
-    ).sort("signed_up_at", maintain_order=True)
-    return frame.select(
-        "_person",
-        _serial("W", 7).alias("signup_id"),
-        pl.exclude("_person", "signed_up_at"),
-        pl.col("signed_up_at").dt.strftime("%Y-%m-%dT%H:%M:%S"),
     )
+    return _keyed_in_time_order(frame, "signup_id", "W", "signed_up_at", "%Y-%m-%dT%H:%M:%S")
 
 
 def _loyalty_members(
@@ -1141,13 +1142,8 @@ def _loyalty_members(
             "zip": _patch(records["postcode"], _pick(rng, n, 0.05), _nulls),
             "enrolled_on": _dates(rng, n),
         }
-    ).sort("enrolled_on", maintain_order=True)
-    return frame.select(
-        "_person",
-        _serial("L", 7).alias("member_id"),
-        pl.exclude("_person", "enrolled_on"),
-        pl.col("enrolled_on").dt.strftime("%Y-%m-%d"),
     )
+    return _keyed_in_time_order(frame, "member_id", "L", "enrolled_on", "%Y-%m-%d")
 
 
 def _with_malformed_rows(
