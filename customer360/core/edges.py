@@ -116,6 +116,8 @@ def _guarded_groups(
             for id_type, attribute in corroborate.items()
         ]
     ).filter(pl.col("agree_on").is_not_null())
+    # a group naming one spelling only cannot conflict: only the others need pairs
+    keyed = keyed.filter(pl.col("agree_on").n_unique().over("identifier_type", "value") > 1)
     with duckdb.connect() as con:
         con.register(
             "members",
