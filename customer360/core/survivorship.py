@@ -35,32 +35,68 @@ def resolve_traits(
     spec: Spec, traits: pl.DataFrame, records: pl.DataFrame, membership: pl.DataFrame
 ) -> pl.DataFrame:
     """The winning observation per (resolved_id, attribute), with the strategy that chose it
-    and whether the cluster's records disagreed (``conflict``)."""
-    ranks = _record_ranks(records, membership)
-    candidates = (
-        traits.drop("trust")
-        .join(ranks, on="entity_key")
-        .with_columns(pl.col("attribute").cast(pl.Enum(spec.golden_fields)))
+    and whether the cluster's records disagreed (``conflict``).
+
+    Clusters and attributes are numbered inside the step, so that the millions of
+    observations are grouped by one integer instead of by two strings.
+    """
+    fields = spec.golden_fields
+    ranks, cluster_ids = _record_ranks(records, membership)
+    candidates = traits.select(
+        "entity_key",
+        pl.col("attribute").cast(pl.Enum(fields)),
+        "value",
+        "observed_at",
+        "source",
+    ).join(ranks, on="entity_key")
+    winners = _winners(spec, candidates)
+    strategies = pl.Series([spec.strategy(field) for field in fields], dtype=pl.String)
+    return winners.select(
+        pl.lit(cluster_ids).gather(pl.col("cluster")).alias("resolved_id"),
+        pl.col("attribute").cast(pl.String),
+        "value",
+        pl.lit(strategies).gather(pl.col("attribute").to_physical()).alias("strategy"),
+        "source",
+        "entity_key",
+        "observed_at",
+        "conflict",
     )
-    return _winners(spec, candidates).select(RESOLVED_TRAIT_COLUMNS)
 
 
-def _record_ranks(records: pl.DataFrame, membership: pl.DataFrame) -> pl.DataFrame:
-    """Each record's cluster and two integer ranks, so that choosing a winner is an integer
-    comparison: ``trust_rank`` (most trusted, then most recent, then entity_key) and
-    ``recency_rank`` (most recent, then most trusted, then entity_key)."""
+def aligned_or_joined(left: pl.DataFrame, right: pl.DataFrame, on: str) -> pl.DataFrame:
+    """``left`` inner-joined with ``right`` on a key unique in both.
+
+    Tables of the same records (records, membership) are written in the same order, so
+    usually their keys match row for row: then the join is a side-by-side concatenation,
+    checked by one comparison of the key columns instead of hashing every key.
+    """
+    if left.height == right.height and left.get_column(on).equals(right.get_column(on)):
+        return pl.concat([left, right.drop(on)], how="horizontal")
+    return left.join(right, on=on)
+
+
+def _record_ranks(
+    records: pl.DataFrame, membership: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.Series]:
+    """Each record's cluster number and two integer ranks, so that choosing a winner is an
+    integer comparison: ``trust_rank`` (most trusted, then most recent, then entity_key)
+    and ``recency_rank`` (most recent, then most trusted, then entity_key). Also the
+    resolved_id of every cluster number."""
     by_trust = ["trust", "updated_at", "entity_key"]
     by_recency = ["updated_at", "trust", "entity_key"]
-    return (
-        records.select("entity_key", "trust", "updated_at")
-        .join(membership.select("entity_key", "resolved_id"), on="entity_key")
-        .select(
-            "entity_key",
-            "resolved_id",
-            _rank(by_trust, descending=[False, True, False]).alias("trust_rank"),
-            _rank(by_recency, descending=[True, False, False]).alias("recency_rank"),
-        )
+    members = aligned_or_joined(
+        records.select("entity_key", "trust", "updated_at"),
+        membership.select("entity_key", "resolved_id"),
+        on="entity_key",
     )
+    clusters = members.select(pl.col("resolved_id").unique()).with_row_index("cluster")
+    ranks = members.join(clusters, on="resolved_id").select(
+        "entity_key",
+        "cluster",
+        _rank(by_trust, descending=[False, True, False]).alias("trust_rank"),
+        _rank(by_recency, descending=[True, False, False]).alias("recency_rank"),
+    )
+    return ranks, clusters.get_column("resolved_id")
 
 
 def _rank(keys: list[str], descending: list[bool]) -> pl.Expr:
@@ -72,46 +108,58 @@ def _rank(keys: list[str], descending: list[bool]) -> pl.Expr:
 
 
 def _winners(spec: Spec, candidates: pl.DataFrame) -> pl.DataFrame:
-    """The winning observation per (resolved_id, attribute).
+    """The winning observation per (cluster, attribute), and whether the group disagreed.
 
-    Every strategy is reduced to one integer score per observation (lower wins):
-    its primary criterion, then the trust rank as tie-break. The winner is the
-    observation with the lowest score in its group: one pass, no sort of the whole table.
-    Whether the group's values disagree is read from the min and max of their hashes.
+    Every strategy is reduced to one integer score per observation (lower wins): its
+    primary criterion, then the trust rank as tie-break; a record observes an attribute
+    once, so no two observations of a group share a score. The winner is the row with
+    the lowest score in its group: one group-by over integers, no sort of the whole
+    table. Whether the group's values disagree is read from the min and max of their
+    hashes.
     """
-    strategy_of = {field: spec.strategy(field) for field in spec.golden_fields}
-    scored = candidates.with_columns(
-        pl.col("attribute").cast(pl.String).replace_strict(strategy_of).alias("strategy")
+    fields = spec.golden_fields
+    codes = {
+        strategy: [i for i, field in enumerate(fields) if spec.strategy(field) == strategy]
+        for strategy in ("trust", "most_recent", "most_frequent")
+    }
+    attribute = pl.col("attribute").to_physical()
+    keyed = candidates.with_columns(
+        (pl.col("cluster").cast(pl.UInt64) * len(fields) + attribute).alias("group")
     )
-    frequency = (
-        pl.when(pl.col("strategy") == "most_frequent")
-        .then(pl.len().over("resolved_id", "attribute", "value"))
-        .otherwise(0)
-        .cast(pl.Int64)
+    # Value counts only where a strategy asks for them (most_frequent), per group.
+    counted = keyed.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"), "group", "value", attribute
+    ).filter(attribute.is_in(codes["most_frequent"]))
+    counts = counted.select("row", pl.len().over("group", "value").cast(pl.Int64))
+    frequency = pl.zeros(keyed.height, pl.Int64, eager=True).scatter(
+        counts.get_column("row"), counts.get_column("len")
     )
-    tie_break = pl.col("trust_rank")
+    scored = keyed.with_columns(frequency.alias("frequency"))
     primary = (
-        pl.when(pl.col("strategy") == "trust")
+        pl.when(attribute.is_in(codes["trust"]))
         .then(pl.col("trust_rank"))
-        .when(pl.col("strategy") == "most_recent")
+        .when(attribute.is_in(codes["most_recent"]))
         .then(pl.col("recency_rank"))
-        .when(pl.col("strategy") == "most_frequent")
+        .when(attribute.is_in(codes["most_frequent"]))
         .then(-pl.col("frequency"))
         .otherwise(-pl.col("value").str.len_chars().cast(pl.Int64))
     )
     secondary = (
-        pl.when(pl.col("strategy").is_in(["trust", "most_recent"])).then(0).otherwise(tie_break)
+        pl.when(attribute.is_in(codes["trust"] + codes["most_recent"]))
+        .then(0)
+        .otherwise(pl.col("trust_rank"))
     )
-    score = primary * SCORE_SCALE + secondary
-    return (
-        scored.with_columns(frequency.alias("frequency"))
-        .with_columns(score.alias("score"), pl.col("value").hash().alias("value_hash"))
-        .group_by("resolved_id", "attribute")
+    best = (
+        scored.select(
+            "group",
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"),
+            (primary * SCORE_SCALE + secondary).alias("score"),
+            pl.col("value").hash().alias("value_hash"),
+        )
+        .group_by("group")
         .agg(
-            pl.col("value", "source", "entity_key", "observed_at", "strategy").get(
-                pl.col("score").arg_min()
-            ),
+            pl.col("row").get(pl.col("score").arg_min()),
             (pl.col("value_hash").min() != pl.col("value_hash").max()).alias("conflict"),
         )
-        .with_columns(pl.col("attribute").cast(pl.String))
     )
+    return scored.gather(best.get_column("row")).with_columns(best.get_column("conflict"))

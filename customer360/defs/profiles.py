@@ -38,9 +38,10 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         ins={
+            "traits": columns("entity_key", "attribute", "value", "observed_at", "source"),
             "records": columns("entity_key", "trust", "updated_at"),
             "membership": columns("entity_key", "resolved_id"),
-            "clusters": columns("resolved_id"),
+            "clusters": columns("size"),  # its height is all this step reads of it
         },
         group_name=GROUP,
         kinds=KINDS,
