@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from customer360.core.frames import aligned_or_joined
 from customer360.core.spec import Spec
 
 # Scores combine a primary criterion and a rank tie-break in one Int64: rank < 2**32.
@@ -61,18 +62,6 @@ def resolve_traits(
         "observed_at",
         "conflict",
     )
-
-
-def aligned_or_joined(left: pl.DataFrame, right: pl.DataFrame, on: str) -> pl.DataFrame:
-    """``left`` inner-joined with ``right`` on a key unique in both.
-
-    Tables of the same records (records, membership) are written in the same order, so
-    usually their keys match row for row: then the join is a side-by-side concatenation,
-    checked by one comparison of the key columns instead of hashing every key.
-    """
-    if left.height == right.height and left.get_column(on).equals(right.get_column(on)):
-        return pl.concat([left, right.drop(on)], how="horizontal")
-    return left.join(right, on=on)
 
 
 def _record_ranks(
