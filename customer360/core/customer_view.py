@@ -19,6 +19,7 @@ from datetime import datetime
 
 import polars as pl
 
+from customer360.core.frames import aligned_or_joined
 from customer360.core.golden import AUDIT_COLUMNS
 from customer360.core.spec import CustomerView
 
@@ -113,8 +114,7 @@ def _cluster_activity(
     # A measure should arrive as Float64; the cast also sums one that arrives as numeric text.
     value = pl.col(value_measure).cast(pl.Float64).sum() if value_measure else pl.lit(0.0)
     return (
-        membership.select("entity_key", "resolved_id")
-        .join(records, on="entity_key", how="inner")
+        aligned_or_joined(membership.select("entity_key", "resolved_id"), records, on="entity_key")
         .group_by("resolved_id")
         .agg(
             *((pl.col("source") == s).sum().alias(f"{s}_records") for s in sources),
