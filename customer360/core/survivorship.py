@@ -20,47 +20,53 @@ from customer360.core.spec import Spec
 SCORE_SCALE = 2**32
 
 
-RESOLVED_TRAIT_COLUMNS = [
-    "resolved_id",
-    "attribute",
-    "value",
-    "strategy",
-    "source",
-    "entity_key",
-    "observed_at",
-    "conflict",
-]
-
-
 def resolve_traits(
-    spec: Spec, traits: pl.DataFrame, records: pl.DataFrame, membership: pl.DataFrame
+    spec: Spec,
+    traits: pl.DataFrame | pl.LazyFrame,
+    records: pl.DataFrame,
+    membership: pl.DataFrame,
 ) -> pl.DataFrame:
     """The winning observation per (resolved_id, attribute), with the strategy that chose it
     and whether the cluster's records disagreed (``conflict``).
 
     Clusters and attributes are numbered inside the step, so that the millions of
-    observations are grouped by one integer instead of by two strings.
+    observations are grouped by one integer instead of by two strings. ``traits`` may
+    be lazy (a scan of the stored table): the winners are chosen from numbers alone —
+    ranks, and each value's length and hash — and only the winning observations are
+    then read whole, so the step never holds every observation's text.
     """
     fields = spec.golden_fields
     ranks, cluster_ids = _record_ranks(records, membership)
-    candidates = traits.select(
-        "entity_key",
-        pl.col("attribute").cast(pl.Enum(fields)),
-        "value",
-        "observed_at",
-        "source",
-    ).join(ranks, on="entity_key")
+    observations = traits.lazy().with_row_index("row")
+    candidates = (
+        observations.select(
+            "row",
+            "entity_key",
+            pl.col("attribute").cast(pl.Enum(fields)).to_physical().alias("attribute"),
+            pl.col("value").str.len_chars().cast(pl.Int64).alias("length"),
+            pl.col("value").hash().alias("value_hash"),
+        )
+        .join(ranks.lazy(), on="entity_key")
+        .drop("entity_key")
+        .collect()
+    )
     winners = _winners(spec, candidates)
     strategies = pl.Series([spec.strategy(field) for field in fields], dtype=pl.String)
-    return winners.select(
-        pl.lit(cluster_ids).gather(pl.col("cluster")).alias("resolved_id"),
-        pl.col("attribute").cast(pl.String),
-        "value",
-        pl.lit(strategies).gather(pl.col("attribute").to_physical()).alias("strategy"),
-        "source",
-        "entity_key",
-        "observed_at",
-        "conflict",
+    attribute = pl.col("group") % len(fields)
+    return (
+        observations.select("row", "value", "source", "entity_key", "observed_at")
+        .join(winners.lazy(), on="row")
+        .collect()
+        .select(
+            pl.lit(cluster_ids).gather(pl.col("group") // len(fields)).alias("resolved_id"),
+            pl.lit(pl.Series(fields, dtype=pl.String)).gather(attribute).alias("attribute"),
+            "value",
+            pl.lit(strategies).gather(attribute).alias("strategy"),
+            "source",
+            "entity_key",
+            "observed_at",
+            "conflict",
+        )
     )
 
 
@@ -97,53 +103,50 @@ def _rank(keys: list[str], descending: list[bool]) -> pl.Expr:
 
 
 def _winners(spec: Spec, candidates: pl.DataFrame) -> pl.DataFrame:
-    """The winning observation per (cluster, attribute), and whether the group disagreed.
+    """The winning observation (``row``) per (cluster, attribute) ``group``, and whether
+    the group's values disagree (``conflict``).
 
     Every strategy is reduced to one integer score per observation (lower wins): its
     primary criterion, then the trust rank as tie-break; a record observes an attribute
     once, so no two observations of a group share a score. The winner is the row with
     the lowest score in its group: one group-by over integers, no sort of the whole
-    table. Whether the group's values disagree is read from the min and max of their
-    hashes.
+    table. Values are compared by their hash, both to count them (most_frequent) and to
+    see whether a group's values disagree.
     """
     fields = spec.golden_fields
     codes = {
         strategy: [i for i, field in enumerate(fields) if spec.strategy(field) == strategy]
         for strategy in ("trust", "most_recent", "most_frequent")
     }
-    attribute = pl.col("attribute").to_physical()
+    attribute = pl.col("attribute")
     keyed = candidates.with_columns(
         (pl.col("cluster").cast(pl.UInt64) * len(fields) + attribute).alias("group")
     )
     # Value counts only where a strategy asks for them (most_frequent), per group.
     counted = keyed.select(
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"), "group", "value", attribute
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("position"), "group", "value_hash", attribute
     ).filter(attribute.is_in(codes["most_frequent"]))
-    counts = counted.select("row", pl.len().over("group", "value").cast(pl.Int64))
+    counts = counted.select("position", pl.len().over("group", "value_hash").cast(pl.Int64))
     frequency = pl.zeros(keyed.height, pl.Int64, eager=True).scatter(
-        counts.get_column("row"), counts.get_column("len")
+        counts.get_column("position"), counts.get_column("len")
     )
-    scored = keyed.with_columns(frequency.alias("frequency"))
     primary = (
         pl.when(attribute.is_in(codes["trust"]))
         .then(pl.col("trust_rank"))
         .when(attribute.is_in(codes["most_recent"]))
         .then(pl.col("recency_rank"))
         .when(attribute.is_in(codes["most_frequent"]))
-        .then(-pl.col("frequency"))
-        .otherwise(-pl.col("value").str.len_chars().cast(pl.Int64))
+        .then(-frequency)
+        .otherwise(-pl.col("length"))
     )
     secondary = (
         pl.when(attribute.is_in(codes["trust"] + codes["most_recent"]))
         .then(0)
         .otherwise(pl.col("trust_rank"))
     )
-    best = (
-        scored.select(
-            "group",
-            pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"),
-            (primary * SCORE_SCALE + secondary).alias("score"),
-            pl.col("value").hash().alias("value_hash"),
+    return (
+        keyed.select(
+            "group", "row", (primary * SCORE_SCALE + secondary).alias("score"), "value_hash"
         )
         .group_by("group")
         .agg(
@@ -151,4 +154,3 @@ def _winners(spec: Spec, candidates: pl.DataFrame) -> pl.DataFrame:
             (pl.col("value_hash").min() != pl.col("value_hash").max()).alias("conflict"),
         )
     )
-    return scored.gather(best.get_column("row")).with_columns(best.get_column("conflict"))

@@ -38,7 +38,9 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         ins={
-            "traits": columns("entity_key", "attribute", "value", "observed_at", "source"),
+            "traits": columns(
+                "entity_key", "attribute", "value", "observed_at", "source", lazy=True
+            ),
             "records": columns("entity_key", "trust", "updated_at"),
             "membership": columns("entity_key", "resolved_id"),
             "clusters": columns("size"),  # its height is all this step reads of it
@@ -55,7 +57,7 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
     )
     def resolved_traits(
         context: AssetExecutionContext,
-        traits: pl.DataFrame,
+        traits: pl.LazyFrame,
         records: pl.DataFrame,
         membership: pl.DataFrame,
         clusters: pl.DataFrame,
