@@ -23,15 +23,20 @@ AUDIT_COLUMNS = [
 
 def build_golden_profiles(
     spec: Spec,
-    resolved_traits: pl.DataFrame,
+    resolved_traits: pl.DataFrame | pl.LazyFrame,
     records: pl.DataFrame,
     membership: pl.DataFrame,
 ) -> pl.DataFrame:
-    """One row per resolved_id: surviving values, their sources and audit columns."""
+    """One row per resolved_id: surviving values, their sources and audit columns.
+
+    ``resolved_traits`` may be a scan of the stored table: it is read once, already
+    joined to the profiles' row numbers, and never held twice."""
     fields = spec.golden_fields
     profiles = _audit(records, membership).sort("resolved_id")
-    winners = resolved_traits.join(
-        profiles.select("resolved_id").with_row_index("position"), on="resolved_id"
+    winners = (
+        resolved_traits.lazy()
+        .join(profiles.lazy().select("resolved_id").with_row_index("position"), on="resolved_id")
+        .collect()
     )
     conflicts = (
         winners.filter(pl.col("conflict"))

@@ -71,6 +71,9 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         ins={
+            "resolved_traits": columns(
+                "resolved_id", "attribute", "value", "strategy", "source", "conflict", lazy=True
+            ),
             "records": columns("entity_key", "source", "updated_at"),
             "membership": columns("entity_key", "resolved_id"),
         },
@@ -85,7 +88,7 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
     )
     def golden_profiles(
         context: AssetExecutionContext,
-        resolved_traits: pl.DataFrame,
+        resolved_traits: pl.LazyFrame,
         records: pl.DataFrame,
         membership: pl.DataFrame,
     ) -> pl.DataFrame:
