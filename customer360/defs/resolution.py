@@ -128,7 +128,10 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         )
 
     @dg.multi_asset(
-        ins={"records": columns("entity_key", "source", "record_key")},
+        ins={
+            "records": columns("entity_key", "source", "record_key"),
+            "identity_edges": columns("entity_key_a", "entity_key_b", "rule"),
+        },
         name="cluster_records",
         outs={
             "membership": _out(
