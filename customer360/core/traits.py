@@ -25,13 +25,16 @@ USABLE_IDENTIFIER_STATUSES = ["linkable", "oversize"]
 OBSERVATION_PROVENANCE = ["entity_key", "source", "trust", "updated_at"]
 
 
-def build_traits(spec: Spec, records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
+def build_traits(
+    spec: Spec, records: pl.DataFrame, identifiers: pl.DataFrame | pl.LazyFrame
+) -> pl.DataFrame:
     """All attribute and identifier observations with their source, trust and time.
 
     Observations are first collected as (record row, attribute, value) — one attribute
     at a time, without its empty values — and the record's provenance is gathered once
     for all of them at the end, instead of being copied for every (record, attribute)
-    pair before the empty ones are dropped.
+    pair before the empty ones are dropped. ``identifiers`` may be a scan of the stored
+    table: only its usable rows are read.
     """
     row = pl.int_range(pl.len(), dtype=pl.UInt32).alias("row")
     attributes = [a for a in spec.attribute_names if a in records.columns]
@@ -42,11 +45,13 @@ def build_traits(spec: Spec, records: pl.DataFrame, identifiers: pl.DataFrame) -
         for a in attributes
     ]
     identified = (
-        identifiers.filter(pl.col("status").is_in(USABLE_IDENTIFIER_STATUSES))
+        identifiers.lazy()
+        .filter(pl.col("status").is_in(USABLE_IDENTIFIER_STATUSES))
         .select("entity_key", (pl.col("identifier_type") + "_primary").alias("attribute"), "value")
-        .join(records.select("entity_key", row), on="entity_key")
+        .join(records.lazy().select("entity_key", row), on="entity_key", maintain_order="left")
         .select("row", "attribute", pl.col("value").cast(pl.String))
         .drop_nulls("value")
+        .collect()
     )
     observations = pl.concat([*mapped, identified]).rechunk()
     provenance = records.select(OBSERVATION_PROVENANCE).gather(observations.get_column("row"))

@@ -22,7 +22,7 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
     @dg.asset(
         ins={
             "records": columns(*OBSERVATION_PROVENANCE, *spec.attribute_names),
-            "identifiers": columns(*VALUE_COLUMNS),
+            "identifiers": columns(*VALUE_COLUMNS, lazy=True),
         },
         group_name=GROUP,
         kinds=KINDS,
@@ -33,7 +33,7 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
             "<type>_primary with their normalized value, unless invalid or excluded."
         ),
     )
-    def traits(records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
+    def traits(records: pl.DataFrame, identifiers: pl.LazyFrame) -> pl.DataFrame:
         return build_traits(spec, records, identifiers)
 
     @dg.asset(
