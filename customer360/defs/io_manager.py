@@ -59,7 +59,7 @@ class ParquetDuckDBIOManager(dg.ConfigurableIOManager):
         """The whole table, or only the columns the input asks for; a scan instead of the
         data when the input asks to be lazy (see :func:`columns`)."""
         metadata = context.definition_metadata or {}
-        table, wanted = context.asset_key.path[-1], metadata.get(COLUMNS_KEY)
+        table, wanted = context.asset_key.path[-1], metadata.get(COLUMNS_KEY) or None
         if metadata.get(LAZY_KEY):
             scan = self.store.scan(table)
             return scan if wanted is None else scan.select(wanted)
@@ -67,7 +67,8 @@ class ParquetDuckDBIOManager(dg.ConfigurableIOManager):
 
 
 def columns(*names: str, lazy: bool = False) -> dg.AssetIn:
-    """An input that loads only these columns: steps never hold data they do not use.
+    """An input that loads only these columns (all when none are named): steps never hold
+    data they do not use.
 
     ``lazy`` hands the step a scan of the table instead (a ``pl.LazyFrame``), for steps
     that read a large table in passes and should not hold all of it at once."""
