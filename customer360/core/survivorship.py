@@ -43,7 +43,7 @@ def resolve_traits(
             "row",
             "entity_key",
             pl.col("attribute").cast(pl.Enum(fields)).to_physical().alias("attribute"),
-            pl.col("value").str.len_chars().cast(pl.Int64).alias("length"),
+            pl.col("value").str.len_chars().alias("length"),
             pl.col("value").hash().alias("value_hash"),
         )
         .join(ranks.lazy(), on="entity_key")
@@ -85,9 +85,14 @@ def _record_ranks(
         on="entity_key",
     )
     clusters = members.select(pl.col("resolved_id").unique()).with_row_index("cluster")
-    ranks = members.join(clusters, on="resolved_id").select(
+    cluster = (
+        members.select("resolved_id")
+        .join(clusters, on="resolved_id", how="left", maintain_order="left")
+        .get_column("cluster")
+    )
+    ranks = members.select(
         "entity_key",
-        "cluster",
+        cluster,
         _rank(by_trust, descending=[False, True, False]).alias("trust_rank"),
         _rank(by_recency, descending=[True, False, False]).alias("recency_rank"),
     )
@@ -99,7 +104,7 @@ def _rank(keys: list[str], descending: list[bool]) -> pl.Expr:
     order = pl.int_range(pl.len(), dtype=pl.UInt32).sort_by(
         keys, descending=descending, nulls_last=True
     )
-    return order.arg_sort().cast(pl.Int64)
+    return order.arg_sort()
 
 
 def _winners(spec: Spec, candidates: pl.DataFrame) -> pl.DataFrame:
@@ -130,19 +135,20 @@ def _winners(spec: Spec, candidates: pl.DataFrame) -> pl.DataFrame:
     frequency = pl.zeros(keyed.height, pl.Int64, eager=True).scatter(
         counts.get_column("position"), counts.get_column("len")
     )
+    trust_rank = pl.col("trust_rank").cast(pl.Int64)
     primary = (
         pl.when(attribute.is_in(codes["trust"]))
-        .then(pl.col("trust_rank"))
+        .then(trust_rank)
         .when(attribute.is_in(codes["most_recent"]))
-        .then(pl.col("recency_rank"))
+        .then(pl.col("recency_rank").cast(pl.Int64))
         .when(attribute.is_in(codes["most_frequent"]))
         .then(-frequency)
-        .otherwise(-pl.col("length"))
+        .otherwise(-pl.col("length").cast(pl.Int64))
     )
     secondary = (
         pl.when(attribute.is_in(codes["trust"] + codes["most_recent"]))
         .then(0)
-        .otherwise(pl.col("trust_rank"))
+        .otherwise(trust_rank)
     )
     return (
         keyed.select(
