@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import fastexcel
 import polars as pl
 
 from customer360.core.spec import Source, Spec
@@ -128,6 +129,12 @@ def read_columns(spec: Spec, source: Source, path: Path, *, whole_file: bool = T
     elif source.format == "duckdb":
         with duckdb.connect(str(path), read_only=True) as con:
             names = con.sql(f'SELECT * FROM "{source.table}" LIMIT 0').columns
+    elif source.format == "xlsx":
+        # the header row only, named as read_excel names them (it reads with fastexcel)
+        sheet = fastexcel.read_excel(path).load_sheet(
+            source.sheet if source.sheet is not None else 0, n_rows=0
+        )
+        names = [column.name for column in sheet.available_columns()]
     elif source.format == "ndjson" and not whole_file:
         sample = pl.scan_ndjson(path, infer_schema_length=NDJSON_SAMPLE_LINES)
         names = sample.collect_schema().names()
