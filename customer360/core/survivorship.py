@@ -38,18 +38,13 @@ def resolve_traits(
     fields = spec.golden_fields
     ranks, cluster_ids = _record_ranks(records, membership)
     observations = traits.lazy().with_row_index("row")
-    candidates = (
-        observations.select(
-            "row",
-            "entity_key",
-            pl.col("attribute").cast(pl.Enum(fields)).to_physical().alias("attribute"),
-            pl.col("value").str.len_chars().alias("length"),
-            pl.col("value").hash().alias("value_hash"),
-        )
-        .join(ranks.lazy(), on="entity_key")
-        .drop("entity_key")
-        .collect()
-    )
+    candidates = observations.select(
+        "row",
+        "entity_key",
+        pl.col("attribute").cast(pl.Enum(fields)).to_physical().alias("attribute"),
+        pl.col("value").str.len_chars().alias("length"),
+        pl.col("value").hash().alias("value_hash"),
+    ).join(ranks.lazy(), on="entity_key")
     winners = _winners(spec, candidates)
     strategies = pl.Series([spec.strategy(field) for field in fields], dtype=pl.String)
     attribute = pl.col("group") % len(fields)
@@ -107,7 +102,7 @@ def _rank(keys: list[str], descending: list[bool]) -> pl.Expr:
     return order.arg_sort()
 
 
-def _winners(spec: Spec, candidates: pl.DataFrame) -> pl.DataFrame:
+def _winners(spec: Spec, candidates: pl.LazyFrame) -> pl.DataFrame:
     """The winning observation (``row``) per (cluster, attribute) ``group``, and whether
     the group's values disagree (``conflict``).
 
@@ -116,7 +111,8 @@ def _winners(spec: Spec, candidates: pl.DataFrame) -> pl.DataFrame:
     once, so no two observations of a group share a score. The winner is the row with
     the lowest score in its group: one group-by over integers, no sort of the whole
     table. Values are compared by their hash, both to count them (most_frequent) and to
-    see whether a group's values disagree.
+    see whether a group's values disagree. Only (group, row, score, hash) is ever held
+    for every observation.
     """
     fields = spec.golden_fields
     codes = {
@@ -124,16 +120,12 @@ def _winners(spec: Spec, candidates: pl.DataFrame) -> pl.DataFrame:
         for strategy in ("trust", "most_recent", "most_frequent")
     }
     attribute = pl.col("attribute")
-    keyed = candidates.with_columns(
-        (pl.col("cluster").cast(pl.UInt64) * len(fields) + attribute).alias("group")
-    )
-    # Value counts only where a strategy asks for them (most_frequent), per group.
-    counted = keyed.select(
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("position"), "group", "value_hash", attribute
-    ).filter(attribute.is_in(codes["most_frequent"]))
-    counts = counted.select("position", pl.len().over("group", "value_hash").cast(pl.Int64))
-    frequency = pl.zeros(keyed.height, pl.Int64, eager=True).scatter(
-        counts.get_column("position"), counts.get_column("len")
+    group = pl.col("cluster").cast(pl.UInt64) * len(fields) + attribute
+    # Values are counted per group only where the strategy asks for it (most_frequent);
+    # the other rows all fall in one null partition, whose count is never used.
+    counts_values = attribute.is_in(codes["most_frequent"])
+    frequency = pl.len().over(
+        pl.when(counts_values).then(group), pl.when(counts_values).then(pl.col("value_hash"))
     )
     trust_rank = pl.col("trust_rank").cast(pl.Int64)
     primary = (
@@ -141,8 +133,8 @@ def _winners(spec: Spec, candidates: pl.DataFrame) -> pl.DataFrame:
         .then(trust_rank)
         .when(attribute.is_in(codes["most_recent"]))
         .then(pl.col("recency_rank").cast(pl.Int64))
-        .when(attribute.is_in(codes["most_frequent"]))
-        .then(-frequency)
+        .when(counts_values)
+        .then(-frequency.cast(pl.Int64))
         .otherwise(-pl.col("length").cast(pl.Int64))
     )
     secondary = (
@@ -150,13 +142,13 @@ def _winners(spec: Spec, candidates: pl.DataFrame) -> pl.DataFrame:
         .then(0)
         .otherwise(trust_rank)
     )
-    return (
-        keyed.select(
-            "group", "row", (primary * SCORE_SCALE + secondary).alias("score"), "value_hash"
-        )
-        .group_by("group")
-        .agg(
-            pl.col("row").get(pl.col("score").arg_min()),
-            (pl.col("value_hash").min() != pl.col("value_hash").max()).alias("conflict"),
-        )
+    scored = candidates.select(
+        group.alias("group"),
+        "row",
+        (primary * SCORE_SCALE + secondary).alias("score"),
+        "value_hash",
+    ).collect()
+    return scored.group_by("group").agg(
+        pl.col("row").get(pl.col("score").arg_min()),
+        (pl.col("value_hash").min() != pl.col("value_hash").max()).alias("conflict"),
     )
