@@ -85,16 +85,19 @@ class ArtifactStore:
         return pl.read_parquet(path) if path.is_file() else None
 
     def read(self, table: str, columns: list[str] | None = None) -> pl.DataFrame:
+        return pl.read_parquet(self._existing(table), columns=columns)
+
+    def scan(self, table: str) -> pl.LazyFrame:
+        """A table read lazily: only the columns and rows a query needs are loaded."""
+        return pl.scan_parquet(self._existing(table))
+
+    def _existing(self, table: str) -> Path:
         if not self.exists(table):
             raise StorageError(
                 f"table '{table}' has not been materialized yet ({self.path(table)} is missing); "
                 "materialize it (and its upstream assets) first"
             )
-        return pl.read_parquet(self.path(table), columns=columns)
-
-    def scan(self, table: str) -> pl.LazyFrame:
-        """A table read lazily: only the columns and rows a query needs are loaded."""
-        return pl.scan_parquet(self.path(table))
+        return self.path(table)
 
     def row_count(self, table: str) -> int:
         """Rows of a table, read from the Parquet footer without loading the data."""

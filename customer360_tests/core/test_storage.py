@@ -90,6 +90,9 @@ def test_reading_a_missing_table_names_it(tmp_path):
     assert not store.exists("golden_profiles")
     with pytest.raises(StorageError, match="table 'golden_profiles' has not been materialized"):
         store.read("golden_profiles")
+    # a scan (a lazy input, a check) says the same at once, not when it is collected
+    with pytest.raises(StorageError, match="table 'golden_profiles' has not been materialized"):
+        store.scan("golden_profiles")
 
 
 def test_the_bundled_duckdb_shell_can_query_the_catalogue(tmp_path):
