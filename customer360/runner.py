@@ -7,6 +7,7 @@ each step's frames are freed when the step ends.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import dagster as dg
@@ -15,11 +16,14 @@ from customer360.core.spec import load_spec
 from customer360.definitions import JOB_NAME, build_definitions, match_model_config
 
 
+@lru_cache(maxsize=8)
 def job_for(spec_path: str, artifacts: str, spec_version: str) -> dg.JobDefinition:
     """The main job of a spec writing to ``artifacts`` (rebuilt by Dagster by name).
 
-    Dagster caches a rebuilt job by these arguments, so ``spec_version`` (the spec file's
-    size and modification time) makes an edited spec build a new job in a long process.
+    Launching one run rebuilds the job three times (to plan, to check the arguments, to
+    execute); each build loads and checks the spec against its source files, so builds
+    are kept by these arguments. ``spec_version`` (the spec file's size and modification
+    time) makes an edited spec build a new job in a long process.
     """
     return build_definitions(load_spec(spec_path), Path(artifacts)).resolve_job_def(JOB_NAME)
 

@@ -55,9 +55,17 @@ def resolve_membership(
     runs; without them every cluster is new and takes its first record's entity_key.
     """
     positions = records.select("entity_key").with_row_index("position")
-    ends = edges.select("entity_key_a", "entity_key_b")
-    a = ends.join(positions, left_on="entity_key_a", right_on="entity_key", how="inner")
-    ab = a.join(positions, left_on="entity_key_b", right_on="entity_key", how="inner", suffix="_b")
+    # Both ends of every edge are looked up in one join, so the records are hashed once;
+    # an edge with an end that is not a record links nothing.
+    ends = pl.concat([edges.get_column("entity_key_a"), edges.get_column("entity_key_b")])
+    found = (
+        ends.to_frame("entity_key")
+        .join(positions, on="entity_key", how="left", maintain_order="left")
+        .get_column("position")
+    )
+    ab = pl.DataFrame(
+        {"position": found.head(edges.height), "position_b": found.tail(edges.height)}
+    ).drop_nulls()
     labels = component_labels(
         records.height,
         ab.get_column("position").to_numpy(),

@@ -19,6 +19,7 @@ from datetime import datetime
 
 import polars as pl
 
+from customer360.core.frames import aligned_or_joined
 from customer360.core.golden import AUDIT_COLUMNS
 from customer360.core.spec import CustomerView
 
@@ -27,21 +28,24 @@ GOLDEN_AUDIT_COLUMNS = frozenset(AUDIT_COLUMNS)
 
 def build_customer_360(
     view: CustomerView,
-    golden: pl.DataFrame,
+    golden: pl.DataFrame | pl.LazyFrame,
     records: pl.DataFrame,
     membership: pl.DataFrame,
     sources: list[str],
     value_measure: str | None,
 ) -> pl.DataFrame:
     """One row per golden profile: golden values, record counts per source, activity
-    dates, lifetime value and the value and lifecycle segments."""
+    dates, lifetime value and the value and lifecycle segments. ``golden`` may be a scan
+    of the stored table: only its value columns are read."""
     latest = records.get_column("updated_at").max()
     as_of = _as_of(view.as_of if view.as_of is not None else latest)
     activity = _cluster_activity(records, membership, sources, value_measure)
     counts = [f"{source}_records" for source in sources]
     days = (as_of - pl.col("last_seen")).dt.total_days()
     return (
-        golden.select("resolved_id", *golden_value_columns(golden))
+        golden.lazy()
+        .select("resolved_id", *golden_value_columns(golden.collect_schema().names()))
+        .collect()
         .join(activity, on="resolved_id", how="left")
         .with_columns(
             *(pl.col(c).fill_null(0).cast(pl.UInt32) for c in counts),
@@ -57,12 +61,13 @@ def build_customer_360(
     )
 
 
-def golden_value_columns(golden: pl.DataFrame) -> list[str]:
-    """The golden field columns: neither their ``<field>_source`` twins nor audit columns."""
-    columns = set(golden.columns)
+def golden_value_columns(names: list[str]) -> list[str]:
+    """The golden field columns among ``names`` (the columns of golden_profiles): neither
+    their ``<field>_source`` twins nor audit columns."""
+    columns = set(names)
     return [
         c
-        for c in golden.columns
+        for c in names
         if c != "resolved_id"
         and c not in GOLDEN_AUDIT_COLUMNS
         and not (c.endswith("_source") and c.removesuffix("_source") in columns)
@@ -113,8 +118,7 @@ def _cluster_activity(
     # A measure should arrive as Float64; the cast also sums one that arrives as numeric text.
     value = pl.col(value_measure).cast(pl.Float64).sum() if value_measure else pl.lit(0.0)
     return (
-        membership.select("entity_key", "resolved_id")
-        .join(records, on="entity_key", how="inner")
+        aligned_or_joined(membership.select("entity_key", "resolved_id"), records, on="entity_key")
         .group_by("resolved_id")
         .agg(
             *((pl.col("source") == s).sum().alias(f"{s}_records") for s in sources),

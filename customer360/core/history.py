@@ -51,7 +51,7 @@ def values_hash(fields: list[str]) -> pl.Expr:
 
 def update_history(
     previous: pl.DataFrame | None,
-    golden: pl.DataFrame,
+    golden: pl.DataFrame | pl.LazyFrame,
     fields: list[str],
     membership: pl.DataFrame,
     previous_membership: pl.DataFrame | None,
@@ -119,14 +119,19 @@ def _conform(
     return previous.with_columns(missing).select(list(schema)).cast(schema)
 
 
-def _current_values(golden: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
-    """resolved_id, the fields as text and their hash (a field golden lacks is null)."""
+def _current_values(golden: pl.DataFrame | pl.LazyFrame, fields: list[str]) -> pl.DataFrame:
+    """resolved_id, the fields as text and their hash (a field golden lacks is null).
+    ``golden`` may be a scan of the stored table: only these columns are read."""
+    present = set(golden.collect_schema().names())
     columns = [
-        pl.col(f).cast(pl.String) if f in golden.columns else pl.lit(None, dtype=pl.String).alias(f)
+        pl.col(f).cast(pl.String) if f in present else pl.lit(None, dtype=pl.String).alias(f)
         for f in fields
     ]
-    return golden.select("resolved_id", *columns).with_columns(
-        values_hash(fields).alias("values_hash")
+    return (
+        golden.lazy()
+        .select("resolved_id", *columns)
+        .with_columns(values_hash(fields).alias("values_hash"))
+        .collect()
     )
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from customer360.core.clusters import component_labels
+from customer360.core.frames import aligned_or_joined
 from customer360.core.spec import Organizations
 
 LEGAL_SUFFIXES = [
@@ -99,14 +100,17 @@ def organization_keys(
                 "entity_key", pl.lit("domain").alias("kind"), domain.alias("value")
             ).filter(~pl.col("value").is_in(free_mail))
         )
+    # Only records that state a company or account are normalized: most state neither.
     if settings.company_attribute in records.columns:
         company = normalize_company(pl.col(settings.company_attribute))
-        parts.append(_record_keys(records, "company", company))
+        stating = records.drop_nulls(settings.company_attribute)
+        parts.append(_record_keys(stating, "company", company))
     if settings.account_attribute in records.columns:
         account = _none_if_empty(
             pl.col(settings.account_attribute).cast(pl.String).str.strip_chars().str.to_uppercase()
         )
-        parts.append(_record_keys(records, "account", account))
+        stating = records.drop_nulls(settings.account_attribute)
+        parts.append(_record_keys(stating, "account", account))
     return pl.concat([part.cast(KEY_SCHEMA) for part in parts]).drop_nulls("value").unique()
 
 
@@ -169,13 +173,17 @@ def _person_records(
             return pl.col(column).cast(pl.String).alias(alias)
         return pl.lit(None, dtype=pl.String).alias(alias)
 
-    return records.select(
-        "entity_key",
-        "updated_at",
-        "trust",
-        text_or_null(settings.company_attribute, "company_text"),
-        text_or_null(settings.role_attribute, "role"),
-    ).join(membership.select("entity_key", "resolved_id"), on="entity_key", how="inner")
+    return aligned_or_joined(
+        records.select(
+            "entity_key",
+            "updated_at",
+            "trust",
+            text_or_null(settings.company_attribute, "company_text"),
+            text_or_null(settings.role_attribute, "role"),
+        ),
+        membership.select("entity_key", "resolved_id"),
+        on="entity_key",
+    )
 
 
 def _components(keys: pl.DataFrame) -> pl.DataFrame:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import fastexcel
 import polars as pl
 
 from customer360.core.spec import Source, Spec
@@ -21,6 +22,8 @@ ROW_COLUMN = "_row"
 # an unreadable file): the records stage quarantines them with this reason.
 REJECT_COLUMN = "_reject_reason"
 RAW_LINE_COLUMN = "_raw_line"
+# Lines of an NDJSON batch whose keys the spec check reads first (see read_columns).
+NDJSON_SAMPLE_LINES = 1000
 
 EXTENSIONS: dict[str, tuple[str, ...]] = {
     "csv": (".csv", ".txt"),
@@ -105,8 +108,13 @@ def _read_batch_or_reject(spec: Spec, source: Source, path: Path) -> pl.DataFram
         )
 
 
-def read_columns(spec: Spec, source: Source, path: Path) -> list[str]:
-    """Column names of a batch after aliasing, reading as little of the file as possible."""
+def read_columns(spec: Spec, source: Source, path: Path, *, whole_file: bool = True) -> list[str]:
+    """Column names of a batch after aliasing, reading as little of the file as possible.
+
+    NDJSON objects need not all have the same keys, so only the whole file gives every
+    column; ``whole_file=False`` reads the keys of the first lines instead — a subset of
+    the columns, enough to confirm that the columns a spec names are there.
+    """
     if source.format in ("csv", "tsv"):
         head = pl.read_csv(
             path,
@@ -118,6 +126,18 @@ def read_columns(spec: Spec, source: Source, path: Path) -> list[str]:
         names = head.columns
     elif source.format == "parquet":
         names = list(pl.read_parquet_schema(path))
+    elif source.format == "duckdb":
+        with duckdb.connect(str(path), read_only=True) as con:
+            names = con.sql(f'SELECT * FROM "{source.table}" LIMIT 0').columns
+    elif source.format == "xlsx":
+        # the header row only, named as read_excel names them (it reads with fastexcel)
+        sheet = fastexcel.read_excel(path).load_sheet(
+            source.sheet if source.sheet is not None else 0, n_rows=0
+        )
+        names = [column.name for column in sheet.available_columns()]
+    elif source.format == "ndjson" and not whole_file:
+        sample = pl.scan_ndjson(path, infer_schema_length=NDJSON_SAMPLE_LINES)
+        names = sample.collect_schema().names()
     else:
         names = _read_raw(source, path).columns
     stripped = [name.strip().lstrip("\ufeff") for name in names]
@@ -137,7 +157,11 @@ def mapping_columns(mapping: str, columns: list[str]) -> list[str]:
 
 
 def source_problems(spec: Spec, source: Source) -> list[str]:
-    """Everything wrong between a source's spec entry and its file, as readable problems."""
+    """Everything wrong between a source's spec entry and its file, as readable problems.
+
+    The columns come from the cheapest read that can confirm them (see
+    :func:`read_columns`); a column that seems missing is looked for in the whole file.
+    """
     where = f"sources[{spec.sources.index(source)}] ({source.name})"
     batches = list_batches(spec, source)
     if not batches:
@@ -146,9 +170,18 @@ def source_problems(spec: Spec, source: Source) -> list[str]:
             "fix the path, or run `customer360 sample` to generate the sample data"
         ]
     try:
-        columns = read_columns(spec, source, batches[0])
+        columns = read_columns(spec, source, batches[0], whole_file=False)
+        problems = _column_problems(where, source, batches[0], columns)
+        if problems and source.format == "ndjson":
+            columns = read_columns(spec, source, batches[0])
+            problems = _column_problems(where, source, batches[0], columns)
     except Exception as exc:
         return [f"{where}.path: cannot read {batches[0]} as {source.format}: {exc}"]
+    return problems
+
+
+def _column_problems(where: str, source: Source, batch: Path, columns: list[str]) -> list[str]:
+    """Columns the spec entry names that the batch lacks, and mappings that do not parse."""
     problems = []
     available = ", ".join(columns)
     required = {"key": source.key}
@@ -157,7 +190,7 @@ def source_problems(spec: Spec, source: Source) -> list[str]:
     for key, column in required.items():
         if column not in columns:
             problems.append(
-                f"{where}.{key}: column '{column}' not in {batches[0].name}; "
+                f"{where}.{key}: column '{column}' not in {batch.name}; "
                 f"use one of: {available} (or add an alias)"
             )
     mappings = {f"identifiers.{k}": v for k, v in source.identifiers.items()}
@@ -167,7 +200,7 @@ def source_problems(spec: Spec, source: Source) -> list[str]:
             used = mapping_columns(mapping, columns)
         except Exception as exc:
             problems.append(
-                f"{where}.{key}: '{mapping}' is neither a column of {batches[0].name} nor a "
+                f"{where}.{key}: '{mapping}' is neither a column of {batch.name} nor a "
                 f"valid SQL expression ({exc}); use one of: {available}"
             )
             continue
@@ -175,7 +208,7 @@ def source_problems(spec: Spec, source: Source) -> list[str]:
         if missing:
             problems.append(
                 f"{where}.{key}: unknown column {', '.join(repr(c) for c in missing)} "
-                f"in {batches[0].name}; use one of: {available} (or add an alias)"
+                f"in {batch.name}; use one of: {available} (or add an alias)"
             )
     return problems
 

@@ -184,12 +184,25 @@ def _parse_timestamp(text: pl.Expr, fmt: str | None) -> pl.Expr:
     if fmt:
         return text.str.to_datetime(fmt, strict=False, time_unit="us")
     cleaned = text.str.replace("T", " ").str.replace(r"(Z|[+-]\d{2}:?\d{2})$", "")
-    return pl.coalesce(
-        [
-            cleaned.str.to_datetime(f, strict=False, time_unit="us")
-            for f in DEFAULT_TIMESTAMP_FORMATS
-        ]
-    )
+    return cleaned.map_batches(_first_format_that_parses, return_dtype=pl.Datetime("us"))
+
+
+def _first_format_that_parses(text: pl.Series) -> pl.Series:
+    """Each value parsed with the first of DEFAULT_TIMESTAMP_FORMATS that reads it.
+
+    Extracts are mostly in one format, so each format is tried only on the values the
+    formats before it could not read, not on every value.
+    """
+    parsed = pl.repeat(None, len(text), dtype=pl.Datetime("us"), eager=True).alias(text.name)
+    pending = pl.int_range(len(text), dtype=pl.UInt32, eager=True).filter(text.is_not_null())
+    for fmt in DEFAULT_TIMESTAMP_FORMATS:
+        if pending.is_empty():
+            break
+        attempt = text.gather(pending).str.to_datetime(fmt, strict=False, time_unit="us")
+        read = attempt.is_not_null()
+        parsed.scatter(pending.filter(read), attempt.filter(read))
+        pending = pending.filter(~read)
+    return parsed
 
 
 def _raw_names(source: Source) -> list[str]:
@@ -234,24 +247,44 @@ def _row_problem(source: Source) -> pl.Expr:
 
 
 def _flag_duplicate_keys(frame: pl.DataFrame) -> pl.DataFrame:
-    """Keep one row per record key: the latest batch wins, then the first row in it."""
-    ordered = frame.with_columns(_valid=pl.col("reason").is_null()).sort(
-        ["_valid", "batch", "row_number"], descending=[True, True, False]
+    """Keep one row per record key: the latest batch wins, then the first row in it.
+
+    Repeated keys are few, so only their rows are ordered to find the one kept.
+    """
+    keys = frame.select(
+        "record_key", "batch", "row_number", pl.col("reason").is_null().alias("valid")
     )
-    kept_batch = pl.col("batch").first().over(["_valid", "record_key"])
-    kept_row = pl.col("row_number").first().over(["_valid", "record_key"])
-    is_duplicate = pl.col("_valid") & (
-        (pl.col("batch") != kept_batch) | (pl.col("row_number") != kept_row)
+    repeated = keys.filter("valid").filter(pl.col("record_key").is_duplicated())
+    if repeated.is_empty():
+        return frame
+    kept = (
+        repeated.sort(["batch", "row_number"], descending=[True, False])
+        .group_by("record_key", maintain_order=True)
+        .first()
+        .select("record_key", pl.col("batch").alias("kept_batch"), "row_number")
+        .rename({"row_number": "kept_row"})
     )
-    return ordered.with_columns(
-        reason=pl.when(is_duplicate)
+    duplicates = keys.join(kept, on="record_key", how="left", maintain_order="left").select(
+        (
+            pl.col("valid")
+            & pl.col("kept_batch").is_not_null()
+            & (
+                (pl.col("batch") != pl.col("kept_batch"))
+                | (pl.col("row_number") != pl.col("kept_row"))
+            )
+        ).alias("is_duplicate"),
+        "kept_batch",
+        "kept_row",
+    )
+    return frame.with_columns(
+        reason=pl.when(duplicates.get_column("is_duplicate"))
         .then(
             pl.format(
                 "duplicate record key '{}': kept {} row {}",
                 pl.col("record_key"),
-                kept_batch,
-                kept_row,
+                duplicates.get_column("kept_batch"),
+                duplicates.get_column("kept_row"),
             )
         )
         .otherwise(pl.col("reason"))
-    ).drop("_valid")
+    )

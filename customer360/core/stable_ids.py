@@ -50,14 +50,13 @@ def assign_resolved_ids(
         "position"
     )
     kept = _inherited_ids(current, previous, registry)
-    firsts = current.group_by("component").agg(
-        pl.col("entity_key").sort_by("position").first().alias("candidate")
+    # current is in canonical order: a component's first row is its first record
+    firsts = current.filter(pl.col("component").is_first_distinct()).select(
+        "component", pl.col("entity_key").alias("candidate")
     )
     fresh = firsts.join(kept, on="component", how="anti").sort("candidate")
-    taken = set(registry.get_column("resolved_id")) | set(kept.get_column("resolved_id"))
-    fresh = fresh.with_columns(
-        pl.Series("resolved_id", _unique_ids(fresh.get_column("candidate"), taken), pl.String)
-    )
+    taken = pl.concat([registry.get_column("resolved_id"), kept.get_column("resolved_id")])
+    fresh = fresh.with_columns(_unique_ids(fresh.get_column("candidate"), taken))
     ids = pl.concat([kept, fresh.select("component", "resolved_id")])
     resolved = current.join(ids, on="component", how="left").sort("position")
     issued = fresh.select(
@@ -100,16 +99,22 @@ def _inherited_ids(
         return pl.DataFrame(
             schema={"component": current.schema["component"], "resolved_id": pl.String}
         )
+    # Each previous id is claimed by the component of its id record if that record is
+    # still there, else of its first record in canonical order: the smallest of the
+    # record positions, where the id record's position is moved below all others.
+    records = current.height
+    is_id_record = pl.col("entity_key") == pl.col("previous_id")
+    claim = pl.col("position").cast(pl.Int64) - pl.when(is_id_record).then(records).otherwise(0)
     claims = (
         current.join(
             previous.select("entity_key", pl.col("resolved_id").alias("previous_id")),
             on="entity_key",
         )
-        .with_columns((pl.col("entity_key") == pl.col("previous_id")).alias("is_id_record"))
-        .sort(["previous_id", "is_id_record", "position"], descending=[False, True, False])
-        .group_by("previous_id", maintain_order=True)
-        .first()
+        .group_by("previous_id")
+        .agg(claim.min().alias("claim"))
     )
+    claimed_at = (claims.get_column("claim") + records) % records
+    claims = claims.with_columns(current.get_column("component").gather(claimed_at))
     return (
         claims.join(
             registry.select(pl.col("resolved_id").alias("previous_id"), "issued_seq"),
@@ -123,21 +128,26 @@ def _inherited_ids(
     )
 
 
-def _unique_ids(candidates: pl.Series, taken: set[str]) -> list[str]:
+def _unique_ids(candidates: pl.Series, taken: pl.Series) -> pl.Series:
     """Candidates as they are, unless already issued: then '<candidate>#<n>'.
 
-    Collisions are rare (a retired id whose record now starts another cluster), so the
-    loop runs over the colliding few, not over the records.
+    Collisions are rare (a retired id whose record now starts another cluster): they are
+    found in one vectorised look-up, and only the colliding few are renamed one by one.
     """
-    result = candidates.to_list()
-    colliding = candidates.is_in(list(taken)).to_list() if taken else [False] * len(result)
-    for index in (i for i, hit in enumerate(colliding) if hit):
+    colliding = candidates.is_in(taken.implode())
+    if not colliding.any():
+        return candidates.alias("resolved_id")
+    issued = set(taken.to_list())
+    renamed = []
+    for candidate in candidates.filter(colliding).to_list():
         suffix = 2
-        while f"{result[index]}#{suffix}" in taken:
+        while f"{candidate}#{suffix}" in issued:
             suffix += 1
-        result[index] = f"{result[index]}#{suffix}"
-        taken.add(result[index])
-    return result
+        renamed.append(f"{candidate}#{suffix}")
+        issued.add(renamed[-1])
+    where = pl.int_range(len(candidates), dtype=pl.UInt32, eager=True).filter(colliding)
+    fixed = candidates.clone().scatter(where, pl.Series(renamed, dtype=pl.String))
+    return fixed.alias("resolved_id")
 
 
 def _next_seq(registry: pl.DataFrame) -> int:

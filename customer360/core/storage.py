@@ -31,6 +31,9 @@ LOCK_WAIT_SECONDS = 60.0
 # The newest DuckDB shell on PyPI (duckdb-cli 1.5) reads storage formats up to 1.4: keep
 # the catalogue readable by it, so `duckdb artifacts/customer360.duckdb` works.
 STORAGE_COMPATIBILITY = "v1.4.0"
+# zstd's fastest level: a quarter less time writing (and reading) than the default level
+# for files about 5% larger, measured on the tables of a million-record run.
+PARQUET_ZSTD_LEVEL = 1
 
 
 class StorageError(RuntimeError):
@@ -82,42 +85,40 @@ class ArtifactStore:
         return pl.read_parquet(path) if path.is_file() else None
 
     def read(self, table: str, columns: list[str] | None = None) -> pl.DataFrame:
+        return pl.read_parquet(self._existing(table), columns=columns)
+
+    def scan(self, table: str) -> pl.LazyFrame:
+        """A table read lazily: only the columns and rows a query needs are loaded."""
+        return pl.scan_parquet(self._existing(table))
+
+    def _existing(self, table: str) -> Path:
         if not self.exists(table):
             raise StorageError(
                 f"table '{table}' has not been materialized yet ({self.path(table)} is missing); "
                 "materialize it (and its upstream assets) first"
             )
-        return pl.read_parquet(self.path(table), columns=columns)
-
-    def scan(self, table: str) -> pl.LazyFrame:
-        """A table read lazily: only the columns and rows a query needs are loaded."""
-        return pl.scan_parquet(self.path(table))
+        return self.path(table)
 
     def row_count(self, table: str) -> int:
         """Rows of a table, read from the Parquet footer without loading the data."""
         return pq.ParquetFile(self.path(table)).metadata.num_rows
 
     def _ensure_view(self, table: str, target: Path) -> None:
-        """Create the table's view unless it already points at the file. The check opens
-        the catalogue read-only, which people querying it do not block: only a view's
-        first creation takes DuckDB's single write lock, briefly."""
-        if self._view_exists(table, target):
+        """Create the table's view unless it already points at the file. The check reads
+        the catalogue read-only, which people querying it do not block, and at most once
+        per change of the catalogue file (see :class:`_ViewCache`): only a view's first
+        creation takes DuckDB's single write lock, briefly."""
+        if _VIEWS.points_at(self.database, table, target):
             return
         sql = f"CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM read_parquet('{target}')"
-        with self._locked_connection() as con:
-            con.execute(sql)
-
-    def _view_exists(self, table: str, target: Path) -> bool:
-        if not self.database.is_file():
-            return False
-        try:
-            with duckdb.connect(str(self.database), read_only=True) as con:
-                current = con.execute(
-                    "SELECT sql FROM duckdb_views() WHERE view_name = ? AND NOT internal", [table]
-                ).fetchone()
-        except duckdb.IOException:
-            return False  # a writer holds it now; decide under the write lock
-        return current is not None and str(target) in current[0]
+        with self._lock():
+            con = _connect_with_retry(self.database)
+            try:
+                con.execute(sql)
+                views = _view_definitions(con)
+            finally:
+                con.close()
+            _VIEWS.remember(self.database, views)
 
     @contextmanager
     def exclusive_run(self, on_wait: Callable[[], None] = lambda: None) -> Iterator[None]:
@@ -140,15 +141,62 @@ class ArtifactStore:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    @contextmanager
-    def _locked_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A write connection, serialised with every other writer of this folder."""
-        with self._lock():
-            con = _connect_with_retry(self.database)
+
+class _ViewCache:
+    """The views of each catalogue this process has looked at, with the identity (inode,
+    size, modification time) of the catalogue file and its write-ahead log when they were
+    read.
+
+    A run writes two dozen tables; opening the catalogue for every one of them costs more
+    than writing a small table. While the file is unchanged its views are too, so they
+    are read again only after someone — this process or another — changed the file.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[Path, tuple[object, dict[str, str]]] = {}
+
+    def points_at(self, database: Path, table: str, target: Path) -> bool:
+        stamp = _file_stamp(database)
+        if stamp is None:
+            return False
+        known = self._known.get(database)
+        if known is None or known[0] != stamp:
             try:
-                yield con
-            finally:
-                con.close()
+                with duckdb.connect(str(database), read_only=True) as con:
+                    views = _view_definitions(con)
+            except duckdb.IOException:
+                return False  # a writer holds it now; decide under the write lock
+            self._known[database] = (stamp, views)
+            known = self._known[database]
+        return str(target) in known[1].get(table, "")
+
+    def remember(self, database: Path, views: dict[str, str]) -> None:
+        """The views just written (under the write lock, so nobody changed them since)."""
+        stamp = _file_stamp(database)
+        if stamp is not None:
+            self._known[database] = (stamp, views)
+
+
+_VIEWS = _ViewCache()
+
+
+def _file_stamp(database: Path) -> tuple[tuple[int, int, int], ...] | None:
+    """What changes whenever the catalogue does; None while there is no catalogue."""
+    stamps = []
+    for path in (database, database.with_name(database.name + ".wal")):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            if path == database:
+                return None
+            continue
+        stamps.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(stamps)
+
+
+def _view_definitions(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    rows = con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()
+    return dict(rows)
 
 
 def _write_atomically(frame: pl.DataFrame, target: Path) -> None:
@@ -156,7 +204,9 @@ def _write_atomically(frame: pl.DataFrame, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        frame.write_parquet(temporary, compression="zstd", statistics=True)
+        frame.write_parquet(
+            temporary, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL, statistics=True
+        )
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)

@@ -13,54 +13,85 @@ from __future__ import annotations
 
 import polars as pl
 
+from customer360.core.frames import aligned_or_joined
 from customer360.core.spec import Spec
 
 # Scores combine a primary criterion and a rank tie-break in one Int64: rank < 2**32.
 SCORE_SCALE = 2**32
 
 
-RESOLVED_TRAIT_COLUMNS = [
-    "resolved_id",
-    "attribute",
-    "value",
-    "strategy",
-    "source",
-    "entity_key",
-    "observed_at",
-    "conflict",
-]
-
-
 def resolve_traits(
-    spec: Spec, traits: pl.DataFrame, records: pl.DataFrame, membership: pl.DataFrame
+    spec: Spec,
+    traits: pl.DataFrame | pl.LazyFrame,
+    records: pl.DataFrame,
+    membership: pl.DataFrame,
 ) -> pl.DataFrame:
     """The winning observation per (resolved_id, attribute), with the strategy that chose it
-    and whether the cluster's records disagreed (``conflict``)."""
-    ranks = _record_ranks(records, membership)
-    candidates = (
-        traits.drop("trust")
-        .join(ranks, on="entity_key")
-        .with_columns(pl.col("attribute").cast(pl.Enum(spec.golden_fields)))
-    )
-    return _winners(spec, candidates).select(RESOLVED_TRAIT_COLUMNS)
+    and whether the cluster's records disagreed (``conflict``).
 
-
-def _record_ranks(records: pl.DataFrame, membership: pl.DataFrame) -> pl.DataFrame:
-    """Each record's cluster and two integer ranks, so that choosing a winner is an integer
-    comparison: ``trust_rank`` (most trusted, then most recent, then entity_key) and
-    ``recency_rank`` (most recent, then most trusted, then entity_key)."""
-    by_trust = ["trust", "updated_at", "entity_key"]
-    by_recency = ["updated_at", "trust", "entity_key"]
+    Clusters and attributes are numbered inside the step, so that the millions of
+    observations are grouped by one integer instead of by two strings. ``traits`` may
+    be lazy (a scan of the stored table): the winners are chosen from numbers alone —
+    ranks, and each value's length and hash — and only the winning observations are
+    then read whole, so the step never holds every observation's text.
+    """
+    fields = spec.golden_fields
+    ranks, cluster_ids = _record_ranks(records, membership)
+    observations = traits.lazy().with_row_index("row")
+    candidates = observations.select(
+        "row",
+        "entity_key",
+        pl.col("attribute").cast(pl.Enum(fields)).to_physical().alias("attribute"),
+        pl.col("value").str.len_chars().alias("length"),
+        pl.col("value").hash().alias("value_hash"),
+    ).join(ranks.lazy(), on="entity_key")
+    winners = _winners(spec, candidates)
+    strategies = pl.Series([spec.strategy(field) for field in fields], dtype=pl.String)
+    attribute = pl.col("group") % len(fields)
     return (
-        records.select("entity_key", "trust", "updated_at")
-        .join(membership.select("entity_key", "resolved_id"), on="entity_key")
+        observations.select("row", "value", "source", "entity_key", "observed_at")
+        .join(winners.lazy(), on="row")
+        .collect()
         .select(
+            pl.lit(cluster_ids).gather(pl.col("group") // len(fields)).alias("resolved_id"),
+            pl.lit(pl.Series(fields, dtype=pl.String)).gather(attribute).alias("attribute"),
+            "value",
+            pl.lit(strategies).gather(attribute).alias("strategy"),
+            "source",
             "entity_key",
-            "resolved_id",
-            _rank(by_trust, descending=[False, True, False]).alias("trust_rank"),
-            _rank(by_recency, descending=[True, False, False]).alias("recency_rank"),
+            "observed_at",
+            "conflict",
         )
     )
+
+
+def _record_ranks(
+    records: pl.DataFrame, membership: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.Series]:
+    """Each record's cluster number and two integer ranks, so that choosing a winner is an
+    integer comparison: ``trust_rank`` (most trusted, then most recent, then entity_key)
+    and ``recency_rank`` (most recent, then most trusted, then entity_key). Also the
+    resolved_id of every cluster number."""
+    by_trust = ["trust", "updated_at", "entity_key"]
+    by_recency = ["updated_at", "trust", "entity_key"]
+    members = aligned_or_joined(
+        records.select("entity_key", "trust", "updated_at"),
+        membership.select("entity_key", "resolved_id"),
+        on="entity_key",
+    )
+    clusters = members.select(pl.col("resolved_id").unique()).with_row_index("cluster")
+    cluster = (
+        members.select("resolved_id")
+        .join(clusters, on="resolved_id", how="left", maintain_order="left")
+        .get_column("cluster")
+    )
+    ranks = members.select(
+        "entity_key",
+        cluster,
+        _rank(by_trust, descending=[False, True, False]).alias("trust_rank"),
+        _rank(by_recency, descending=[True, False, False]).alias("recency_rank"),
+    )
+    return ranks, clusters.get_column("resolved_id")
 
 
 def _rank(keys: list[str], descending: list[bool]) -> pl.Expr:
@@ -68,50 +99,56 @@ def _rank(keys: list[str], descending: list[bool]) -> pl.Expr:
     order = pl.int_range(pl.len(), dtype=pl.UInt32).sort_by(
         keys, descending=descending, nulls_last=True
     )
-    return order.arg_sort().cast(pl.Int64)
+    return order.arg_sort()
 
 
-def _winners(spec: Spec, candidates: pl.DataFrame) -> pl.DataFrame:
-    """The winning observation per (resolved_id, attribute).
+def _winners(spec: Spec, candidates: pl.LazyFrame) -> pl.DataFrame:
+    """The winning observation (``row``) per (cluster, attribute) ``group``, and whether
+    the group's values disagree (``conflict``).
 
-    Every strategy is reduced to one integer score per observation (lower wins):
-    its primary criterion, then the trust rank as tie-break. The winner is the
-    observation with the lowest score in its group: one pass, no sort of the whole table.
-    Whether the group's values disagree is read from the min and max of their hashes.
+    Every strategy is reduced to one integer score per observation (lower wins): its
+    primary criterion, then the trust rank as tie-break; a record observes an attribute
+    once, so no two observations of a group share a score. The winner is the row with
+    the lowest score in its group: one group-by over integers, no sort of the whole
+    table. Values are compared by their hash, both to count them (most_frequent) and to
+    see whether a group's values disagree. Only (group, row, score, hash) is ever held
+    for every observation.
     """
-    strategy_of = {field: spec.strategy(field) for field in spec.golden_fields}
-    scored = candidates.with_columns(
-        pl.col("attribute").cast(pl.String).replace_strict(strategy_of).alias("strategy")
+    fields = spec.golden_fields
+    codes = {
+        strategy: [i for i, field in enumerate(fields) if spec.strategy(field) == strategy]
+        for strategy in ("trust", "most_recent", "most_frequent")
+    }
+    attribute = pl.col("attribute")
+    group = pl.col("cluster").cast(pl.UInt64) * len(fields) + attribute
+    # Values are counted per group only where the strategy asks for it (most_frequent);
+    # the other rows all fall in one null partition, whose count is never used.
+    counts_values = attribute.is_in(codes["most_frequent"])
+    frequency = pl.len().over(
+        pl.when(counts_values).then(group), pl.when(counts_values).then(pl.col("value_hash"))
     )
-    frequency = (
-        pl.when(pl.col("strategy") == "most_frequent")
-        .then(pl.len().over("resolved_id", "attribute", "value"))
-        .otherwise(0)
-        .cast(pl.Int64)
-    )
-    tie_break = pl.col("trust_rank")
+    trust_rank = pl.col("trust_rank").cast(pl.Int64)
     primary = (
-        pl.when(pl.col("strategy") == "trust")
-        .then(pl.col("trust_rank"))
-        .when(pl.col("strategy") == "most_recent")
-        .then(pl.col("recency_rank"))
-        .when(pl.col("strategy") == "most_frequent")
-        .then(-pl.col("frequency"))
-        .otherwise(-pl.col("value").str.len_chars().cast(pl.Int64))
+        pl.when(attribute.is_in(codes["trust"]))
+        .then(trust_rank)
+        .when(attribute.is_in(codes["most_recent"]))
+        .then(pl.col("recency_rank").cast(pl.Int64))
+        .when(counts_values)
+        .then(-frequency.cast(pl.Int64))
+        .otherwise(-pl.col("length").cast(pl.Int64))
     )
     secondary = (
-        pl.when(pl.col("strategy").is_in(["trust", "most_recent"])).then(0).otherwise(tie_break)
+        pl.when(attribute.is_in(codes["trust"] + codes["most_recent"]))
+        .then(0)
+        .otherwise(trust_rank)
     )
-    score = primary * SCORE_SCALE + secondary
-    return (
-        scored.with_columns(frequency.alias("frequency"))
-        .with_columns(score.alias("score"), pl.col("value").hash().alias("value_hash"))
-        .group_by("resolved_id", "attribute")
-        .agg(
-            pl.col("value", "source", "entity_key", "observed_at", "strategy").get(
-                pl.col("score").arg_min()
-            ),
-            (pl.col("value_hash").min() != pl.col("value_hash").max()).alias("conflict"),
-        )
-        .with_columns(pl.col("attribute").cast(pl.String))
+    scored = candidates.select(
+        group.alias("group"),
+        "row",
+        (primary * SCORE_SCALE + secondary).alias("score"),
+        "value_hash",
+    ).collect()
+    return scored.group_by("group").agg(
+        pl.col("row").get(pl.col("score").arg_min()),
+        (pl.col("value_hash").min() != pl.col("value_hash").max()).alias("conflict"),
     )

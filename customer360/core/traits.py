@@ -25,25 +25,39 @@ USABLE_IDENTIFIER_STATUSES = ["linkable", "oversize"]
 OBSERVATION_PROVENANCE = ["entity_key", "source", "trust", "updated_at"]
 
 
-def build_traits(spec: Spec, records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
-    """All attribute and identifier observations with their source, trust and time."""
-    provenance = OBSERVATION_PROVENANCE
+def build_traits(
+    spec: Spec, records: pl.DataFrame, identifiers: pl.DataFrame | pl.LazyFrame
+) -> pl.DataFrame:
+    """All attribute and identifier observations with their source, trust and time.
+
+    Observations are first collected as (record row, attribute, value) — one attribute
+    at a time, without its empty values — and the record's provenance is gathered once
+    for all of them at the end, instead of being copied for every (record, attribute)
+    pair before the empty ones are dropped. ``identifiers`` may be a scan of the stored
+    table: only its usable rows are read.
+    """
+    row = pl.int_range(pl.len(), dtype=pl.UInt32).alias("row")
     attributes = [a for a in spec.attribute_names if a in records.columns]
-    mapped = (
-        records.select(*provenance, *attributes)
-        .unpivot(on=attributes, index=provenance, variable_name="attribute", value_name="value")
-        .cast({"value": pl.String})  # no attributes: an all-null column
-    )
+    mapped = [
+        records.select(
+            row, pl.lit(a).alias("attribute"), pl.col(a).cast(pl.String).alias("value")
+        ).drop_nulls("value")
+        for a in attributes
+    ]
     identified = (
-        identifiers.filter(pl.col("status").is_in(USABLE_IDENTIFIER_STATUSES))
+        identifiers.lazy()
+        .filter(pl.col("status").is_in(USABLE_IDENTIFIER_STATUSES))
         .select("entity_key", (pl.col("identifier_type") + "_primary").alias("attribute"), "value")
-        .join(records.select(provenance), on="entity_key")
-        .select(mapped.columns)
-    )
-    return (
-        pl.concat([mapped, identified])
+        .join(records.lazy().select("entity_key", row), on="entity_key", maintain_order="left")
+        .select("row", "attribute", pl.col("value").cast(pl.String))
         .drop_nulls("value")
-        .select(pl.col("updated_at").alias("observed_at"), pl.exclude("updated_at"))
+        .collect()
+    )
+    observations = pl.concat([*mapped, identified]).rechunk()
+    provenance = records.select(OBSERVATION_PROVENANCE).gather(observations.get_column("row"))
+    return (
+        pl.concat([provenance, observations.drop("row")], how="horizontal")
+        .rename({"updated_at": "observed_at"})
         .select(list(TRAIT_SCHEMA))
         .cast(TRAIT_SCHEMA)
     )

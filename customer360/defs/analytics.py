@@ -27,7 +27,10 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
     value_measure = spec.customer_360.value_measure or next(iter(spec.measure_names), None)
 
     @dg.asset(
-        ins={"membership": columns("entity_key", "resolved_id")},
+        ins={
+            "golden_profiles": columns(lazy=True),  # the golden fields are read from it
+            "membership": columns("entity_key", "resolved_id"),
+        },
         group_name=GROUP,
         kinds=KINDS,
         owners=owners,
@@ -40,7 +43,7 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
         ),
     )
     def golden_profile_history(
-        context: AssetExecutionContext, golden_profiles: pl.DataFrame, membership: pl.DataFrame
+        context: AssetExecutionContext, golden_profiles: pl.LazyFrame, membership: pl.DataFrame
     ):
         previous = (
             store.read("golden_profile_history") if store.exists("golden_profile_history") else None
@@ -72,6 +75,7 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
 
     @dg.asset(
         ins={
+            "golden_profiles": columns(lazy=True),  # the value columns are read from it
             "records": columns("entity_key", "source", "updated_at", *spec.measure_names),
             "membership": columns("entity_key", "resolved_id"),
         },
@@ -87,7 +91,7 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
     )
     def customer_360(
         context: AssetExecutionContext,
-        golden_profiles: pl.DataFrame,
+        golden_profiles: pl.LazyFrame,
         records: pl.DataFrame,
         membership: pl.DataFrame,
     ) -> pl.DataFrame:

@@ -2,8 +2,6 @@
 queryable by name in ``artifacts/customer360.duckdb`` (see :mod:`customer360.core.storage`).
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,6 +12,7 @@ from customer360.core.storage import ArtifactStore
 from customer360.defs.metadata import table_schema
 
 COLUMNS_KEY = "columns"
+LAZY_KEY = "lazy"
 
 
 class RunLock(dg.ConfigurableResource):
@@ -23,7 +22,7 @@ class RunLock(dg.ConfigurableResource):
     artifacts_dir: str
 
     @contextmanager
-    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[RunLock]:
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["RunLock"]:
         store = ArtifactStore(self.artifacts_dir)
 
         def waiting() -> None:
@@ -56,12 +55,21 @@ class ParquetDuckDBIOManager(dg.ConfigurableIOManager):
             }
         )
 
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        """The whole table, or only the columns the input asks for (see :func:`columns`)."""
-        wanted = (context.definition_metadata or {}).get(COLUMNS_KEY)
-        return self.store.read(context.asset_key.path[-1], wanted)
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame | pl.LazyFrame:
+        """The whole table, or only the columns the input asks for; a scan instead of the
+        data when the input asks to be lazy (see :func:`columns`)."""
+        metadata = context.definition_metadata or {}
+        table, wanted = context.asset_key.path[-1], metadata.get(COLUMNS_KEY) or None
+        if metadata.get(LAZY_KEY):
+            scan = self.store.scan(table)
+            return scan if wanted is None else scan.select(wanted)
+        return self.store.read(table, wanted)
 
 
-def columns(*names: str) -> dg.AssetIn:
-    """An input that loads only these columns: steps never hold data they do not use."""
-    return dg.AssetIn(metadata={COLUMNS_KEY: list(names)})
+def columns(*names: str, lazy: bool = False) -> dg.AssetIn:
+    """An input that loads only these columns (all when none are named): steps never hold
+    data they do not use.
+
+    ``lazy`` hands the step a scan of the table instead (a ``pl.LazyFrame``), for steps
+    that read a large table in passes and should not hold all of it at once."""
+    return dg.AssetIn(metadata={COLUMNS_KEY: list(names), LAZY_KEY: lazy})

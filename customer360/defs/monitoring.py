@@ -20,11 +20,12 @@ def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         ins={
-            "records": columns("entity_key"),
+            "records": columns("trust"),  # only counted: the narrowest column
             "quarantine": columns("source"),
             "identifiers": columns("identifier_type", "status"),
             **edge_ins,
             "membership": columns("entity_key", "resolved_id", "source"),
+            "clusters": columns("resolved_id", "size"),
         },
         group_name=GROUP,
         kinds={"polars", "parquet", "duckdb"},

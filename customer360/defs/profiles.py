@@ -22,7 +22,7 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
     @dg.asset(
         ins={
             "records": columns(*OBSERVATION_PROVENANCE, *spec.attribute_names),
-            "identifiers": columns(*VALUE_COLUMNS),
+            "identifiers": columns(*VALUE_COLUMNS, lazy=True),
         },
         group_name=GROUP,
         kinds=KINDS,
@@ -33,14 +33,17 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
             "<type>_primary with their normalized value, unless invalid or excluded."
         ),
     )
-    def traits(records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
+    def traits(records: pl.DataFrame, identifiers: pl.LazyFrame) -> pl.DataFrame:
         return build_traits(spec, records, identifiers)
 
     @dg.asset(
         ins={
+            "traits": columns(
+                "entity_key", "attribute", "value", "observed_at", "source", lazy=True
+            ),
             "records": columns("entity_key", "trust", "updated_at"),
             "membership": columns("entity_key", "resolved_id"),
-            "clusters": columns("resolved_id"),
+            "clusters": columns("size"),  # its height is all this step reads of it
         },
         group_name=GROUP,
         kinds=KINDS,
@@ -54,7 +57,7 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
     )
     def resolved_traits(
         context: AssetExecutionContext,
-        traits: pl.DataFrame,
+        traits: pl.LazyFrame,
         records: pl.DataFrame,
         membership: pl.DataFrame,
         clusters: pl.DataFrame,
@@ -68,6 +71,9 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         ins={
+            "resolved_traits": columns(
+                "resolved_id", "attribute", "value", "strategy", "source", "conflict", lazy=True
+            ),
             "records": columns("entity_key", "source", "updated_at"),
             "membership": columns("entity_key", "resolved_id"),
         },
@@ -82,7 +88,7 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
     )
     def golden_profiles(
         context: AssetExecutionContext,
-        resolved_traits: pl.DataFrame,
+        resolved_traits: pl.LazyFrame,
         records: pl.DataFrame,
         membership: pl.DataFrame,
     ) -> pl.DataFrame:

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from customer360.core.readers import (
+    NDJSON_SAMPLE_LINES,
     SourceReadError,
     list_batches,
     read_batch,
@@ -209,3 +210,21 @@ def test_missing_source_path_raises(tmp_path):
     spec = one_source_spec(tmp_path, path="gone.csv")
     with pytest.raises(SourceReadError, match="no csv files at .*gone.csv"):
         read_source(spec, spec.sources[0])
+
+
+def test_ndjson_column_only_in_late_lines_is_found_in_the_whole_file(tmp_path):
+    lines = [{"customer_id": str(i)} for i in range(NDJSON_SAMPLE_LINES)]
+    lines.append({"customer_id": "late", "email": "late@example.com"})
+    (tmp_path / "crm.ndjson").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    spec = one_source_spec(tmp_path, path="crm.ndjson", format="ndjson")
+    source = spec.sources[0]
+    # the first lines alone do not show the email column; the spec check still finds it
+    assert read_columns(spec, source, tmp_path / "crm.ndjson", whole_file=False) == [
+        "customer_id"
+    ]
+    assert source_problems(spec, source) == []
+    spec = one_source_spec(
+        tmp_path, path="crm.ndjson", format="ndjson", identifiers={"email": "mail"}
+    )
+    (problem,) = source_problems(spec, spec.sources[0])
+    assert "unknown column 'mail'" in problem and "use one of: customer_id, email" in problem

@@ -122,22 +122,31 @@ def test_unparseable_timestamp_goes_to_quarantine(tmp_path):
     assert "updated_at_format" in reasons[0]  # the fix
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2024-03-04", datetime(2024, 3, 4)),
-        ("2024-03-04 05:06:07", datetime(2024, 3, 4, 5, 6, 7)),
-        ("2024-03-04T05:06:07Z", datetime(2024, 3, 4, 5, 6, 7)),
-        ("2024-03-04T05:06:07.250+02:00", datetime(2024, 3, 4, 5, 6, 7, 250000)),
-        ("2024-03-04 05:06", datetime(2024, 3, 4, 5, 6)),
-        ("03/04/2024", datetime(2024, 3, 4)),  # MM/DD/YYYY
-        ("03/04/2024 05:06", datetime(2024, 3, 4, 5, 6)),
-    ],
-)
+DEFAULT_FORMAT_EXAMPLES = [
+    ("2024-03-04", datetime(2024, 3, 4)),
+    ("2024-03-04 05:06:07", datetime(2024, 3, 4, 5, 6, 7)),
+    ("2024-03-04T05:06:07Z", datetime(2024, 3, 4, 5, 6, 7)),
+    ("2024-03-04T05:06:07.250+02:00", datetime(2024, 3, 4, 5, 6, 7, 250000)),
+    ("2024-03-04 05:06", datetime(2024, 3, 4, 5, 6)),
+    ("03/04/2024", datetime(2024, 3, 4)),  # MM/DD/YYYY
+    ("03/04/2024 05:06", datetime(2024, 3, 4, 5, 6)),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), DEFAULT_FORMAT_EXAMPLES)
 def test_default_timestamp_formats(tmp_path, text, expected):
     records, quarantine = build(crm_spec(tmp_path, [["C1", "", "", "Ann", text]]))
     assert quarantine.is_empty()
     assert records.get_column("updated_at").to_list() == [expected]
+
+
+def test_default_timestamp_formats_mixed_in_one_column(tmp_path):
+    examples = DEFAULT_FORMAT_EXAMPLES * 2 + [("", None)]
+    rows = [[f"C{i}", "", "", "Ann", text] for i, (text, _) in enumerate(examples)]
+    records, quarantine = build(crm_spec(tmp_path, rows))
+    assert quarantine.is_empty()
+    parsed = dict(records.select("record_key", "updated_at").iter_rows())
+    assert [parsed[f"C{i}"] for i in range(len(examples))] == [e for _, e in examples]
 
 
 def test_explicit_timestamp_format(tmp_path):

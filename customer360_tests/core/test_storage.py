@@ -90,6 +90,9 @@ def test_reading_a_missing_table_names_it(tmp_path):
     assert not store.exists("golden_profiles")
     with pytest.raises(StorageError, match="table 'golden_profiles' has not been materialized"):
         store.read("golden_profiles")
+    # a scan (a lazy input, a check) says the same at once, not when it is collected
+    with pytest.raises(StorageError, match="table 'golden_profiles' has not been materialized"):
+        store.scan("golden_profiles")
 
 
 def test_the_bundled_duckdb_shell_can_query_the_catalogue(tmp_path):
@@ -104,3 +107,14 @@ def test_the_bundled_duckdb_shell_can_query_the_catalogue(tmp_path):
         check=True,
     )
     assert result.stdout.strip() == "6"
+
+
+def test_a_view_dropped_by_someone_else_comes_back_with_the_next_write(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("clusters", FRAME)
+    store.write("records", FRAME)  # the views are known now: no need to look again
+    with duckdb.connect(str(store.database)) as con:
+        con.execute('DROP VIEW "clusters"')
+    store.write("clusters", FRAME)  # the catalogue changed: its views are read again
+    assert count_via_view(store, "clusters") == 3
+    assert count_via_view(store, "records") == 3
