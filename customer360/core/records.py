@@ -133,16 +133,16 @@ def _map_columns(spec: Spec, source: Source, raw: pl.DataFrame) -> pl.DataFrame:
     fields = {**source.identifiers, **source.attributes}
     try:
         mapped = [
-            _clean_text(mapping_expr(mapping, raw.columns), missing_tokens).alias(field)
+            clean_text(mapping_expr(mapping, raw.columns), missing_tokens).alias(field)
             for field, mapping in fields.items()
         ]
         updated_raw = (
-            _clean_text(pl.col(source.updated_at), missing_tokens)
+            clean_text(pl.col(source.updated_at), missing_tokens)
             if source.updated_at
             else pl.lit(None, dtype=pl.String)
         )
         measures = [
-            _clean_text(mapping_expr(mapping, raw.columns), missing_tokens).alias(raw_name)
+            clean_text(mapping_expr(mapping, raw.columns), missing_tokens).alias(raw_name)
             for raw_name, mapping in zip(_raw_names(source), source.measures.values(), strict=True)
         ]
         return raw.select(
@@ -174,7 +174,7 @@ def _map_columns(spec: Spec, source: Source, raw: pl.DataFrame) -> pl.DataFrame:
         ) from exc
 
 
-def _clean_text(expr: pl.Expr, missing_tokens: list[str]) -> pl.Expr:
+def clean_text(expr: pl.Expr, missing_tokens: list[str]) -> pl.Expr:
     """Trimmed text; placeholders that mean 'no value' (N/A, none, -) become null."""
     text = expr.cast(pl.String).str.strip_chars()
     return pl.when(text.str.to_lowercase().is_in(missing_tokens)).then(None).otherwise(text)

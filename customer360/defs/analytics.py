@@ -113,6 +113,12 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
 
 def _organization_assets(spec: Spec) -> dg.AssetsDefinition:
     settings = spec.organizations
+    domains = "work-email domains (free-mail excluded)"
+    if settings.email_identifier in spec.hashed_identifier_types:
+        # A hashed address has no domain to read, and keeping the domain beside the hash
+        # would name a one-person company's owner: organizations come from the rest.
+        settings = settings.model_copy(update={"email_identifier": None})
+        domains = "(not email domains: emails are hashed)"
     out = {"group_name": GROUP, "kinds": KINDS, "owners": [spec.settings.owner]}
 
     @dg.multi_asset(
@@ -125,9 +131,9 @@ def _organization_assets(spec: Spec) -> dg.AssetsDefinition:
         outs={
             "organizations": dg.AssetOut(
                 description=(
-                    "Organizations resolved from work-email domains (free-mail excluded), "
-                    "normalized company names and account ids: one row per organization "
-                    "with its names, domains, account ids, people and first/last seen."
+                    f"Organizations resolved from {domains}, normalized company names and "
+                    "account ids: one row per organization with its names, domains, account "
+                    "ids, people and first/last seen."
                 ),
                 **out,
             ),

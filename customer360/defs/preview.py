@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from customer360.core.forget import suppressed_keys
+from customer360.core.ingest import ingest_source
 from customer360.core.preview import preview_changes
-from customer360.core.readers import read_source
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
 from customer360.defs.metadata import preview
@@ -46,7 +47,10 @@ def build_preview_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
         },
     )
     def dry_run(context: AssetExecutionContext):
-        extracts = {source.name: read_source(spec, source) for source in spec.sources}
+        forgotten = suppressed_keys(store)
+        extracts = {
+            source.name: ingest_source(spec, source, forgotten).frame for source in spec.sources
+        }
         result = preview_changes(
             spec,
             extracts,

@@ -1,0 +1,84 @@
+"""Personal data: the keyed hash of identifiers and the salt it needs.
+
+Hashing. An identifier type with ``hash: true`` is replaced, at ingestion, by
+HMAC-SHA256(salt, normalized value) in hex (see :mod:`customer360.core.ingest`).
+Normalizing first keeps equal people equal: ' JOHN@ACME.COM' and 'john@acme.com' give one
+hash. The salt is a secret read from an environment variable (``settings.salt_env_var``)
+at the moment of hashing; it is never kept in the spec, an output, the state, a log or
+run metadata. Without it nobody can test a list of known addresses against the hashes,
+and with it the same value always gives the same hash, run after run — change the salt
+and every hash changes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+import polars as pl
+
+from customer360.core.normalize import normalize
+from customer360.core.spec import Spec
+
+# Long enough that the hashes cannot be reversed by guessing the salt.
+MIN_SALT_LENGTH = 16
+HASH_ALGORITHM = "sha256"
+
+
+class SaltError(ValueError):
+    """Hashing was asked for, but the salt's environment variable is missing or too short."""
+
+
+def salt_problems(spec: Spec) -> list[str]:
+    """Why the spec's hashed identifiers cannot be hashed in this environment, if they
+    cannot: one problem naming the variable and how to set it, in the spec's vocabulary."""
+    if not spec.hashed_identifier_types:
+        return []
+    variable = spec.settings.salt_env_var
+    if len(os.environ.get(variable, "")) >= MIN_SALT_LENGTH:
+        return []
+    hashed = ", ".join(f"identifier_types.{name}.hash" for name in spec.hashed_identifier_types)
+    return [
+        f"settings.salt_env_var: hashing ({hashed}) needs a secret salt of at least "
+        f"{MIN_SALT_LENGTH} characters in the environment variable {variable}, which is "
+        "not set or too short; "
+        f"set it before running, e.g. export {variable}=\"$(python3 -c 'import secrets; "
+        "print(secrets.token_hex(32))')\", keep it secret, and keep it: another salt gives "
+        "other hashes, so earlier outputs and forget requests would no longer match"
+    ]
+
+
+def read_salt(spec: Spec) -> bytes:
+    """The salt of the spec's hashed identifiers, from the environment (never stored)."""
+    problems = salt_problems(spec)
+    if problems:
+        raise SaltError(problems[0])
+    return os.environ[spec.settings.salt_env_var].encode("utf-8")
+
+
+def keyed_hash(values: pl.Series, salt: bytes) -> pl.Series:
+    """HMAC-SHA256 of every value (hex; null stays null). HMAC is not a Polars
+    expression, so each distinct value is hashed once and joined back to the rows."""
+    distinct = values.drop_nulls().unique()
+    digests = pl.Series(
+        [hmac.digest(salt, value.encode("utf-8"), HASH_ALGORITHM).hex() for value in distinct],
+        dtype=pl.String,
+    )
+    lookup = pl.DataFrame({"plain": distinct, "hashed": digests})
+    return (
+        pl.DataFrame({"plain": values})
+        .join(lookup, on="plain", how="left", maintain_order="left")
+        .get_column("hashed")
+        .alias(values.name)
+    )
+
+
+def lookup_value(spec: Spec, identifier_type: str, value: str) -> str | None:
+    """A value as the ``identifiers`` table holds it: normalized, and hashed when its type
+    is hashed — so that a person can be found by what they tell us."""
+    id_type = spec.identifier_types[identifier_type]
+    region = spec.settings.default_region
+    normalized = normalize(pl.Series([value], dtype=pl.String), id_type, region)
+    if id_type.hash:
+        normalized = keyed_hash(normalized, read_salt(spec))
+    return normalized[0]
