@@ -1,10 +1,13 @@
-"""Privacy through the real assets: hashed identifiers never leave ingestion in plain text."""
+"""Privacy through the real assets: hashed identifiers never leave ingestion in plain text,
+and personal values stay out of logs and run metadata unless the spec shows them."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +16,14 @@ import polars as pl
 import pytest
 
 from customer360.cli import main
-from customer360_tests.conftest import run_job
+from customer360.core.spec import load_spec
+from customer360.definitions import build_definitions
+from customer360.defs.preview import PREVIEW_JOB
+from customer360.sample import generate_sample
+from customer360_tests.conftest import JobRun, run_job
 from customer360_tests.defs.test_walkthrough import EXPECTED_RESOLVED_IDS
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 SALT = "walkthrough-salt-0123456789"
 # Every identifier of the walkthrough in plain text: as in the files and normalized.
 WALKTHROUGH_IDENTIFIERS = [
@@ -78,6 +86,15 @@ def written_strings(artifacts: Path) -> Iterator[str]:
         yield f"{parquet.name}: {pl.read_parquet(parquet).rows()}"
 
 
+def event_metadata(run: JobRun, asset: str) -> dict[str, dg.MetadataValue]:
+    events = run.result.get_asset_materialization_events()
+    return next(
+        event.step_materialization_data.materialization.metadata
+        for event in events
+        if event.asset_key.to_user_string() == asset
+    )
+
+
 def test_hashed_identifiers_reach_no_table_state_log_or_metadata_in_plain_text(
     walkthrough_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -119,3 +136,66 @@ def test_forget_finds_a_person_by_a_hashed_email(
     assert "forgot 4 record(s) of 1 customer(s)" in capsys.readouterr().out
     membership = pl.read_parquet(tmp_path / "out" / "membership.parquet")
     assert "crm_customers:C001" not in membership.get_column("resolved_id").to_list()
+
+
+@pytest.mark.parametrize("shown", [False, True], ids=["hidden", "shown"])
+def test_the_golden_profile_preview_shows_personal_values_only_when_asked(
+    walkthrough_dir: Path, tmp_path: Path, shown: bool
+) -> None:
+    spec = walkthrough_dir / "customer360.yaml"
+    if shown:
+        spec.write_text("settings:\n  show_personal_data: true\n" + spec.read_text())
+    run = run_job(spec, tmp_path / "artifacts")
+
+    preview = event_metadata(run, "golden_profiles")["preview"].value
+    assert "crm_customers:C001" in preview  # resolved ids are not personal
+    for personal in ("john@acme.com", "John", "+15551234567"):
+        assert (personal in preview) is shown, personal
+    assert ("Withheld as personal" in preview) is not shown
+
+
+@pytest.fixture(scope="module")
+def sample_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("private_world")
+    generate_sample(folder / "data_sources", records=2_000, seed=5)
+    shutil.copy(REPO_ROOT / "customer360.yaml", folder / "customer360.yaml")
+    return folder / "customer360.yaml"
+
+
+def test_no_personal_value_of_the_sample_reaches_logs_or_run_metadata(
+    sample_spec: Path, tmp_path: Path
+) -> None:
+    spec = load_spec(sample_spec)
+    assert not spec.settings.show_personal_data  # the default
+    artifacts = tmp_path / "artifacts"
+    run = run_job(sample_spec, artifacts)
+    assert run.result.success
+    dry_run = (
+        build_definitions(spec, artifacts)
+        .resolve_job_def(PREVIEW_JOB)
+        .execute_in_process(instance=run.instance)
+    )
+    assert dry_run.success
+
+    personal = set()
+    records = run.table("records")
+    for column in [*spec.identifier_types, *spec.attribute_names]:
+        personal |= set(records.get_column(column).drop_nulls())
+    personal |= set(run.table("identifiers").get_column("value").drop_nulls())
+    organizations = run.table("organizations")
+    personal |= set(organizations.get_column("name").drop_nulls())
+    personal |= set(organizations.get_column("domains").explode().drop_nulls())
+    assert len(personal) > 3_000  # emails, phones, names, addresses, companies, titles …
+
+    stored = "\n".join(
+        text
+        for run_id in (run.result.run_id, dry_run.run_id)
+        for text in stored_strings(run.instance, run_id)
+    )
+    # Whole values only: short names such as 'Pat' are parts of ordinary words ('path').
+    leaks = [
+        value
+        for value in personal
+        if re.search(rf"(?<![\w@.+-]){re.escape(value)}(?![\w@.-])", stored)
+    ]
+    assert not leaks

@@ -1,4 +1,4 @@
-"""Personal data: the keyed hash of identifiers and the salt it needs.
+"""Personal data: the keyed hash of identifiers, and which values must stay out of sight.
 
 Hashing. An identifier type with ``hash: true`` is replaced, at ingestion, by
 HMAC-SHA256(salt, normalized value) in hex (see :mod:`customer360.core.ingest`).
@@ -8,6 +8,12 @@ at the moment of hashing; it is never kept in the spec, an output, the state, a 
 run metadata. Without it nobody can test a list of known addresses against the hashes,
 and with it the same value always gives the same hash, run after run — change the salt
 and every hash changes.
+
+Personal columns. Identifier and attribute values are personal, under every name the
+graph gives them (the spec's names, ``<type>_primary``, the long tables' ``value``, the
+organizations built from them); keys, resolved ids, sources, counts, statuses and
+timestamps are not. Unless ``settings.show_personal_data`` is on, previews in run
+metadata leave personal columns out and messages that might quote a value do not.
 """
 
 from __future__ import annotations
@@ -23,6 +29,20 @@ from customer360.core.spec import Spec
 # Long enough that the hashes cannot be reversed by guessing the salt.
 MIN_SALT_LENGTH = 16
 HASH_ALGORITHM = "sha256"
+# Columns of the graph's own tables that hold identifier or attribute values (or are
+# built from them), whatever the spec calls its identifiers and attributes.
+PERSONAL_OUTPUT_COLUMNS = frozenset(
+    {
+        "value_raw",  # identifiers: the value as found in the source
+        "value",  # identifiers, identity_edges, skipped_groups, traits, resolved_traits
+        "raw_record",  # quarantine: the rejected row as read
+        "organization_id",  # organizations: named after an email domain, account or company
+        "name",
+        "domains",
+        "account_ids",
+        "role",  # memberships: the person's job title
+    }
+)
 
 
 class SaltError(ValueError):
@@ -82,3 +102,22 @@ def lookup_value(spec: Spec, identifier_type: str, value: str) -> str | None:
     if id_type.hash:
         normalized = keyed_hash(normalized, read_salt(spec))
     return normalized[0]
+
+
+def personal_columns(spec: Spec) -> frozenset[str]:
+    """Columns whose values are personal: every identifier and attribute of the spec,
+    under each name the graph's tables give them."""
+    identifiers = set(spec.identifier_types)
+    primaries = {f"{name}_primary" for name in identifiers}
+    return frozenset(identifiers | primaries | set(spec.attribute_names) | PERSONAL_OUTPUT_COLUMNS)
+
+
+def error_detail(error: Exception, spec: Spec) -> str:
+    """An error's own text, or — unless personal data may be shown — only its kind:
+    library errors quote the values they failed on (a failed cast lists them)."""
+    if spec.settings.show_personal_data:
+        return str(error)
+    return (
+        f"{type(error).__name__}; its text may quote personal values and is withheld — "
+        "set settings.show_personal_data: true to see it"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from customer360.core.privacy import error_detail
 from customer360.core.readers import (
     BATCH_COLUMN,
     RAW_LINE_COLUMN,
@@ -169,9 +170,9 @@ def _map_columns(spec: Spec, source: Source, raw: pl.DataFrame) -> pl.DataFrame:
         )
     except pl.exceptions.PolarsError as exc:
         raise SourceReadError(
-            f"source '{source.name}': a mapping failed to evaluate ({exc}); "
+            f"source '{source.name}': a mapping failed to evaluate ({error_detail(exc, spec)}); "
             "check the expressions under sources[].identifiers / attributes"
-        ) from exc
+        ) from (exc if spec.settings.show_personal_data else None)
 
 
 def clean_text(expr: pl.Expr, missing_tokens: list[str]) -> pl.Expr:

@@ -345,6 +345,10 @@ class Settings(_Strict):
         default=DEFAULT_SALT_ENV_VAR,
         description="environment variable holding the secret salt of hashed identifiers",
     )
+    show_personal_data: bool = Field(
+        default=False,
+        description="show personal values in previews, check results and error messages",
+    )
 
     @field_validator("salt_env_var")
     @classmethod

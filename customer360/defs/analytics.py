@@ -102,7 +102,7 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
         segments = (
             table.group_by("value_tier", "lifecycle_status").len().sort("len", descending=True)
         )
-        context.add_output_metadata({"segments": preview(segments, rows=segments.height)})
+        context.add_output_metadata({"segments": preview(segments, spec, rows=segments.height)})
         return table
 
     assets = [golden_profile_history, customer_360]
@@ -159,7 +159,9 @@ def _organization_assets(spec: Spec) -> dg.AssetsDefinition:
         yield dg.Output(
             organizations,
             "organizations",
-            metadata={"largest": preview(organizations.sort("person_count", descending=True))},
+            metadata={
+                "largest": preview(organizations.sort("person_count", descending=True), spec)
+            },
         )
         yield dg.Output(memberships, "memberships")
 

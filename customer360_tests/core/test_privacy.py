@@ -1,4 +1,4 @@
-"""The keyed hash and the salt it needs."""
+"""The keyed hash, the salt it needs, and which columns count as personal."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ import pytest
 from customer360.core.privacy import (
     MIN_SALT_LENGTH,
     SaltError,
+    error_detail,
     keyed_hash,
     lookup_value,
+    personal_columns,
     read_salt,
 )
+from customer360.core.readers import BATCH_COLUMN, ROW_COLUMN, SourceReadError
+from customer360.core.records import build_records
 from customer360.core.spec import SpecError, load_spec
 from customer360_tests.core.conftest import crm_source, make_spec, spec_dict, write_spec
 
@@ -112,3 +116,48 @@ def test_lookup_value_normalizes_and_hashes_like_the_data(
     spec = make_spec(hashing_spec())
     assert lookup_value(spec, "email", " JOHN@Acme.com") == reference_hash("john@acme.com")
     assert lookup_value(spec, "phone", "(212) 555-0101") == "+12125550101"  # not hashed
+
+
+def test_personal_columns_are_the_specs_identifiers_and_attributes_under_every_name() -> None:
+    spec = make_spec(spec_dict(crm_source(attributes={"first_name": "first_name"})))
+    personal = personal_columns(spec)
+    assert {"email", "phone", "email_primary", "phone_primary", "first_name"} <= personal
+    assert {"value_raw", "value", "raw_record", "name", "domains"} <= personal
+    not_personal = {"entity_key", "resolved_id", "source", "record_count", "status", "updated_at"}
+    assert not personal & not_personal
+
+
+def test_error_detail_withholds_library_text_unless_personal_data_may_be_shown() -> None:
+    error = pl.exceptions.InvalidOperationError("conversion failed: ['john@acme.com']")
+    hidden = make_spec(spec_dict())
+    shown = make_spec(spec_dict(settings={"show_personal_data": True}))
+    assert "john@acme.com" not in error_detail(error, hidden)
+    assert "InvalidOperationError" in error_detail(error, hidden)
+    assert "john@acme.com" in error_detail(error, shown)
+
+
+@pytest.mark.parametrize("shown", [False, True], ids=["hidden", "shown"])
+def test_a_failing_mapping_quotes_the_values_only_when_personal_data_is_shown(
+    shown: bool,
+) -> None:
+    raw = spec_dict(
+        crm_source(attributes={"age": "CAST(first_name AS INTEGER)"}),
+        settings={"show_personal_data": shown},
+    )
+    extract = pl.DataFrame(
+        {
+            "customer_id": ["C1"],
+            "email": ["ann@example.com"],
+            "phone": [None],
+            "first_name": ["Annabel"],
+            "updated": ["2024-01-01"],
+            BATCH_COLUMN: ["crm.csv"],
+            ROW_COLUMN: [1],
+        },
+        schema_overrides={"phone": pl.String},
+    )
+    with pytest.raises(SourceReadError) as raised:
+        build_records(make_spec(raw), {"crm": extract})
+    assert "source 'crm': a mapping failed to evaluate" in str(raised.value)
+    assert ("Annabel" in str(raised.value)) is shown
+    assert (raised.value.__cause__ is not None) is shown  # a chained error would quote it
