@@ -50,7 +50,7 @@ def _normalized_type(
     raw = records.select("entity_key", pl.col(name).alias("value_raw")).drop_nulls("value_raw")
     region = spec.settings.default_region
     if id_type.hash:
-        # normalized, screened by the exclusions and hashed at ingestion (see privacy)
+        # normalized, screened by the exclusions and hashed at ingestion (see ingest)
         normalized, exclusion = raw.get_column("value_raw"), pl.lit(None, dtype=pl.String)
     else:
         normalized = normalize(raw.get_column("value_raw"), id_type, region)

@@ -55,6 +55,15 @@ def without_forgotten(frame: pl.DataFrame, source: Source, forgotten: pl.Series)
     return frame.filter(~entity_key.is_in(forgotten.implode()).fill_null(False))
 
 
+def hashed_columns(spec: Spec, source: Source) -> dict[str, str]:
+    """The source columns replaced by a hash, by the identifier type mapped from them."""
+    return {
+        name: column
+        for name, column in source.identifiers.items()
+        if name in spec.hashed_identifier_types
+    }
+
+
 def hash_identifiers(
     spec: Spec, source: Source, frame: pl.DataFrame
 ) -> tuple[pl.DataFrame, dict[str, dict[str, int]]]:
@@ -66,16 +75,16 @@ def hash_identifiers(
     keeping its plain text. Exclusions are matched here, on the normalized plain value,
     because patterns such as ``noreply@%`` cannot be matched on a hash.
     """
-    hashed = {
-        name: column
-        for name, column in source.identifiers.items()
-        if name in spec.hashed_identifier_types and column in frame.columns
-    }
-    if not hashed:
+    if not hashed_columns(spec, source):
         return frame, {}
     problems = hashed_column_problems(spec, source, frame.columns)
-    if problems:
+    if problems:  # a spec loaded without its files: never take plain text for a hash
         raise SourceReadError("; ".join(problems))
+    hashed = {  # a column no batch has (every batch unreadable) holds nothing to hash
+        name: column
+        for name, column in hashed_columns(spec, source).items()
+        if column in frame.columns
+    }
     salt = read_salt(spec)
     missing_tokens = [token.lower() for token in spec.settings.missing_values]
     region = spec.settings.default_region

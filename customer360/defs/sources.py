@@ -6,7 +6,7 @@ import polars as pl
 from dagster import AssetExecutionContext
 
 from customer360.core.forget import suppressed_keys
-from customer360.core.ingest import ingest_source
+from customer360.core.ingest import hashed_columns, ingest_source
 from customer360.core.readers import list_batches
 from customer360.core.spec import Source, Spec
 from customer360.core.storage import ArtifactStore
@@ -29,19 +29,15 @@ def build_source_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefin
 
 def _extract_asset(spec: Spec, source: Source, store: ArtifactStore) -> dg.AssetsDefinition:
     location = spec.resolve(source.path)
-    hashed_columns = [
-        column
-        for name, column in source.identifiers.items()
-        if name in spec.hashed_identifier_types
-    ]
+    hashed = list(hashed_columns(spec, source).values())
     hashing = (
-        f" Columns {', '.join(hashed_columns)} hold the keyed hash of the normalized value."
-        if hashed_columns
+        f" Columns {', '.join(hashed)} hold the keyed hash of the normalized value."
+        if hashed
         else ""
     )
     metadata = {"source_path": dg.MetadataValue.path(str(location)), "trust": source.trust}
-    if hashed_columns:
-        metadata["hashed_columns"] = dg.MetadataValue.json(hashed_columns)
+    if hashed:
+        metadata["hashed_columns"] = dg.MetadataValue.json(hashed)
 
     @dg.asset(
         name=source.name,

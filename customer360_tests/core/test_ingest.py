@@ -11,7 +11,7 @@ import pytest
 
 from customer360.core.identifiers import build_identifiers
 from customer360.core.ingest import WITHHELD_LINE, ingest_source
-from customer360.core.readers import RAW_LINE_COLUMN
+from customer360.core.readers import RAW_LINE_COLUMN, SourceReadError
 from customer360.core.records import build_records
 from customer360.core.spec import Spec, SpecError, load_spec
 from customer360_tests.core.conftest import (
@@ -135,3 +135,14 @@ def test_a_hashed_column_must_be_mapped_as_it_is_and_feed_nothing_else(
     with pytest.raises(SpecError) as raised:
         load_spec(path)
     assert expected in str(raised.value)
+
+
+def test_a_hashed_expression_is_refused_at_ingestion_even_without_the_file_check(
+    tmp_path: Path,
+) -> None:
+    write_csv(tmp_path / "crm.csv", CRM_HEADER, ROWS)
+    raw = hashing_spec(identifiers={"email": "lower(email)", "phone": "phone"})
+    raw["identifier_types"]["phone"]["hash"] = False
+    spec = make_spec(raw, base_dir=tmp_path)  # as load_spec(check_files=False) would
+    with pytest.raises(SourceReadError, match="must map a column as it is"):
+        ingest_source(spec, spec.sources[0], NOBODY_FORGOTTEN)
