@@ -122,6 +122,26 @@ def test_hashed_identifiers_reach_no_table_state_log_or_metadata_in_plain_text(
     assert not leaks
 
 
+def test_switching_hashing_on_rewrites_the_history_instead_of_keeping_plain_versions(
+    walkthrough_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec, artifacts = walkthrough_dir / "customer360.yaml", tmp_path / "artifacts"
+    assert run_job(spec, artifacts).result.success
+    assert "john@acme.com" in str(
+        pl.read_parquet(artifacts / "golden_profile_history.parquet").rows()
+    )
+
+    monkeypatch.setenv("CUSTOMER360_SALT", SALT)
+    run = run_job(hash_email_and_phone(spec), artifacts)
+    assert run.result.success
+    history = run.table("golden_profile_history")
+    assert history.height == 5  # the same five versions, now hashed: none reads as changed
+    john = history.filter(pl.col("resolved_id") == "crm_customers:C001")
+    assert john.get_column("email_primary").item() == reference_hash("john@acme.com")
+    texts = list(written_strings(artifacts))
+    assert not {value for value in WALKTHROUGH_IDENTIFIERS for text in texts if value in text}
+
+
 def test_forget_finds_a_person_by_a_hashed_email(
     walkthrough_dir: Path,
     tmp_path: Path,

@@ -29,6 +29,7 @@ from customer360.core.spec import Spec
 # Long enough that the hashes cannot be reversed by guessing the salt.
 MIN_SALT_LENGTH = 16
 HASH_ALGORITHM = "sha256"
+HEX_DIGEST = r"^[0-9a-f]{64}$"
 # Columns of the graph's own tables that hold identifier or attribute values (or are
 # built from them), whatever the spec calls its identifiers and attributes.
 PERSONAL_OUTPUT_COLUMNS = frozenset(
@@ -91,6 +92,30 @@ def keyed_hash(values: pl.Series, salt: bytes) -> pl.Series:
         .get_column("hashed")
         .alias(values.name)
     )
+
+
+def hash_earlier_plain_values(spec: Spec, frame: pl.DataFrame) -> pl.DataFrame:
+    """A table kept across runs (the golden-profile history) with the ``<type>_primary``
+    values of hashed types that earlier runs stored in plain text — before hashing was
+    switched on — hashed as this run hashes them. Golden values are already normalized,
+    so the hash is the one ingestion gives: such versions read as unchanged, not as new
+    ones."""
+    columns = [
+        f"{name}_primary"
+        for name in spec.hashed_identifier_types
+        if f"{name}_primary" in frame.columns
+    ]
+    if not columns:
+        return frame
+    salt = read_salt(spec)
+    plain = [
+        pl.when(pl.col(column).str.contains(HEX_DIGEST))
+        .then(pl.col(column))
+        .otherwise(keyed_hash(frame.get_column(column), salt))
+        .alias(column)
+        for column in columns
+    ]
+    return frame.with_columns(plain)
 
 
 def lookup_value(spec: Spec, identifier_type: str, value: str) -> str | None:

@@ -11,6 +11,7 @@ from customer360.core.customer_view import build_customer_360
 from customer360.core.history import update_history
 from customer360.core.identifiers import VALUE_COLUMNS
 from customer360.core.organizations import organization_attributes, resolve_organizations
+from customer360.core.privacy import hash_earlier_plain_values
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
 from customer360.core.traits import OBSERVATION_PROVENANCE
@@ -43,7 +44,9 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
         context: AssetExecutionContext, golden_profiles: pl.DataFrame, membership: pl.DataFrame
     ):
         previous = (
-            store.read("golden_profile_history") if store.exists("golden_profile_history") else None
+            hash_earlier_plain_values(spec, store.read("golden_profile_history"))
+            if store.exists("golden_profile_history")
+            else None
         )
         as_of = datetime.now(UTC).replace(tzinfo=None)
         history = update_history(
