@@ -21,6 +21,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 class JobRun:
     result: dg.ExecuteInProcessResult
     store: ArtifactStore
+    instance: dg.DagsterInstance  # holds the run's event log: messages and metadata
 
     def table(self, name: str) -> pl.DataFrame:
         return self.store.read(name)
@@ -32,10 +33,11 @@ class JobRun:
 def run_job(spec_path: Path, artifacts: Path) -> JobRun:
     """Materialize the whole graph of a spec in process, as `customer360 run` does."""
     defs = build_definitions(load_spec(spec_path), artifacts)
+    instance = dg.DagsterInstance.ephemeral()
     result = defs.resolve_job_def(JOB_NAME).execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+        instance=instance, raise_on_error=False
     )
-    return JobRun(result, ArtifactStore(artifacts))
+    return JobRun(result, ArtifactStore(artifacts), instance)
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from customer360.core.normalize import normalize
+from customer360.core.privacy import lookup_value
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
 
@@ -42,7 +42,7 @@ def select_records(
     value: str | None = None,
 ) -> pl.DataFrame:
     """The (entity_key, resolved_id) of every record of the person(s) selected by a
-    resolved_id or by an identifier value (normalized like the data)."""
+    resolved_id or by an identifier value (normalized, and hashed, like the data)."""
     membership = store.read("membership", ["entity_key", "resolved_id"])
     if resolved_id is not None:
         chosen = [resolved_id]
@@ -50,10 +50,9 @@ def select_records(
         if identifier_type not in spec.identifier_types or value is None:
             known = ", ".join(spec.identifier_types)
             raise ForgetError(f"give --resolved-id, or an identifier type ({known}) and value")
-        id_type = spec.identifier_types[identifier_type]
-        normalized = normalize(pl.Series([value]), id_type, spec.settings.default_region)[0]
+        stored = lookup_value(spec, identifier_type, value)
         holders = store.read("identifiers", ["entity_key", "identifier_type", "value"]).filter(
-            (pl.col("identifier_type") == identifier_type) & (pl.col("value") == normalized)
+            (pl.col("identifier_type") == identifier_type) & (pl.col("value") == stored)
         )
         chosen = (
             holders.join(membership, on="entity_key").get_column("resolved_id").unique().to_list()

@@ -49,11 +49,13 @@ def _normalized_type(
 ) -> pl.DataFrame:
     raw = records.select("entity_key", pl.col(name).alias("value_raw")).drop_nulls("value_raw")
     region = spec.settings.default_region
-    frame = raw.with_columns(
-        pl.lit(name).alias("identifier_type"),
-        normalize(raw.get_column("value_raw"), id_type, region).alias("value"),
-    )
-    exclusion = _exclusion_reason(id_type, region)
+    if id_type.hash:
+        # normalized, screened by the exclusions and hashed at ingestion (see ingest)
+        normalized, exclusion = raw.get_column("value_raw"), pl.lit(None, dtype=pl.String)
+    else:
+        normalized = normalize(raw.get_column("value_raw"), id_type, region)
+        exclusion = exclusion_reason(id_type, region)
+    frame = raw.with_columns(pl.lit(name).alias("identifier_type"), normalized.alias("value"))
     return frame.with_columns(
         pl.when(not id_type.active)
         .then(pl.lit("inactive"))
@@ -72,8 +74,8 @@ def _normalized_type(
     )
 
 
-def _exclusion_reason(id_type: IdentifierType, region: str) -> pl.Expr:
-    """The reason of the first exclusion a normalized value matches, else null.
+def exclusion_reason(id_type: IdentifierType, region: str) -> pl.Expr:
+    """The reason of the first exclusion the normalized ``value`` column matches, else null.
 
     Exact values are normalized like the data, so 'NoReply@X.com' in the spec excludes
     'noreply@x.com' in the data; patterns apply to the normalized value.

@@ -177,7 +177,7 @@ def source_problems(spec: Spec, source: Source) -> list[str]:
             problems = _column_problems(where, source, batches[0], columns)
     except Exception as exc:
         return [f"{where}.path: cannot read {batches[0]} as {source.format}: {exc}"]
-    return problems
+    return problems + hashed_column_problems(spec, source, columns)
 
 
 def _column_problems(where: str, source: Source, batch: Path, columns: list[str]) -> list[str]:
@@ -211,6 +211,48 @@ def _column_problems(where: str, source: Source, batch: Path, columns: list[str]
                 f"in {batch.name}; use one of: {available} (or add an alias)"
             )
     return problems
+
+
+def hashed_column_problems(spec: Spec, source: Source, columns: list[str]) -> list[str]:
+    """A hashed identifier is hashed in place, in the column it is mapped from, before
+    anything else reads the source: that column must be mapped as it is (not through an
+    expression) and must feed nothing else, or its plain text would travel on."""
+    where = f"sources[{spec.sources.index(source)}] ({source.name})"
+    used: dict[str, list[str]] = {}  # mapping key → the columns it reads
+    for key, mapping in _mappings(source).items():
+        try:
+            used[key] = mapping_columns(mapping, columns)
+        except Exception:  # a mapping that does not parse is reported by source_problems
+            continue
+    problems = []
+    for name in (n for n in source.identifiers if n in spec.hashed_identifier_types):
+        mapping, key = source.identifiers[name], f"identifiers.{name}"
+        if mapping in columns:
+            others = [other for other, read in used.items() if mapping in read and other != key]
+            if others:
+                problems.append(
+                    f"{where}.{key}: column '{mapping}' is hashed, but {', '.join(others)} "
+                    "also read(s) it and would keep its plain text (a key would put it in "
+                    "every entity_key); read another column there"
+                )
+        elif key in used and all(column in columns for column in used[key]):
+            problems.append(
+                f"{where}.{key}: a hashed identifier must map a column as it is, not an "
+                "expression; map the column and transform it with the type's normalizer "
+                "(normalizer: expression)"
+            )
+    return problems
+
+
+def _mappings(source: Source) -> dict[str, str]:
+    """Every column or expression a source's spec entry reads, by its key in the spec."""
+    mappings = {"key": source.key}
+    if source.updated_at:
+        mappings["updated_at"] = source.updated_at
+    for section in ("identifiers", "attributes", "measures"):
+        for name, mapping in getattr(source, section).items():
+            mappings[f"{section}.{name}"] = mapping
+    return mappings
 
 
 def _separator(source: Source) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from customer360.core.privacy import error_detail
 from customer360.core.readers import (
     BATCH_COLUMN,
     RAW_LINE_COLUMN,
@@ -133,16 +134,16 @@ def _map_columns(spec: Spec, source: Source, raw: pl.DataFrame) -> pl.DataFrame:
     fields = {**source.identifiers, **source.attributes}
     try:
         mapped = [
-            _clean_text(mapping_expr(mapping, raw.columns), missing_tokens).alias(field)
+            clean_text(mapping_expr(mapping, raw.columns), missing_tokens).alias(field)
             for field, mapping in fields.items()
         ]
         updated_raw = (
-            _clean_text(pl.col(source.updated_at), missing_tokens)
+            clean_text(pl.col(source.updated_at), missing_tokens)
             if source.updated_at
             else pl.lit(None, dtype=pl.String)
         )
         measures = [
-            _clean_text(mapping_expr(mapping, raw.columns), missing_tokens).alias(raw_name)
+            clean_text(mapping_expr(mapping, raw.columns), missing_tokens).alias(raw_name)
             for raw_name, mapping in zip(_raw_names(source), source.measures.values(), strict=True)
         ]
         return raw.select(
@@ -169,12 +170,12 @@ def _map_columns(spec: Spec, source: Source, raw: pl.DataFrame) -> pl.DataFrame:
         )
     except pl.exceptions.PolarsError as exc:
         raise SourceReadError(
-            f"source '{source.name}': a mapping failed to evaluate ({exc}); "
+            f"source '{source.name}': a mapping failed to evaluate ({error_detail(exc, spec)}); "
             "check the expressions under sources[].identifiers / attributes"
-        ) from exc
+        ) from (exc if spec.settings.show_personal_data else None)
 
 
-def _clean_text(expr: pl.Expr, missing_tokens: list[str]) -> pl.Expr:
+def clean_text(expr: pl.Expr, missing_tokens: list[str]) -> pl.Expr:
     """Trimmed text; placeholders that mean 'no value' (N/A, none, -) become null."""
     text = expr.cast(pl.String).str.strip_chars()
     return pl.when(text.str.to_lowercase().is_in(missing_tokens)).then(None).otherwise(text)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 DEFAULT_SPEC_FILE = "customer360.yaml"
 SPEC_ENV_VAR = "CUSTOMER360_SPEC"
+DEFAULT_SALT_ENV_VAR = "CUSTOMER360_SALT"
 
 SourceFormat = Literal["csv", "tsv", "ndjson", "json", "parquet", "xlsx", "duckdb"]
 Normalizer = Literal["email", "phone", "upper", "lower", "trim", "digits", "expression"]
@@ -162,6 +163,10 @@ class IdentifierType(_Strict):
         default=None,
         description="an attribute (e.g. first_name) that must not conflict inside a group: "
         "when it does, the value links only records that agree on it",
+    )
+    hash: bool = Field(
+        default=False,
+        description="replace every value by a keyed hash of its normalized form at ingestion",
     )
 
     @model_validator(mode="after")
@@ -383,6 +388,25 @@ class Truth(_Strict):
 
 class Settings(_Strict):
     default_region: str = "US"
+    salt_env_var: str = Field(
+        default=DEFAULT_SALT_ENV_VAR,
+        description="environment variable holding the secret salt of hashed identifiers",
+    )
+    show_personal_data: bool = Field(
+        default=False,
+        description="show personal values in previews, check results and error messages",
+    )
+
+    @field_validator("salt_env_var")
+    @classmethod
+    def _variable_name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(
+                "must name an environment variable (letters, digits and underscores, not "
+                f"starting with a digit), e.g. {DEFAULT_SALT_ENV_VAR}; it holds the salt, "
+                "which itself never goes in the spec"
+            )
+        return name
 
     @field_validator("default_region")
     @classmethod
@@ -433,6 +457,11 @@ class Spec(_Strict):
         return list(dict.fromkeys(m for s in self.sources for m in s.measures))
 
     @property
+    def hashed_identifier_types(self) -> list[str]:
+        """Identifier types whose values are replaced by a keyed hash at ingestion."""
+        return [name for name, id_type in self.identifier_types.items() if id_type.hash]
+
+    @property
     def golden_fields(self) -> list[str]:
         """Golden profile fields: ``<identifier>_primary`` for each identifier, then attributes."""
         return [f"{name}_primary" for name in self.identifier_types] + self.attribute_names
@@ -468,6 +497,9 @@ def load_spec(path: Path | str | None = None, *, check_files: bool = True) -> Sp
     except ValidationError as exc:
         raise SpecError(spec_path, [_describe(error) for error in exc.errors()]) from None
     problems = _reference_problems(spec)
+    from customer360.core.privacy import salt_problems  # privacy imports this module
+
+    problems += salt_problems(spec)
     if check_files and not problems:
         from customer360.core.readers import source_problems  # readers import this module
 

@@ -11,6 +11,7 @@ from customer360.core.customer_view import build_customer_360
 from customer360.core.history import update_history
 from customer360.core.identifiers import VALUE_COLUMNS
 from customer360.core.organizations import organization_attributes, resolve_organizations
+from customer360.core.privacy import hash_earlier_plain_values
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
 from customer360.core.traits import OBSERVATION_PROVENANCE
@@ -46,7 +47,9 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
         context: AssetExecutionContext, golden_profiles: pl.LazyFrame, membership: pl.DataFrame
     ):
         previous = (
-            store.read("golden_profile_history") if store.exists("golden_profile_history") else None
+            hash_earlier_plain_values(spec, store.read("golden_profile_history"))
+            if store.exists("golden_profile_history")
+            else None
         )
         as_of = datetime.now(UTC).replace(tzinfo=None)
         history = update_history(
@@ -106,7 +109,7 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
         segments = (
             table.group_by("value_tier", "lifecycle_status").len().sort("len", descending=True)
         )
-        context.add_output_metadata({"segments": preview(segments, rows=segments.height)})
+        context.add_output_metadata({"segments": preview(segments, spec, rows=segments.height)})
         return table
 
     assets = [golden_profile_history, customer_360]
@@ -117,6 +120,12 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
 
 def _organization_assets(spec: Spec) -> dg.AssetsDefinition:
     settings = spec.organizations
+    domains = "work-email domains (free-mail excluded)"
+    if settings.email_identifier in spec.hashed_identifier_types:
+        # A hashed address has no domain to read, and keeping the domain beside the hash
+        # would name a one-person company's owner: organizations come from the rest.
+        settings = settings.model_copy(update={"email_identifier": None})
+        domains = "(not email domains: emails are hashed)"
     out = {"group_name": GROUP, "kinds": KINDS, "owners": [spec.settings.owner]}
 
     @dg.multi_asset(
@@ -129,9 +138,9 @@ def _organization_assets(spec: Spec) -> dg.AssetsDefinition:
         outs={
             "organizations": dg.AssetOut(
                 description=(
-                    "Organizations resolved from work-email domains (free-mail excluded), "
-                    "normalized company names and account ids: one row per organization "
-                    "with its names, domains, account ids, people and first/last seen."
+                    f"Organizations resolved from {domains}, normalized company names and "
+                    "account ids: one row per organization with its names, domains, account "
+                    "ids, people and first/last seen."
                 ),
                 **out,
             ),
@@ -157,7 +166,9 @@ def _organization_assets(spec: Spec) -> dg.AssetsDefinition:
         yield dg.Output(
             organizations,
             "organizations",
-            metadata={"largest": preview(organizations.sort("person_count", descending=True))},
+            metadata={
+                "largest": preview(organizations.sort("person_count", descending=True), spec)
+            },
         )
         yield dg.Output(memberships, "memberships")
 

@@ -7,7 +7,7 @@ import polars as pl
 
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
-from customer360.defs.schemas import IdentifiersSchema
+from customer360.defs.schemas import IdentifiersSchema, failure_report
 
 
 def key_check(store: ArtifactStore, table: str, key: list[str]) -> dg.AssetChecksDefinition:
@@ -155,7 +155,9 @@ def build_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecksDefinit
                 passed=False,
                 metadata={
                     "failure_cases": len(exc.failure_cases),
-                    "errors": dg.MetadataValue.md(f"```\n{str(exc)[:2000]}\n```"),
+                    "errors": dg.MetadataValue.md(
+                        failure_report(exc, spec.settings.show_personal_data)
+                    ),
                 },
             )
         return dg.AssetCheckResult(passed=True)

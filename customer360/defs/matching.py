@@ -25,7 +25,7 @@ from customer360.core.matching import (
 from customer360.core.spec import Matching, Spec
 from customer360.core.storage import ArtifactStore
 from customer360.defs.io_manager import columns
-from customer360.defs.metadata import preview
+from customer360.defs.metadata import figures
 
 GROUP = "resolution"
 KINDS = {"splink", "duckdb", "parquet"}
@@ -98,7 +98,7 @@ def build_matching_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDef
                 "trained_at": str(trained_at),
                 "reused": bool(reusable and not config.retrain),
                 "prior_match_probability": float(model["probability_two_random_records_match"]),
-                "parameters": preview(parameters, rows=parameters.height),
+                "parameters": figures(parameters),
             }
         )
         return parameters

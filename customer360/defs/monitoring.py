@@ -8,7 +8,7 @@ from customer360.core.evaluation import pairwise_scores, read_truth
 from customer360.core.metrics import build_metrics
 from customer360.core.spec import Spec
 from customer360.defs.io_manager import columns
-from customer360.defs.metadata import preview
+from customer360.defs.metadata import figures
 
 GROUP = "monitoring"
 
@@ -71,7 +71,7 @@ def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         context.add_output_metadata(
             {
                 **{name: float(value) for name, _, value in headline.iter_rows()},
-                "figures": preview(metrics, rows=metrics.height),
+                "figures": figures(metrics),
             }
         )
         return metrics

@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from customer360.core.forget import suppressed_keys
+from customer360.core.ingest import ingest_source
 from customer360.core.preview import preview_changes
-from customer360.core.readers import read_source
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
-from customer360.defs.metadata import preview
+from customer360.defs.metadata import figures
 from customer360.defs.resolution import ID_REGISTRY_STATE
 
 GROUP = "preview"
@@ -46,7 +47,10 @@ def build_preview_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
         },
     )
     def dry_run(context: AssetExecutionContext):
-        extracts = {source.name: read_source(spec, source) for source in spec.sources}
+        forgotten = suppressed_keys(store)
+        extracts = {
+            source.name: ingest_source(spec, source, forgotten).frame for source in spec.sources
+        }
         result = preview_changes(
             spec,
             extracts,
@@ -55,13 +59,13 @@ def build_preview_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
             store.read_state(ID_REGISTRY_STATE),
             datetime.now(UTC).replace(tzinfo=None),
         )
-        figures = dict(result.summary.iter_rows())
-        context.log.info(", ".join(f"{k} {v}" for k, v in figures.items()))
+        counts = dict(result.summary.iter_rows())
+        context.log.info(", ".join(f"{k} {v}" for k, v in counts.items()))
         yield dg.Output(result.results, "dry_run_results")
         yield dg.Output(
             result.summary,
             "dry_run_summary",
-            metadata={**figures, "summary": preview(result.summary, rows=result.summary.height)},
+            metadata={**counts, "summary": figures(result.summary)},
         )
 
     return [dry_run]

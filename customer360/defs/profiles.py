@@ -10,6 +10,7 @@ from customer360.core.spec import Spec
 from customer360.core.survivorship import resolve_traits
 from customer360.core.traits import OBSERVATION_PROVENANCE, build_traits
 from customer360.defs.io_manager import columns
+from customer360.defs.metadata import preview
 
 GROUP = "profiles"
 KINDS = {"polars", "parquet", "duckdb"}
@@ -100,6 +101,7 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
                 "with_conflicts": int(
                     (profiles.get_column("conflict_rules_applied").list.len() > 0).sum()
                 ),
+                "preview": preview(profiles, spec),
             }
         )
         return profiles

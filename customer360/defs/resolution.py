@@ -17,7 +17,7 @@ from customer360.core.stable_ids import accumulate_lineage, cluster_lineage
 from customer360.core.storage import ArtifactStore
 from customer360.defs.io_manager import columns
 from customer360.defs.metadata import preview
-from customer360.defs.schemas import IdentifiersType
+from customer360.defs.schemas import identifiers_type
 
 GROUP = "resolution"
 ID_REGISTRY_STATE = "resolved_id_registry"
@@ -79,7 +79,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         group_name=GROUP,
         kinds=KINDS,
         owners=owners,
-        dagster_type=IdentifiersType,
+        dagster_type=identifiers_type(spec),
         description=(
             "Long table of identifiers: one row per (record, identifier type) with the raw "
             "and normalized value, a status (linkable, inactive, invalid, excluded, "
@@ -198,9 +198,9 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
                 "clusters": clusters.height,
                 "largest_cluster": int(sizes.max() or 0),
                 "singletons": int((sizes == 1).sum()),
-                "largest_clusters": preview(clusters.drop("sources"), rows=5),
+                "largest_clusters": preview(clusters.drop("sources"), spec, rows=5),
                 "weakest_links_of_largest_clusters": preview(
-                    weakest_links(identity_edges, membership, clusters), rows=15
+                    weakest_links(identity_edges, membership, clusters), spec, rows=15
                 ),
             },
         )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import warnings
 
 import dagster as dg
+import pandera.errors
 import pandera.polars as pa
 import polars as pl
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from customer360.core.identifiers import STATUSES
+from customer360.core.spec import Spec
 
 
 class IdentifiersSchema(pa.DataFrameModel):
@@ -36,4 +38,48 @@ class IdentifiersSchema(pa.DataFrameModel):
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
-    IdentifiersType = pandera_schema_to_dagster_type(IdentifiersSchema)
+    _PANDERA_TYPE = pandera_schema_to_dagster_type(IdentifiersSchema)
+
+
+def identifiers_type(spec: Spec) -> dg.DagsterType:
+    """The identifiers schema as the asset's Dagster type, with dagster-pandera's name,
+    description and column schema — but a failure is described by :func:`failure_report`:
+    pandera's own text quotes failing values and whole rows."""
+    show_values = spec.settings.show_personal_data
+
+    def type_check(_context: dg.TypeCheckContext, value: pl.DataFrame) -> dg.TypeCheck:
+        try:
+            IdentifiersSchema.validate(value, lazy=True)
+        except pandera.errors.SchemaErrors as errors:
+            return dg.TypeCheck(
+                success=False,
+                description=failure_report(errors, show_values),
+                metadata={"failure_cases": len(errors.failure_cases)},
+            )
+        return dg.TypeCheck(success=True)
+
+    return dg.DagsterType(
+        type_check_fn=type_check,
+        name=_PANDERA_TYPE.unique_name,
+        description=_PANDERA_TYPE.description,
+        metadata=_PANDERA_TYPE.metadata,
+        typing_type=pl.DataFrame,
+    )
+
+
+def failure_report(errors: pandera.errors.SchemaErrors, show_values: bool) -> str:
+    """What failed validation, as Markdown: pandera's own report when values may be shown,
+    else each failing (column, check) with its number of failures and no values."""
+    if show_values:
+        return f"```\n{str(errors)[:2000]}\n```"
+    counts = errors.failure_cases.group_by("column", "check").len().sort("column", "check")
+    rows = [f"| {column} | {check} | {n} |" for column, check, n in counts.iter_rows()]
+    return "\n".join(
+        [
+            "| column | check | failures |",
+            "| --- | --- | --- |",
+            *rows,
+            "",
+            "_Failing values withheld (settings.show_personal_data is off)._",
+        ]
+    )

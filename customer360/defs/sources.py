@@ -6,7 +6,8 @@ import polars as pl
 from dagster import AssetExecutionContext
 
 from customer360.core.forget import suppressed_keys
-from customer360.core.readers import list_batches, read_source
+from customer360.core.ingest import hashed_columns, ingest_source
+from customer360.core.readers import list_batches
 from customer360.core.spec import Source, Spec
 from customer360.core.storage import ArtifactStore
 
@@ -28,6 +29,15 @@ def build_source_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefin
 
 def _extract_asset(spec: Spec, source: Source, store: ArtifactStore) -> dg.AssetsDefinition:
     location = spec.resolve(source.path)
+    hashed = list(hashed_columns(spec, source).values())
+    hashing = (
+        f" Columns {', '.join(hashed)} hold the keyed hash of the normalized value."
+        if hashed
+        else ""
+    )
+    metadata = {"source_path": dg.MetadataValue.path(str(location)), "trust": source.trust}
+    if hashed:
+        metadata["hashed_columns"] = dg.MetadataValue.json(hashed)
 
     @dg.asset(
         name=source.name,
@@ -37,26 +47,21 @@ def _extract_asset(spec: Spec, source: Source, store: ArtifactStore) -> dg.Asset
         description=(
             f"{source.description or 'Source extract'} — every row of {location} "
             f"({source.format}) as text, with its batch file and row number; lines or files "
-            f"that could not be read carry _reject_reason. Trust rank {source.trust}."
+            f"that could not be read carry _reject_reason. Trust rank {source.trust}.{hashing}"
         ),
-        metadata={"source_path": dg.MetadataValue.path(str(location)), "trust": source.trust},
+        metadata=metadata,
     )
     def extract(context: AssetExecutionContext) -> pl.DataFrame:
         batches = list_batches(spec, source)
         context.log.info(f"reading {len(batches)} batch file(s) of '{source.name}' from {location}")
-        frame = read_source(spec, source)
-        kept = _without_forgotten(frame, source, suppressed_keys(store))
-        context.add_output_metadata(
-            {"batches": len(batches), "forgotten_rows_dropped": frame.height - kept.height}
-        )
-        return kept
+        ingested = ingest_source(spec, source, suppressed_keys(store))
+        figures = {
+            "batches": len(batches),
+            "forgotten_rows_dropped": ingested.forgotten_rows_dropped,
+        }
+        if ingested.hashed_values_dropped:  # invalid or excluded: not hashed, not kept
+            figures["hashed_values_dropped"] = dg.MetadataValue.json(ingested.hashed_values_dropped)
+        context.add_output_metadata(figures)
+        return ingested.frame
 
     return extract
-
-
-def _without_forgotten(frame: pl.DataFrame, source: Source, forgotten: pl.Series) -> pl.DataFrame:
-    """Rows of people who asked to be forgotten never enter the graph again."""
-    if forgotten.is_empty() or source.key not in frame.columns:
-        return frame
-    entity_key = pl.lit(f"{source.name}:") + pl.col(source.key).str.strip_chars()
-    return frame.filter(~entity_key.is_in(forgotten.implode()).fill_null(False))

@@ -8,10 +8,18 @@ import dagster as dg
 import polars as pl
 from polars.testing import assert_frame_equal
 
+from customer360.cli import main
 from customer360.core.spec import load_spec
 from customer360.definitions import build_definitions
 from customer360.defs.preview import PREVIEW_JOB
 from customer360_tests.conftest import run_job
+
+JOHNS_RECORDS = [
+    "crm_customers:C001",
+    "ecom_orders:O001",
+    "ecom_orders:O002",
+    "support_tickets:T001",
+]
 
 
 def snapshot(folder: Path) -> dict[str, pl.DataFrame]:
@@ -51,3 +59,22 @@ def test_dry_run_changes_nothing_and_predicts_the_next_run(
     membership = real.table("membership").select("entity_key", "resolved_id")
     predicted = proposed.select("entity_key", pl.col("proposed_resolved_id").alias("resolved_id"))
     assert_frame_equal(membership.sort("entity_key"), predicted.sort("entity_key"))
+
+
+def test_a_dry_run_after_forgetting_does_not_bring_the_person_back(
+    walkthrough_dir: Path, tmp_path: Path
+) -> None:
+    spec, artifacts = walkthrough_dir / "customer360.yaml", tmp_path / "artifacts"
+    assert main(["run", "--spec", str(spec), "--artifacts", str(artifacts)]) == 0
+    forget_john = ["--resolved-id", "crm_customers:C001"]
+    assert main(["forget", "--spec", str(spec), "--artifacts", str(artifacts), *forget_john]) == 0
+
+    defs = build_definitions(load_spec(spec), artifacts)
+    preview = defs.resolve_job_def(PREVIEW_JOB).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral()
+    )
+    assert preview.success
+    summary = dict(pl.read_parquet(artifacts / "dry_run_summary.parquet").iter_rows())
+    proposed = pl.read_parquet(artifacts / "dry_run_results.parquet")
+    assert summary["new_entities"] == 0
+    assert not proposed.get_column("entity_key").is_in(JOHNS_RECORDS).any()
