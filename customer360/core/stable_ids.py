@@ -18,6 +18,7 @@ The registry (resolved_id, issued_seq, issued_at) is state kept between runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import numpy as np
@@ -132,12 +133,46 @@ def _unique_ids(candidates: pl.Series, taken: set[str]) -> list[str]:
     result = candidates.to_list()
     colliding = candidates.is_in(list(taken)).to_list() if taken else [False] * len(result)
     for index in (i for i, hit in enumerate(colliding) if hit):
-        suffix = 2
-        while f"{result[index]}#{suffix}" in taken:
-            suffix += 1
-        result[index] = f"{result[index]}#{suffix}"
+        result[index] = unique_id(result[index], taken.__contains__)
         taken.add(result[index])
     return result
+
+
+def unique_id(candidate: str, is_taken: Callable[[str], bool]) -> str:
+    """A new cluster's id: its first record's entity_key, or '<entity_key>#<n>' with the
+    smallest n from 2 when that was issued before — shared with the resolve service,
+    which hands out ids in real time that later runs keep."""
+    if not is_taken(candidate):
+        return candidate
+    suffix = 2
+    while is_taken(f"{candidate}#{suffix}"):
+        suffix += 1
+    return f"{candidate}#{suffix}"
+
+
+def with_realtime_assignments(
+    previous: pl.DataFrame | None, assigned: pl.DataFrame, entity_keys: pl.Series
+) -> pl.DataFrame | None:
+    """The ids handed down to a run: the last published membership, plus the ids the
+    resolve service assigned in real time to records that reach the graph for the first
+    time (``assigned``: entity_key, resolved_id).
+
+    To the assignment above such an id is a previous id like any other, so the record's
+    cluster keeps it unless the batch's evidence merges it with an older customer (the
+    oldest id wins) or splits the record off; lineage then says so. A record already in
+    the published membership keeps its published id: that is the newer word.
+    """
+    published = (
+        previous.select("entity_key", "resolved_id")
+        if previous is not None
+        else pl.DataFrame(schema={"entity_key": pl.String, "resolved_id": pl.String})
+    )
+    arriving = assigned.join(entity_keys.to_frame("entity_key"), on="entity_key", how="semi").join(
+        published, on="entity_key", how="anti"
+    )
+    if arriving.is_empty():
+        return previous
+    return pl.concat([published, arriving.select("entity_key", "resolved_id")])
 
 
 def _next_seq(registry: pl.DataFrame) -> int:
