@@ -48,28 +48,59 @@ def _normalized_type(
     spec: Spec, name: str, id_type: IdentifierType, records: pl.DataFrame
 ) -> pl.DataFrame:
     raw = records.select("entity_key", pl.col(name).alias("value_raw")).drop_nulls("value_raw")
-    region = spec.settings.default_region
-    frame = raw.with_columns(
-        pl.lit(name).alias("identifier_type"),
-        normalize(raw.get_column("value_raw"), id_type, region).alias("value"),
+    classifier = ValueClassifier(name, id_type, spec.settings.default_region)
+    return classifier.with_statuses(
+        raw.with_columns(
+            pl.lit(name).alias("identifier_type"),
+            classifier.normalize(raw.get_column("value_raw")).alias("value"),
+        )
     )
-    exclusion = _exclusion_reason(id_type, region)
-    return frame.with_columns(
-        pl.when(not id_type.active)
-        .then(pl.lit("inactive"))
-        .when(pl.col("value").is_null())
-        .then(pl.lit("invalid"))
-        .when(exclusion.is_not_null())
-        .then(pl.lit("excluded"))
-        .otherwise(pl.lit("linkable"))
-        .alias("status"),
-        pl.when(not id_type.active)
-        .then(pl.lit(f"identifier type '{name}' is inactive in the spec"))
-        .when(pl.col("value").is_null())
-        .then(pl.lit(f"not a valid {id_type.normalizer} value"))
-        .otherwise(exclusion)
-        .alias("reason"),
-    )
+
+
+class ValueClassifier:
+    """One identifier type's values: normalized, with the status each has before group
+    sizes are known (inactive, invalid, excluded or linkable) and the reason.
+
+    The batch classifies a whole column at once; the resolve service classifies the
+    values of one record per request with the same object, so both apply exactly the same
+    normalizer and exclusions. Building the exclusion expression normalizes the exact
+    exclusion values, so it is built once here rather than per call.
+    """
+
+    def __init__(self, name: str, id_type: IdentifierType, default_region: str) -> None:
+        self.name = name
+        self.id_type = id_type
+        self.default_region = default_region
+        self._exclusion = _exclusion_reason(id_type, default_region).alias("reason")
+        inactive = not id_type.active
+        self._status = [
+            pl.when(inactive)
+            .then(pl.lit("inactive"))
+            .when(pl.col("value").is_null())
+            .then(pl.lit("invalid"))
+            .when(pl.col("reason").is_not_null())
+            .then(pl.lit("excluded"))
+            .otherwise(pl.lit("linkable"))
+            .alias("status"),
+            pl.when(inactive)
+            .then(pl.lit(f"identifier type '{name}' is inactive in the spec"))
+            .when(pl.col("value").is_null())
+            .then(pl.lit(f"not a valid {id_type.normalizer} value"))
+            .otherwise(pl.col("reason"))
+            .alias("reason"),
+        ]
+
+    def normalize(self, raw: pl.Series) -> pl.Series:
+        return normalize(raw, self.id_type, self.default_region)
+
+    def with_statuses(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``status`` and ``reason`` added to a frame with the normalized ``value``."""
+        return frame.with_columns(self._exclusion).with_columns(self._status)
+
+    def classify(self, raw: pl.Series) -> pl.DataFrame:
+        """``value_raw``, ``value``, ``status`` and ``reason`` of each raw value."""
+        frame = pl.DataFrame({"value_raw": raw.cast(pl.String), "value": self.normalize(raw)})
+        return self.with_statuses(frame)
 
 
 def _exclusion_reason(id_type: IdentifierType, region: str) -> pl.Expr:
