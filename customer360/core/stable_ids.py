@@ -24,6 +24,8 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
+# The state file (under artifacts/state/) that keeps every id ever issued.
+ID_REGISTRY_STATE = "resolved_id_registry"
 REGISTRY_SCHEMA = {"resolved_id": pl.String, "issued_seq": pl.Int64, "issued_at": pl.Datetime("us")}
 LINEAGE_SCHEMA = {
     "entity_key": pl.String,

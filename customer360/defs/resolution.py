@@ -14,6 +14,7 @@ from customer360.core.inbox import realtime_assignments
 from customer360.core.records import build_records
 from customer360.core.spec import Spec
 from customer360.core.stable_ids import (
+    ID_REGISTRY_STATE,
     accumulate_lineage,
     cluster_lineage,
     with_realtime_assignments,
@@ -24,7 +25,6 @@ from customer360.defs.metadata import preview
 from customer360.defs.schemas import IdentifiersType
 
 GROUP = "resolution"
-ID_REGISTRY_STATE = "resolved_id_registry"
 KINDS = {"polars", "parquet", "duckdb"}
 
 

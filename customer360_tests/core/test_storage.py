@@ -104,3 +104,26 @@ def test_the_bundled_duckdb_shell_can_query_the_catalogue(tmp_path):
         check=True,
     )
     assert result.stdout.strip() == "6"
+
+
+def test_run_in_progress_sees_the_run_lock_of_another_process(tmp_path):
+    store = ArtifactStore(tmp_path / "artifacts")
+    assert not store.run_in_progress()  # no run ever
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from customer360.core.storage import ArtifactStore\n"
+            f"with ArtifactStore({str(store.root)!r}).exclusive_run():\n"
+            "    print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert store.run_in_progress()
+    finally:
+        holder.communicate("")
+    assert not store.run_in_progress()
