@@ -2,7 +2,7 @@
 of the spec's inbox source so that the next batch run folds them into the graph.
 
 One line per accepted record: the request's data fields (the columns the inbox source
-maps), the record key ``<caller source>/<external_id>`` under the source's ``key``
+maps), the record key ``<caller source>:<external_id>`` under the source's ``key``
 column, the time it was received under its ``updated_at`` column, the resolved_id the
 service assigned (``assigned_resolved_id``) and a hash of the data (``data_hash``), so
 that a replay with different data is told apart from a true replay.
@@ -26,7 +26,7 @@ from customer360.core.spec import SERVICE_COLUMNS, Source, Spec
 ASSIGNED_ID_COLUMN, DATA_HASH_COLUMN = SERVICE_COLUMNS
 # The file the service is appending to: hidden, so no reader or sensor sees it half-done.
 ACCEPTING_FILE = ".accepting.ndjson"
-KEY_SEPARATOR = "/"
+KEY_SEPARATOR = ":"
 ASSIGNMENT_SCHEMA = {"entity_key": pl.String, "resolved_id": pl.String}
 
 
@@ -49,7 +49,7 @@ def inbox_folder(spec: Spec) -> Path:
 
 
 def record_key(source_system: str, external_id: str) -> str:
-    """The inbox record key of a caller's record; source names hold no '/', so it splits
+    """The inbox record key of a caller's record; source names hold no ':', so it splits
     back unambiguously."""
     return f"{source_system}{KEY_SEPARATOR}{external_id}"
 

@@ -41,7 +41,7 @@ def write_lines(path: Path, *lines: dict) -> None:
 def test_data_columns_are_the_columns_the_inbox_mappings_read(tmp_path):
     spec = inbox_spec(tmp_path)
     assert data_columns(inbox_source(spec)) == ["email", "given_name", "phone"]
-    assert entity_key(spec, "web", "S/1") == "inbox:web/S/1"
+    assert entity_key(spec, "web", "S/1") == "inbox:web:S/1"
 
 
 def test_assignments_come_from_complete_batch_files_only(tmp_path):
@@ -49,15 +49,15 @@ def test_assignments_come_from_complete_batch_files_only(tmp_path):
     folder = tmp_path / "inbox"
     write_lines(
         folder / "accepted-1.ndjson",
-        {"inbox_key": "web/1", "assigned_resolved_id": "crm:C1", "email": "a@x.com"},
-        {"inbox_key": " web/2 ", "assigned_resolved_id": "inbox:web/2"},
+        {"inbox_key": "web:1", "assigned_resolved_id": "crm:C1", "email": "a@x.com"},
+        {"inbox_key": " web:2 ", "assigned_resolved_id": "inbox:web:2"},
     )
-    write_lines(folder / ACCEPTING_FILE, {"inbox_key": "web/3", "assigned_resolved_id": "x"})
+    write_lines(folder / ACCEPTING_FILE, {"inbox_key": "web:3", "assigned_resolved_id": "x"})
     (folder / "accepted-2.ndjson").write_text("{not json\n")  # quarantined by the batch
 
     assert realtime_assignments(spec).rows() == [
-        ("inbox:web/1", "crm:C1"),
-        ("inbox:web/2", "inbox:web/2"),  # keys are trimmed like every record key
+        ("inbox:web:1", "crm:C1"),
+        ("inbox:web:2", "inbox:web:2"),  # keys are trimmed like every record key
     ]
 
 

@@ -73,6 +73,6 @@ def test_the_published_id_wins_over_the_assignment_and_absent_records_are_ignore
 
 
 def test_unique_id_suffixes_an_issued_id_with_the_smallest_free_number():
-    issued = {"inbox:web/1", "inbox:web/1#2"}
-    assert unique_id("inbox:web/2", issued.__contains__) == "inbox:web/2"
-    assert unique_id("inbox:web/1", issued.__contains__) == "inbox:web/1#3"
+    issued = {"inbox:web:1", "inbox:web:1#2"}
+    assert unique_id("inbox:web:2", issued.__contains__) == "inbox:web:2"
+    assert unique_id("inbox:web:1", issued.__contains__) == "inbox:web:1#3"

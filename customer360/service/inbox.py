@@ -1,0 +1,138 @@
+"""Appending accepted records to the inbox durably, and turning them into batch files.
+
+A record is accepted only once its line is on disk: the line is written with one
+``write`` and flushed with ``fdatasync`` before the service answers. Lines go to a hidden
+file (:data:`~customer360.core.inbox.ACCEPTING_FILE`) that no reader or sensor looks at;
+rotation renames it to ``accepted-<UTC time>.ndjson``, an atomic step, so a batch file
+only ever holds complete lines and never changes after it appears. A write that fails
+half-way is cut back to the last complete line, and a line left half-written by a crash
+is cut off when the service starts again (its request was never answered).
+
+One service owns an inbox at a time: it holds an exclusive lock on a file in the folder.
+The writer is not thread-safe; the resolver calls it under its own lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from customer360.core.inbox import ACCEPTING_FILE
+
+LOCK_FILE = ".service.lock"
+BATCH_PREFIX = "accepted-"
+_sync = getattr(os, "fdatasync", os.fsync)  # fdatasync is Linux-only
+
+
+class InboxBusyError(RuntimeError):
+    """Another service process is writing this inbox."""
+
+
+class InboxWriteError(RuntimeError):
+    """A line could not be made durable; nothing of it was kept."""
+
+
+class InboxWriter:
+    """Durable appends to one inbox folder, rotated into batch files."""
+
+    def __init__(
+        self,
+        folder: Path,
+        rotate_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.folder = folder
+        self.rotate_seconds = rotate_seconds
+        self._clock = clock
+        folder.mkdir(parents=True, exist_ok=True)
+        self._lock = open(folder / LOCK_FILE, "w")  # noqa: SIM115 - held for the writer's life
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise InboxBusyError(
+                f"another customer360 serve is writing the inbox {folder}; stop it first "
+                "(one service per inbox)"
+            ) from None
+        self.accepting = folder / ACCEPTING_FILE
+        self._fd: int | None = None
+        self._size = 0
+        self._opened_at = 0.0
+        self._recover()
+
+    def append(self, line: bytes) -> None:
+        """Write one complete line and make it durable, or keep nothing of it."""
+        if self._fd is None:
+            self._open()
+        assert self._fd is not None
+        try:
+            if os.write(self._fd, line) != len(line):
+                raise OSError("short write")
+            _sync(self._fd)
+        except OSError as exc:
+            os.ftruncate(self._fd, self._size)
+            raise InboxWriteError(f"could not write to {self.accepting}: {exc}") from exc
+        self._size += len(line)
+
+    def rotate_if_due(self) -> Path | None:
+        """Rotate when the open file has held lines for ``rotate_seconds``."""
+        if self._size and self._clock() - self._opened_at >= self.rotate_seconds:
+            return self.rotate()
+        return None
+
+    def rotate(self) -> Path | None:
+        """Turn the open file into a batch file (none when it holds no line)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if not self.accepting.is_file() or self.accepting.stat().st_size == 0:
+            return None
+        target = self._batch_name()
+        os.replace(self.accepting, target)
+        self._sync_folder()
+        self._size = 0
+        return target
+
+    def close(self) -> None:
+        """Rotate what was accepted and release the inbox."""
+        self.rotate()
+        self._lock.close()
+
+    def _open(self) -> None:
+        self._fd = os.open(self.accepting, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = os.fstat(self._fd).st_size
+        self._opened_at = self._clock()
+        self._sync_folder()  # the file's name must survive a crash as well as its lines
+
+    def _recover(self) -> None:
+        """Cut off a line a crash left half-written, and hand over what a previous run
+        of the service accepted as a batch file."""
+        if not self.accepting.is_file():
+            return
+        content = self.accepting.read_bytes()
+        complete = content[: content.rfind(b"\n") + 1]
+        if len(complete) != len(content):
+            with open(self.accepting, "r+b") as handle:
+                handle.truncate(len(complete))
+                _sync(handle.fileno())
+        self.rotate()
+
+    def _batch_name(self) -> Path:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        target = self.folder / f"{BATCH_PREFIX}{stamp}.ndjson"
+        suffix = 2
+        while target.exists():
+            target = self.folder / f"{BATCH_PREFIX}{stamp}-{suffix}.ndjson"
+            suffix += 1
+        return target
+
+    def _sync_folder(self) -> None:
+        descriptor = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
