@@ -18,7 +18,7 @@ import fcntl
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from customer360.core.inbox import ACCEPTING_FILE
@@ -122,13 +122,14 @@ class InboxWriter:
         self.rotate()
 
     def _batch_name(self) -> Path:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        target = self.folder / f"{BATCH_PREFIX}{stamp}.ndjson"
-        suffix = 2
-        while target.exists():
-            target = self.folder / f"{BATCH_PREFIX}{stamp}-{suffix}.ndjson"
-            suffix += 1
-        return target
+        """``accepted-<UTC time to the microsecond>.ndjson``: names sort in the order the
+        batches were made (a name already taken moves on by a microsecond)."""
+        moment = datetime.now(UTC)
+        while True:
+            target = self.folder / f"{BATCH_PREFIX}{moment:%Y%m%dT%H%M%S%fZ}.ndjson"
+            if not target.exists():
+                return target
+            moment += timedelta(microseconds=1)
 
     def _sync_folder(self) -> None:
         descriptor = os.open(self.folder, os.O_RDONLY)
