@@ -7,6 +7,8 @@ idempotent: normalizing a normalized value gives it back unchanged.
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 import polars as pl
 
@@ -33,13 +35,15 @@ def normalize(values: pl.Series, id_type: IdentifierType, default_region: str) -
         return normalize_phone(text, id_type.region or default_region, id_type.phone_validation)
     if id_type.normalizer == "email":
         return normalize_email(text)
-    return _evaluate(text, _text_normalizer(id_type))
+    return _evaluate(text, _text_normalizer(id_type.normalizer, id_type.expression))
 
 
-def _text_normalizer(id_type: IdentifierType) -> pl.Expr:
-    """The normalizers other than email and phone, as one expression over ``value``."""
+@functools.cache
+def _text_normalizer(normalizer: str, expression: str | None) -> pl.Expr:
+    """The normalizers other than email and phone, as one expression over ``value``
+    (built once per kind: parsing an expression costs as much as applying it to a value)."""
     value = pl.col("value")
-    match id_type.normalizer:
+    match normalizer:
         case "upper":
             return _collapse_spaces(value).str.to_uppercase()
         case "lower":
@@ -49,8 +53,8 @@ def _text_normalizer(id_type: IdentifierType) -> pl.Expr:
         case "digits":
             return _none_if_empty(value.str.replace_all(r"\D", ""))
         case "expression":
-            return _none_if_empty(pl.sql_expr(id_type.expression).cast(pl.String).str.strip_chars())
-    raise AssertionError(f"unhandled normalizer {id_type.normalizer}")
+            return _none_if_empty(pl.sql_expr(expression).cast(pl.String).str.strip_chars())
+    raise AssertionError(f"unhandled normalizer {normalizer}")
 
 
 def _evaluate(values: pl.Series, *steps: pl.Expr) -> pl.Series:
@@ -68,19 +72,18 @@ def normalize_email(values: pl.Series) -> pl.Series:
     """Lower-case, trimmed, without ``mailto:`` or angle brackets; null unless it looks
     like ``local@domain.tld``. No provider-specific rewriting (dots, plus tags): that
     would merge addresses that really are different mailboxes on most providers."""
-    return _evaluate(values, *_email_steps())
+    return _evaluate(values, *_EMAIL_STEPS)
 
 
-def _email_steps() -> tuple[pl.Expr, pl.Expr]:
-    value = pl.col("value")
-    cleaned = (
-        value.str.replace_all(INVISIBLE, "")
-        .str.strip_chars()
-        .str.to_lowercase()
-        .str.replace(r"^mailto:", "")
-        .str.strip_chars("<> \t")
-    )
-    return cleaned, pl.when(value.str.contains(EMAIL_PATTERN)).then(value)
+_EMAIL_STEPS = (
+    pl.col("value")
+    .str.replace_all(INVISIBLE, "")
+    .str.strip_chars()
+    .str.to_lowercase()
+    .str.replace(r"^mailto:", "")
+    .str.strip_chars("<> \t"),
+    pl.when(pl.col("value").str.contains(EMAIL_PATTERN)).then(pl.col("value")),
+)
 
 
 def normalize_phone(values: pl.Series, region: str, validation: str = "possible") -> pl.Series:
@@ -96,19 +99,12 @@ def normalize_phone(values: pl.Series, region: str, validation: str = "possible"
     plain 10-digit forms are converted by a vectorised rule that gives exactly what
     phonenumbers gives (a test compares the two); only the rest is parsed one by one.
     """
-    reduced = (
-        pl.col("value").str.strip_chars().str.replace_all(r"[^0-9+xX#]", "").str.to_lowercase()
-    )
-    fast = (
-        _nanp_fast_path(pl.col("reduced"))
-        if region in NANP_REGIONS and validation == "possible"
-        else pl.lit(None, dtype=pl.String)
-    )
+    fast = _NANP_FAST if region in NANP_REGIONS and validation == "possible" else _NO_FAST
     stages = (
         pl.DataFrame({"value": values})
-        .select(reduced.alias("reduced"))
-        .select(fast.alias("fast"), "reduced")
-        .select("fast", pl.when(pl.col("fast").is_null()).then("reduced").alias("pending"))
+        .select(_PHONE_REDUCED)
+        .select(fast, "reduced")
+        .select("fast", _PHONE_PENDING)
     )
     fast_values = stages.get_column("fast").alias(values.name)
     pending = stages.get_column("pending")
@@ -129,6 +125,18 @@ def normalize_phone(values: pl.Series, region: str, validation: str = "possible"
     return fast_values.fill_null(slow)
 
 
+# Built once: constructing expressions costs as much as running them on one value.
+_PHONE_REDUCED = (
+    pl.col("value")
+    .str.strip_chars()
+    .str.replace_all(r"[^0-9+xX#]", "")
+    .str.to_lowercase()
+    .alias("reduced")
+)
+_PHONE_PENDING = pl.when(pl.col("fast").is_null()).then("reduced").alias("pending")
+_NO_FAST = pl.lit(None, dtype=pl.String).alias("fast")
+
+
 def _nanp_fast_path(reduced: pl.Expr) -> pl.Expr:
     """E.164 for '2125550187', '12125550187' and '+12125550187'; null for anything else."""
     return (
@@ -140,6 +148,9 @@ def _nanp_fast_path(reduced: pl.Expr) -> pl.Expr:
         .then(reduced)
         .otherwise(None)
     )
+
+
+_NANP_FAST = _nanp_fast_path(pl.col("reduced")).alias("fast")
 
 
 def phone_e164(value: str, region: str, validation: str = "possible") -> str | None:
