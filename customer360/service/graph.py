@@ -116,6 +116,12 @@ class GraphIndex:
             group_size=self._group_sizes.get(identifier_type, {}).get(value, 1),
         )
 
+    def links_on(self, identifier_type: str, value: str) -> bool:
+        """The batch classified this value as linkable (and may have found it over-size)."""
+        return value in self._values.get(identifier_type, ()) or self.is_oversize(
+            identifier_type, value
+        )
+
     def is_oversize(self, identifier_type: str, value: str) -> bool:
         """Shared by more records than max_group_size allows: it links nothing."""
         return value in self._oversize.get(identifier_type, ())

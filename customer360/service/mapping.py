@@ -9,6 +9,7 @@ a value the service matches on is exactly the value the batch will link on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -40,6 +41,9 @@ class Observation:
         return [identifier for identifier in self.identifiers if identifier.linkable]
 
 
+KnownLinkable = Callable[[str, str], bool] | None
+
+
 class RecordMapper:
     """Maps inbox data (column → text) the way the batch maps the inbox source."""
 
@@ -47,30 +51,49 @@ class RecordMapper:
         inbox = inbox_source(spec)
         self.columns = data_columns(inbox)
         self.identifier_types = list(inbox.identifiers)
-        self._schema = dict.fromkeys(self.columns, pl.String)
         self._fields = [  # identifiers only: attributes do not take part in matching
             field
             for field in mapped_fields(spec, inbox, self.columns)
             if field.meta.output_name() in inbox.identifiers
         ]
+        self._inputs = sorted({c for f in self._fields for c in f.meta.root_names()})
         region = spec.settings.default_region
         self.classifiers = {
             name: ValueClassifier(name, spec.identifier_types[name], region)
             for name in spec.identifier_types
         }
 
-    def observe(self, data: dict[str, str | None]) -> Observation:
-        """One record's identifiers, normalized and classified."""
-        row = pl.DataFrame({c: [data.get(c)] for c in self.columns}, schema=self._schema)
+    def observe(self, data: dict[str, str], known_linkable: KnownLinkable = None) -> Observation:
+        """One record's identifiers, normalized and classified.
+
+        ``known_linkable(type, value)`` says whether the batch (or the service, earlier)
+        already classified this normalized value as linkable: the published graph links
+        on it. Such a value is not classified again — the same spec and code gave that
+        answer — which spares a Polars pass per identifier on the hot path.
+        """
+        row = pl.DataFrame([pl.Series(c, [data.get(c)], pl.String) for c in self._inputs])
         mapped = row.select(self._fields).row(0, named=True)
-        return Observation(
-            [self.classify(name, mapped[name]) for name in self.identifier_types if mapped[name]]
-        )
+        identifiers = []
+        for name in self.identifier_types:
+            if mapped[name] is None:
+                continue
+            classifier = self.classifiers[name]
+            value = classifier.normalize(pl.Series([mapped[name]]))[0]
+            known = value is not None and known_linkable is not None and known_linkable(name, value)
+            if known and classifier.id_type.active:
+                identifiers.append(ObservedIdentifier(name, value, "linkable"))
+            else:
+                identifiers.append(self._classified(name, value))
+        return Observation(identifiers)
 
     def classify(self, identifier_type: str, raw: str) -> ObservedIdentifier:
         """One raw value of an identifier type, normalized and classified."""
-        classified = self.classifiers[identifier_type].classify(pl.Series([raw]))
-        value, status = classified.select("value", "status").row(0)
+        value = self.classifiers[identifier_type].normalize(pl.Series([raw]))[0]
+        return self._classified(identifier_type, value)
+
+    def _classified(self, identifier_type: str, value: str | None) -> ObservedIdentifier:
+        frame = pl.DataFrame([pl.Series("value", [value], pl.String)])
+        status = self.classifiers[identifier_type].with_statuses(frame).get_column("status")[0]
         return ObservedIdentifier(identifier_type, value, status)
 
     def linkable_values(self, lines: pl.DataFrame) -> pl.DataFrame:

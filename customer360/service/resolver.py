@@ -159,7 +159,7 @@ class Resolver:
         """The record's customer; the record is in the inbox when this returns."""
         key = entity_key(self.spec, source, external_id)
         data_hash = _data_hash(data)
-        observation = self.mapper.observe(data)
+        observation = self.mapper.observe(data, self._known_linkable)
         with self._lock:
             graph = self._require_graph()
             replay = self._replay(graph, key, data_hash)
@@ -322,6 +322,13 @@ class Resolver:
                 seq = graph.issued_seq(pending.resolved_id)
                 candidates.append(Candidate(pending.resolved_id, name, pending.entity_key, seq))
         return candidates
+
+    def _known_linkable(self, identifier_type: str, value: str) -> bool:
+        """A value the published graph, or a record accepted since, links on."""
+        graph = self._graph
+        return (identifier_type, value) in self._pending.groups or (
+            graph is not None and graph.links_on(identifier_type, value)
+        )
 
     def _is_taken(self, resolved_id: str) -> bool:
         graph = self._graph
