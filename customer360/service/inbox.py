@@ -5,7 +5,7 @@ A record is accepted only once its line is on disk: the line is written with one
 file (:data:`~customer360.core.inbox.ACCEPTING_FILE`) that no reader or sensor looks at;
 rotation renames it to ``accepted-<UTC time>.ndjson``, an atomic step, so a batch file
 only ever holds complete lines and never changes after it appears. A write that fails
-half-way is cut back to the last complete line, and a line left half-written by a crash
+counts for nothing (the next line overwrites it), and a line left half-written by a crash
 is cut off when the service starts again (its request was never answered).
 
 One service owns an inbox at a time: it holds an exclusive lock on a file in the folder.
@@ -14,6 +14,7 @@ The writer is not thread-safe; the resolver calls it under its own lock.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -25,6 +26,7 @@ from customer360.core.inbox import ACCEPTING_FILE
 
 LOCK_FILE = ".service.lock"
 BATCH_PREFIX = "accepted-"
+RESERVE_BYTES = 4 << 20
 _sync = getattr(os, "fdatasync", os.fsync)  # fdatasync is Linux-only
 
 
@@ -60,7 +62,9 @@ class InboxWriter:
             ) from None
         self.accepting = folder / ACCEPTING_FILE
         self._fd: int | None = None
-        self._size = 0
+        self._size = 0  # bytes of complete lines; the file may be longer (reserved space)
+        self._reserved = 0
+        self._preallocate = hasattr(os, "posix_fallocate")
         self._opened_at = 0.0
         self._recover()
 
@@ -70,13 +74,20 @@ class InboxWriter:
             self._open()
         assert self._fd is not None
         try:
-            if os.write(self._fd, line) != len(line):
+            self._reserve(len(line))
+            if os.pwrite(self._fd, line, self._size) != len(line):
                 raise OSError("short write")
             _sync(self._fd)
         except OSError as exc:
-            os.ftruncate(self._fd, self._size)
+            self._blank(len(line))
             raise InboxWriteError(f"could not write to {self.accepting}: {exc}") from exc
         self._size += len(line)
+
+    def _blank(self, length: int) -> None:
+        """Zero what a failed write may have left after the last line, so that no part
+        of it can ever be read back as a line (recovery stops at the first zero byte)."""
+        with contextlib.suppress(OSError):
+            os.pwrite(self._fd, bytes(length), self._size)
 
     def rotate_if_due(self) -> Path | None:
         """Rotate when the open file has held lines for ``rotate_seconds``."""
@@ -87,6 +98,8 @@ class InboxWriter:
     def rotate(self) -> Path | None:
         """Turn the open file into a batch file (none when it holds no line)."""
         if self._fd is not None:
+            os.ftruncate(self._fd, self._size)  # the space reserved ahead is not data
+            _sync(self._fd)
             os.close(self._fd)
             self._fd = None
         if not self.accepting.is_file() or self.accepting.stat().st_size == 0:
@@ -103,19 +116,34 @@ class InboxWriter:
         self._lock.close()
 
     def _open(self) -> None:
-        self._fd = os.open(self.accepting, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._size = os.fstat(self._fd).st_size
+        self._fd = os.open(self.accepting, os.O_RDWR | os.O_CREAT, 0o644)
+        self._size = self._reserved = os.fstat(self._fd).st_size
         self._opened_at = self._clock()
         self._sync_folder()  # the file's name must survive a crash as well as its lines
+
+    def _reserve(self, length: int) -> None:
+        """Allocate file space ahead of the lines, a few MB at a time: writing into space
+        the file already has makes each sync flush the line alone, not the file's size
+        too — about half the time of an append, and far steadier. A crash leaves zeros
+        after the last line, which recovery cuts off like a half-written line."""
+        if self._size + length <= self._reserved or not self._preallocate:
+            return
+        try:
+            os.posix_fallocate(self._fd, self._reserved, RESERVE_BYTES)
+        except OSError:  # a file system without it: plain appends, slower but the same
+            self._preallocate = False
+            return
+        _sync(self._fd)
+        self._reserved += RESERVE_BYTES
 
     def _recover(self) -> None:
         """Cut off a line a crash left half-written, and hand over what a previous run
         of the service accepted as a batch file."""
         if not self.accepting.is_file():
             return
-        content = self.accepting.read_bytes()
+        content = self.accepting.read_bytes().split(b"\0", 1)[0]  # JSON lines hold no NUL
         complete = content[: content.rfind(b"\n") + 1]
-        if len(complete) != len(content):
+        if len(complete) != self.accepting.stat().st_size:
             with open(self.accepting, "r+b") as handle:
                 handle.truncate(len(complete))
                 _sync(handle.fileno())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -64,20 +65,37 @@ def test_a_half_written_line_from_a_crash_is_cut_off_and_the_rest_handed_over(tm
     writer.close()
 
 
+def disk_full(descriptor: int) -> None:
+    raise OSError(28, "No space left on device")
+
+
 def test_a_failed_write_keeps_nothing_of_the_line(tmp_path: Path, monkeypatch):
     writer = InboxWriter(tmp_path, rotate_seconds=60)
     writer.append(b'{"n":1}\n')
-
-    def disk_full(descriptor: int) -> None:
-        raise OSError(28, "No space left on device")
-
     monkeypatch.setattr(inbox_module, "_sync", disk_full)
     with pytest.raises(InboxWriteError, match="No space left"):
         writer.append(b'{"n":2}\n')
     monkeypatch.undo()
     writer.append(b'{"n":3}\n')
-    assert (tmp_path / ACCEPTING_FILE).read_bytes() == b'{"n":1}\n{"n":3}\n'
     writer.close()
+    (batch,) = batch_files(tmp_path)
+    assert batch.read_bytes() == b'{"n":1}\n{"n":3}\n'
+
+
+def test_after_a_crash_neither_reserved_space_nor_a_failed_line_is_read_back(tmp_path, monkeypatch):
+    writer = InboxWriter(tmp_path, rotate_seconds=60)
+    writer.append(b'{"n":1}\n')
+    monkeypatch.setattr(inbox_module, "_sync", disk_full)  # the line is written, not synced
+    with pytest.raises(InboxWriteError):
+        writer.append(b'{"n":"a long line whose sync failed"}\n')
+    monkeypatch.undo()
+    writer.append(b'{"n":3}\n')
+    os.close(writer._fd)  # noqa: SLF001 - the process dies: no rotation, the lock goes too
+    writer._lock.close()  # noqa: SLF001
+
+    InboxWriter(tmp_path, rotate_seconds=60).close()
+    (batch,) = batch_files(tmp_path)
+    assert batch.read_bytes() == b'{"n":1}\n{"n":3}\n'
 
 
 def test_batch_files_are_never_overwritten_and_sort_in_the_order_they_were_made(tmp_path):

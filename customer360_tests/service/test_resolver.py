@@ -14,8 +14,10 @@ from .conftest import BOB, JANE, JOHN, World, make_world
 
 
 def inbox_lines(world: World) -> list[dict]:
-    files = sorted(world.inbox.glob("*.ndjson"))  # batch files, and the open hidden one
-    return [json.loads(line) for path in files for line in path.read_text().splitlines()]
+    """Lines of the batch files and of the open hidden file (up to its reserved space)."""
+    files = sorted(world.inbox.glob("*.ndjson"))
+    contents = [path.read_bytes().split(b"\0", 1)[0] for path in files]
+    return [json.loads(line) for content in contents for line in content.splitlines()]
 
 
 def with_email_group_limit(spec: str, limit: int) -> str:
