@@ -76,3 +76,36 @@ def test_the_service_process_resolves_and_hands_its_records_over_on_stop(world: 
     assert "john@acme.com" not in log
     (batch,) = [p for p in world.inbox.iterdir() if not p.name.startswith(".")]
     assert json.loads(batch.read_text())["assigned_resolved_id"] == JOHN
+
+
+def test_every_answered_record_survives_a_kill_and_replays_to_the_same_id(world: World) -> None:
+    port = free_port()
+    server = serve(world, port)
+    try:
+        wait_until_ready(port, server)
+        answered = {
+            n: call(port, "/v1/resolve", signup(f"K{n}", email=f"k{n}@new.org"))[1]["resolved_id"]
+            for n in range(20)
+        }
+    finally:
+        server.kill()  # SIGKILL: no shutdown, the open inbox file stays as it was
+        server.wait(timeout=30)
+
+    server = serve(world, port)
+    try:
+        wait_until_ready(port, server)
+        replays = {
+            n: call(port, "/v1/resolve", signup(f"K{n}", email=f"k{n}@new.org"))[1]
+            for n in range(20)
+        }
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    assert {n: r["resolved_id"] for n, r in replays.items()} == answered
+    assert not any(r["is_new"] for r in replays.values())
+    lines = [
+        json.loads(line)
+        for batch in sorted(p for p in world.inbox.iterdir() if not p.name.startswith("."))
+        for line in batch.read_text().splitlines()
+    ]
+    assert [line["inbox_key"] for line in lines] == [f"web:K{n}" for n in range(20)]
