@@ -4,9 +4,12 @@ lineage says so."""
 
 from __future__ import annotations
 
+import dagster as dg
 import polars as pl
 
+from customer360.definitions import build_definitions
 from customer360.service.resolver import Resolver
+from customer360_tests.defs.test_automation import evaluate
 
 from .conftest import JANE, JOHN, World
 
@@ -92,3 +95,18 @@ def test_when_the_batch_evidence_disagrees_the_record_splits_off_and_lineage_say
 
     assert membership(world)["signups:web:S7"] == "signups:web:S7"
     assert latest_lineage(world)["signups:web:S7"] == (JOHN, "SPLIT")
+
+
+def test_the_sensor_sees_an_inbox_batch_only_once_it_is_complete(world: World) -> None:
+    sensor = build_definitions(world.spec, world.artifacts).resolve_sensor_def("batch_files_sensor")
+    instance = dg.DagsterInstance.ephemeral()
+    _, cursor = evaluate(sensor, instance, None)  # the first look: every batch is new
+
+    resolver = world.resolver()
+    resolver.resolve("web", "S8", {"email": "zoe@new.org"})
+    requests, cursor = evaluate(sensor, instance, cursor)
+    assert requests == []  # the open inbox file is hidden
+    resolver.close()  # rotation
+
+    requests, _ = evaluate(sensor, instance, cursor)
+    assert [r.tags["customer360/changes"] for r in requests] == ["1 new"]
