@@ -110,7 +110,7 @@ def create_app(resolver: Resolver, api_key: str | None, max_body_bytes: int) -> 
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     authenticated = [Depends(api_key_guard(api_key))]
     request_model = _resolve_request_model(resolver.mapper.columns)
-    lookup_model = _lookup_query_model(resolver.mapper.identifier_types)
+    lookup_model = _lookup_query_model(list(resolver.spec.identifier_types))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -164,8 +164,7 @@ def create_app(resolver: Resolver, api_key: str | None, max_body_bytes: int) -> 
         if not values:
             raise HTTPException(
                 status_code=422,
-                detail="give at least one identifier: "
-                + ", ".join(resolver.mapper.identifier_types),
+                detail="give at least one identifier: " + ", ".join(resolver.spec.identifier_types),
             )
         matches = resolver.lookup(values)
         found = list(dict.fromkeys(m.resolved_id for m in matches if m.resolved_id))
