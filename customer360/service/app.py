@@ -150,8 +150,10 @@ def create_app(resolver: Resolver, api_key: str | None, max_body_bytes: int) -> 
         return ResolveResponse.model_validate(result)
 
     @app.get("/v1/customers/{resolved_id:path}", dependencies=authenticated, tags=["customers"])
-    async def customer(resolved_id: str) -> CustomerResponse:
+    def customer(resolved_id: str) -> CustomerResponse:
         """A customer's golden profile, records (members) and lineage of ids."""
+        # a plain def: FastAPI runs it in a worker thread, so reading the lineage table
+        # (tens of ms on a large graph) does not hold up resolves on the event loop
         view = resolver.customer(resolved_id)
         if view is None:
             raise HTTPException(status_code=404, detail="no customer with this resolved_id")

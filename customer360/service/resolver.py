@@ -126,8 +126,12 @@ class _Pending:
 
 
 class Resolver:
-    """The service's state and rules; safe to call from the request thread while the
-    maintenance thread rotates the inbox and swaps in new graphs."""
+    """The service's state and rules.
+
+    Only ``resolve`` changes what was accepted, and it runs on one thread (the event
+    loop); reads from other threads (customer views in worker threads, the maintenance
+    thread rotating the inbox and swapping in new graphs) happen under the lock.
+    """
 
     def __init__(
         self,
