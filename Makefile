@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster
 N ?= 1000000
 
-.PHONY: run test dev bench accuracy lint sample clean
+.PHONY: run test dev bench loadtest accuracy lint sample clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +52,7 @@ accuracy: $(STAMP)
 ## bench: materialize the graph on N generated records (default 1,000,000); prints timings
 bench: $(STAMP)
 	$(BIN)/python scripts/benchmark.py --records $(N)
+
+## loadtest: 10,000 resolves against the service over a graph of N records; p50/p99/errors
+loadtest: $(STAMP)
+	$(BIN)/python scripts/load_test.py --records $(N)

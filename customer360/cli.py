@@ -3,7 +3,8 @@
 - ``customer360 run``: materialize the whole asset graph in process and print a summary;
 - ``customer360 sample``: write the seeded sample world to ``data_sources/``;
 - ``customer360 forget``: remove a person from every output and keep them out;
-- ``customer360 explain``: why records are one customer — the links between them.
+- ``customer360 explain``: why records are one customer — the links between them;
+- ``customer360 serve``: the real-time resolve service over the published graph.
 
 Runs land in the Dagster instance at ``$DAGSTER_HOME`` when it is set (so they show up
 in ``dagster dev``), otherwise in a throwaway in-memory instance.
@@ -12,6 +13,7 @@ in ``dagster dev``), otherwise in a throwaway in-memory instance.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -27,11 +29,18 @@ from customer360.core.explain import (
     format_explanation,
 )
 from customer360.core.forget import ForgetError, forget, select_records
-from customer360.core.spec import SPEC_ENV_VAR, SpecError, default_spec_path, load_spec
+from customer360.core.spec import (
+    DEFAULT_SERVICE_PORT,
+    SPEC_ENV_VAR,
+    SpecError,
+    default_spec_path,
+    load_spec,
+)
 from customer360.core.storage import ARTIFACTS_ENV_VAR, ArtifactStore, StorageError
 from customer360.definitions import artifacts_dir
 from customer360.defs.run_history import record_run
 from customer360.runner import materialize_all
+from customer360.service import API_KEY_ENV_VAR
 
 DEFAULT_SAMPLE_DIR = Path("data_sources")
 
@@ -84,6 +93,21 @@ def main(argv: list[str] | None = None) -> int:
         "--show-values", action="store_true", help="show shared emails and phones unmasked"
     )
 
+    serving = commands.add_parser(
+        "serve", help="the real-time resolve service (HTTP) over the published graph"
+    )
+    serving.add_argument("--spec", type=Path)
+    serving.add_argument("--artifacts", type=Path)
+    serving.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serving.add_argument(
+        "--port", type=int, help=f"port (default service.port, else {DEFAULT_SERVICE_PORT})"
+    )
+    serving.add_argument(
+        "--no-auth",
+        action="store_true",
+        help=f"serve without the API key (${API_KEY_ENV_VAR}); for local experiments only",
+    )
+
     args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args.spec, args.artifacts)
@@ -91,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         return _forget(args.spec, args.artifacts, args.resolved_id, args.identifier)
     if args.command == "explain":
         return _explain(args.spec, args.artifacts, args.key, args.other_key, args.show_values)
+    if args.command == "serve":
+        return _serve(args.spec, args.artifacts, args.host, args.port, args.no_auth)
     return _sample(args.out, args.records, args.seed, args.if_missing)
 
 
@@ -185,6 +211,54 @@ def _explain(
     print(format_explanation(explanation, reveal=show_values))
     not_linked = isinstance(explanation, PairExplanation) and not explanation.linked
     return 1 if not_linked else 0
+
+
+def _serve(
+    spec_path: Path | None, artifacts: Path | None, host: str, port: int | None, no_auth: bool
+) -> int:
+    """Check everything the service needs before binding the port."""
+    from customer360.service.inbox import InboxBusyError
+    from customer360.service.security import api_key_problem
+    from customer360.service.server import configure_logging, serve
+
+    spec_file = spec_path.expanduser().resolve() if spec_path else default_spec_path()
+    try:
+        spec = load_spec(spec_file)
+    except SpecError as exc:
+        print(f"customer360: {exc}", file=sys.stderr)
+        return 2
+    if spec.service is None:
+        print(
+            f"customer360: {spec_file} has no 'service' section; add one naming the inbox "
+            "source (see the README, 'Real-time resolve service')",
+            file=sys.stderr,
+        )
+        return 2
+    api_key = None if no_auth else os.environ.get(API_KEY_ENV_VAR)
+    problem = None if no_auth else api_key_problem(api_key)
+    if problem:
+        print(f"customer360: {problem}", file=sys.stderr)
+        return 2
+    configure_logging()
+    if no_auth:
+        logging.getLogger("customer360.service").warning(
+            "authentication is off (--no-auth): anyone who can reach %s:%s can resolve and "
+            "read customers",
+            host,
+            port or spec.service.port,
+        )
+    try:
+        serve(
+            spec,
+            artifacts.resolve() if artifacts else artifacts_dir(spec),
+            host,
+            port or spec.service.port,
+            api_key,
+        )
+    except InboxBusyError as exc:
+        print(f"customer360: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _instance() -> dg.DagsterInstance:

@@ -114,3 +114,24 @@ def test_forget_of_nobody_changes_nothing(
     assert main(["forget", *args, "--resolved-id", "crm_customers:NOBODY"]) == 2
     assert "no customer matches" in capsys.readouterr().err
     assert not (artifacts / "forget_audit.parquet").exists()
+
+
+def test_serve_refuses_to_start_without_an_api_key_or_a_service_section(
+    walkthrough_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = walkthrough_dir / "customer360.yaml"
+    monkeypatch.delenv("CUSTOMER360_API_KEY", raising=False)
+    assert main(["serve", "--spec", str(spec)]) == 2
+    assert "has no 'service' section" in capsys.readouterr().err
+
+    spec.write_text(
+        spec.read_text()
+        + "  - {name: signups, path: signups/, format: ndjson, key: k, trust: 4,"
+        + " identifiers: {email: email}}\nservice: {inbox_source: signups}\n"
+    )
+    assert main(["serve", "--spec", str(spec)]) == 2
+    assert "set CUSTOMER360_API_KEY to a long random key" in capsys.readouterr().err
+    monkeypatch.setenv("CUSTOMER360_API_KEY", "short")
+    assert main(["serve", "--spec", str(spec)]) == 2
+    assert "shorter than 16 characters" in capsys.readouterr().err
+    assert not (walkthrough_dir / "signups").exists()  # nothing was started

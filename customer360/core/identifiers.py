@@ -48,34 +48,73 @@ def _normalized_type(
     spec: Spec, name: str, id_type: IdentifierType, records: pl.DataFrame
 ) -> pl.DataFrame:
     raw = records.select("entity_key", pl.col(name).alias("value_raw")).drop_nulls("value_raw")
-    region = spec.settings.default_region
-    if id_type.hash:
-        # normalized, screened by the exclusions and hashed at ingestion (see ingest)
-        normalized, exclusion = raw.get_column("value_raw"), pl.lit(None, dtype=pl.String)
-    else:
-        normalized = normalize(raw.get_column("value_raw"), id_type, region)
-        exclusion = exclusion_reason(id_type, region)
-    frame = raw.with_columns(pl.lit(name).alias("identifier_type"), normalized.alias("value"))
-    return frame.with_columns(
-        pl.when(not id_type.active)
-        .then(pl.lit("inactive"))
-        .when(pl.col("value").is_null())
-        .then(pl.lit("invalid"))
-        .when(exclusion.is_not_null())
-        .then(pl.lit("excluded"))
-        .otherwise(pl.lit("linkable"))
-        .alias("status"),
-        pl.when(not id_type.active)
-        .then(pl.lit(f"identifier type '{name}' is inactive in the spec"))
-        .when(pl.col("value").is_null())
-        .then(pl.lit(f"not a valid {id_type.normalizer} value"))
-        .otherwise(exclusion)
-        .alias("reason"),
+    classifier = ValueClassifier(name, id_type, spec.settings.default_region)
+    return classifier.with_statuses(
+        raw.with_columns(
+            pl.lit(name).alias("identifier_type"),
+            classifier.normalize(raw.get_column("value_raw")).alias("value"),
+        )
     )
 
 
+class ValueClassifier:
+    """One identifier type's values: normalized, with the status each has before group
+    sizes are known (inactive, invalid, excluded or linkable) and the reason.
+
+    The batch classifies a whole column at once; the resolve service classifies the
+    values of one record per request with the same object, so both apply exactly the same
+    normalizer and exclusions. Building the exclusion expression normalizes the exact
+    exclusion values, so it is built once here rather than per call.
+
+    A hashed type's values arrive already normalized, screened by the exclusions and
+    hashed (see :mod:`customer360.core.ingest`): they are taken as they are.
+    """
+
+    def __init__(self, name: str, id_type: IdentifierType, default_region: str) -> None:
+        self.name = name
+        self.id_type = id_type
+        self.default_region = default_region
+        exclusion = (
+            pl.lit(None, dtype=pl.String)
+            if id_type.hash
+            else exclusion_reason(id_type, default_region)
+        )
+        self._exclusion = exclusion.alias("reason")
+        inactive = not id_type.active
+        self._status = [
+            pl.when(inactive)
+            .then(pl.lit("inactive"))
+            .when(pl.col("value").is_null())
+            .then(pl.lit("invalid"))
+            .when(pl.col("reason").is_not_null())
+            .then(pl.lit("excluded"))
+            .otherwise(pl.lit("linkable"))
+            .alias("status"),
+            pl.when(inactive)
+            .then(pl.lit(f"identifier type '{name}' is inactive in the spec"))
+            .when(pl.col("value").is_null())
+            .then(pl.lit(f"not a valid {id_type.normalizer} value"))
+            .otherwise(pl.col("reason"))
+            .alias("reason"),
+        ]
+
+    def normalize(self, raw: pl.Series) -> pl.Series:
+        if self.id_type.hash:
+            return raw.cast(pl.String)
+        return normalize(raw, self.id_type, self.default_region)
+
+    def with_statuses(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``status`` and ``reason`` added to a frame with the normalized ``value``."""
+        return frame.with_columns(self._exclusion).with_columns(self._status)
+
+    def classify(self, raw: pl.Series) -> pl.DataFrame:
+        """``value_raw``, ``value``, ``status`` and ``reason`` of each raw value."""
+        frame = pl.DataFrame({"value_raw": raw.cast(pl.String), "value": self.normalize(raw)})
+        return self.with_statuses(frame)
+
+
 def exclusion_reason(id_type: IdentifierType, region: str) -> pl.Expr:
-    """The reason of the first exclusion the normalized ``value`` column matches, else null.
+    """The reason of the first exclusion a normalized value matches, else null.
 
     Exact values are normalized like the data, so 'NoReply@X.com' in the spec excludes
     'noreply@x.com' in the data; patterns apply to the normalized value.

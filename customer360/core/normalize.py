@@ -7,6 +7,8 @@ idempotent: normalizing a normalized value gives it back unchanged.
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 import polars as pl
 
@@ -29,42 +31,59 @@ NANP_REGIONS = frozenset({"US", "CA"})
 def normalize(values: pl.Series, id_type: IdentifierType, default_region: str) -> pl.Series:
     """Normalize raw identifier values with the identifier type's normalizer."""
     text = values.cast(pl.String)
-    match id_type.normalizer:
-        case "email":
-            return normalize_email(text)
-        case "phone":
-            return normalize_phone(text, id_type.region or default_region, id_type.phone_validation)
+    if id_type.normalizer == "phone":
+        return normalize_phone(text, id_type.region or default_region, id_type.phone_validation)
+    if id_type.normalizer == "email":
+        return normalize_email(text)
+    return _evaluate(text, _text_normalizer(id_type.normalizer, id_type.expression))
+
+
+@functools.cache
+def _text_normalizer(normalizer: str, expression: str | None) -> pl.Expr:
+    """The normalizers other than email and phone, as one expression over ``value``
+    (built once per kind: parsing an expression costs as much as applying it to a value)."""
+    value = pl.col("value")
+    match normalizer:
         case "upper":
-            return _collapse_spaces(text).str.to_uppercase()
+            return _collapse_spaces(value).str.to_uppercase()
         case "lower":
-            return _collapse_spaces(text).str.to_lowercase()
+            return _collapse_spaces(value).str.to_lowercase()
         case "trim":
-            return _collapse_spaces(text)
+            return _collapse_spaces(value)
         case "digits":
-            return _none_if_empty(text.str.replace_all(r"\D", ""))
+            return _none_if_empty(value.str.replace_all(r"\D", ""))
         case "expression":
-            return _none_if_empty(
-                pl.DataFrame({"value": text})
-                .select(pl.sql_expr(id_type.expression))
-                .to_series()
-                .cast(pl.String)
-                .str.strip_chars()
-            )
-    raise AssertionError(f"unhandled normalizer {id_type.normalizer}")
+            return _none_if_empty(pl.sql_expr(expression).cast(pl.String).str.strip_chars())
+    raise AssertionError(f"unhandled normalizer {normalizer}")
+
+
+def _evaluate(values: pl.Series, *steps: pl.Expr) -> pl.Series:
+    """Expressions over ``value`` applied to a Series, each step to the result of the
+    last. Few calls into Polars, each computing a value once: a call costs tens of
+    microseconds whatever its size, and the resolve service normalizes one value at a time.
+    """
+    frame = pl.DataFrame({"value": values})
+    for step in steps:
+        frame = frame.select(step.alias("value"))
+    return frame.to_series().alias(values.name)
 
 
 def normalize_email(values: pl.Series) -> pl.Series:
     """Lower-case, trimmed, without ``mailto:`` or angle brackets; null unless it looks
     like ``local@domain.tld``. No provider-specific rewriting (dots, plus tags): that
     would merge addresses that really are different mailboxes on most providers."""
-    cleaned = (
-        values.str.replace_all(INVISIBLE, "")
-        .str.strip_chars()
-        .str.to_lowercase()
-        .str.replace(r"^mailto:", "")
-        .str.strip_chars("<> \t")
-    )
-    return cleaned.set(~cleaned.str.contains(EMAIL_PATTERN).fill_null(False), None)
+    return _evaluate(values, *_EMAIL_STEPS)
+
+
+_EMAIL_STEPS = (
+    pl.col("value")
+    .str.replace_all(INVISIBLE, "")
+    .str.strip_chars()
+    .str.to_lowercase()
+    .str.replace(r"^mailto:", "")
+    .str.strip_chars("<> \t"),
+    pl.when(pl.col("value").str.contains(EMAIL_PATTERN)).then(pl.col("value")),
+)
 
 
 def normalize_phone(values: pl.Series, region: str, validation: str = "possible") -> pl.Series:
@@ -80,37 +99,58 @@ def normalize_phone(values: pl.Series, region: str, validation: str = "possible"
     plain 10-digit forms are converted by a vectorised rule that gives exactly what
     phonenumbers gives (a test compares the two); only the rest is parsed one by one.
     """
-    reduced = values.str.strip_chars().str.replace_all(r"[^0-9+xX#]", "").str.to_lowercase()
-    fast = _nanp_fast_path(reduced) if region in NANP_REGIONS and validation == "possible" else None
-    pending = reduced if fast is None else reduced.set(fast.is_not_null(), None)
+    fast = _NANP_FAST if region in NANP_REGIONS and validation == "possible" else _NO_FAST
+    stages = (
+        pl.DataFrame({"value": values})
+        .select(_PHONE_REDUCED)
+        .select(fast, "reduced")
+        .select("fast", _PHONE_PENDING)
+    )
+    fast_values = stages.get_column("fast").alias(values.name)
+    pending = stages.get_column("pending")
+    if pending.null_count() == pending.len():
+        return fast_values
     distinct = pending.drop_nulls().unique()
     parsed = pl.Series(
         "e164",
         [phone_e164(value, region, validation) for value in distinct.to_list()],
         dtype=pl.String,
     )
-    lookup = pl.DataFrame({"reduced": distinct, "e164": parsed})
+    lookup = pl.DataFrame({"pending": distinct, "e164": parsed})
     slow = (
-        pl.DataFrame({"reduced": pending})
-        .join(lookup, on="reduced", how="left", maintain_order="left")
+        stages.select("pending")
+        .join(lookup, on="pending", how="left", maintain_order="left")
         .get_column("e164")
     )
-    result = slow if fast is None else fast.fill_null(slow)
-    return result.alias(values.name)
+    return fast_values.fill_null(slow)
 
 
-def _nanp_fast_path(reduced: pl.Series) -> pl.Series:
+# Built once: constructing expressions costs as much as running them on one value.
+_PHONE_REDUCED = (
+    pl.col("value")
+    .str.strip_chars()
+    .str.replace_all(r"[^0-9+xX#]", "")
+    .str.to_lowercase()
+    .alias("reduced")
+)
+_PHONE_PENDING = pl.when(pl.col("fast").is_null()).then("reduced").alias("pending")
+_NO_FAST = pl.lit(None, dtype=pl.String).alias("fast")
+
+
+def _nanp_fast_path(reduced: pl.Expr) -> pl.Expr:
     """E.164 for '2125550187', '12125550187' and '+12125550187'; null for anything else."""
-    frame = pl.DataFrame({"r": reduced})
-    return frame.select(
-        pl.when(pl.col("r").str.contains(r"^[2-9]\d{9}$"))
-        .then("+1" + pl.col("r"))
-        .when(pl.col("r").str.contains(r"^1[2-9]\d{9}$"))
-        .then("+" + pl.col("r"))
-        .when(pl.col("r").str.contains(r"^\+1[2-9]\d{9}$"))
-        .then(pl.col("r"))
+    return (
+        pl.when(reduced.str.contains(r"^[2-9]\d{9}$"))
+        .then("+1" + reduced)
+        .when(reduced.str.contains(r"^1[2-9]\d{9}$"))
+        .then("+" + reduced)
+        .when(reduced.str.contains(r"^\+1[2-9]\d{9}$"))
+        .then(reduced)
         .otherwise(None)
-    ).to_series()
+    )
+
+
+_NANP_FAST = _nanp_fast_path(pl.col("reduced")).alias("fast")
 
 
 def phone_e164(value: str, region: str, validation: str = "possible") -> str | None:
@@ -144,9 +184,9 @@ def _is_diallable(number: phonenumbers.PhoneNumber) -> bool:
     return reason == phonenumbers.ValidationResult.IS_POSSIBLE
 
 
-def _collapse_spaces(values: pl.Series) -> pl.Series:
-    return _none_if_empty(values.str.replace_all(r"\s+", " ").str.strip_chars())
+def _collapse_spaces(value: pl.Expr) -> pl.Expr:
+    return _none_if_empty(value.str.replace_all(r"\s+", " ").str.strip_chars())
 
 
-def _none_if_empty(values: pl.Series) -> pl.Series:
-    return values.set(values == "", None)
+def _none_if_empty(value: pl.Expr) -> pl.Expr:
+    return pl.when(value != "").then(value)

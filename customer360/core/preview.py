@@ -14,7 +14,11 @@ from customer360.core.edges import build_edges, skipped_groups
 from customer360.core.identifiers import build_identifiers
 from customer360.core.records import build_records
 from customer360.core.spec import Spec
-from customer360.core.stable_ids import CHANGE_TYPES, cluster_lineage
+from customer360.core.stable_ids import (
+    CHANGE_TYPES,
+    cluster_lineage,
+    with_realtime_assignments,
+)
 
 RESULT_COLUMNS = [
     "entity_key",
@@ -39,19 +43,27 @@ def preview_changes(
     current_edges: pl.DataFrame | None,
     registry: pl.DataFrame | None,
     now: datetime,
+    realtime: pl.DataFrame | None = None,
 ) -> Preview:
-    """Proposed membership against the published one, per record and in summary."""
+    """Proposed membership against the published one, per record and in summary.
+
+    ``realtime`` (entity_key, resolved_id) are ids the resolve service handed out to
+    records not yet in the graph: to the preview, as to the run, they are current ids.
+    """
     records, _ = build_records(spec, extracts)
     identifiers = build_identifiers(spec, records)
     links = build_edges(records, identifiers, spec.corroboration)
     edges = links.edges
-    proposed = resolve_membership(records, edges, current_membership, registry, now).membership
-    lineage = cluster_lineage(current_membership, proposed)
+    current = current_membership
+    if realtime is not None:
+        current = with_realtime_assignments(current, realtime, records.get_column("entity_key"))
+    proposed = resolve_membership(records, edges, current, registry, now).membership
+    lineage = cluster_lineage(current, proposed)
     results = (
         lineage.rename(
             {"previous_resolved_id": "current_resolved_id", "resolved_id": "proposed_resolved_id"}
         )
-        .join(_sizes(current_membership, "current"), on="current_resolved_id", how="left")
+        .join(_sizes(current, "current"), on="current_resolved_id", how="left")
         .join(_sizes(proposed, "proposed"), on="proposed_resolved_id", how="left")
         .select(RESULT_COLUMNS)
     )

@@ -41,7 +41,11 @@ class SourceReadError(RuntimeError):
 
 
 def list_batches(spec: Spec, source: Source) -> list[Path]:
-    """The batch files of a source: the file itself, or the matching files of its folder."""
+    """The batch files of a source: the file itself, or the matching files of its folder.
+
+    A folder with no batches yet, or a declared folder (``path`` ending in ``/``) that
+    does not exist yet, has none: nothing has arrived.
+    """
     path = spec.resolve(source.path)
     if path.is_file():
         return [path]
@@ -81,8 +85,14 @@ def read_batch(spec: Spec, source: Source, path: Path) -> pl.DataFrame:
 
 
 def read_source(spec: Spec, source: Source) -> pl.DataFrame:
-    """Every batch of a source, stacked; columns missing from a batch are null there."""
+    """Every batch of a source, stacked; columns missing from a batch are null there.
+
+    A folder source with no batches yet gives no rows (the records stage supplies the
+    columns the spec reads); a missing file is an error.
+    """
     batches = list_batches(spec, source)
+    if not batches and awaits_batches(spec, source):
+        return pl.DataFrame(schema={BATCH_COLUMN: pl.String, ROW_COLUMN: pl.Int64})
     if not batches:
         raise SourceReadError(
             f"source '{source.name}': no {source.format} files at {spec.resolve(source.path)}; "
@@ -90,6 +100,14 @@ def read_source(spec: Spec, source: Source) -> pl.DataFrame:
         )
     frames = [_read_batch_or_reject(spec, source, path) for path in batches]
     return pl.concat(frames, how="diagonal_relaxed")
+
+
+def awaits_batches(spec: Spec, source: Source) -> bool:
+    """A folder of batches — existing, or declared with a trailing ``/`` — rather than a
+    file: having no batches in it is a valid state, not a wrong path."""
+    return spec.resolve(source.path).is_dir() or (
+        source.path.endswith("/") and not spec.resolve(source.path).exists()
+    )
 
 
 def _read_batch_or_reject(spec: Spec, source: Source, path: Path) -> pl.DataFrame:
@@ -164,6 +182,8 @@ def source_problems(spec: Spec, source: Source) -> list[str]:
     """
     where = f"sources[{spec.sources.index(source)}] ({source.name})"
     batches = list_batches(spec, source)
+    if not batches and awaits_batches(spec, source):
+        return []  # nothing to check the mappings against until a batch arrives
     if not batches:
         return [
             f"{where}.path: no {source.format} file at {spec.resolve(source.path)}; "

@@ -131,12 +131,8 @@ def _map_columns(spec: Spec, source: Source, raw: pl.DataFrame) -> pl.DataFrame:
     missing_tokens = [token.lower() for token in spec.settings.missing_values]
     markers = (BATCH_COLUMN, ROW_COLUMN, REJECT_COLUMN, RAW_LINE_COLUMN)
     raw_columns = [c for c in raw.columns if c not in markers]
-    fields = {**source.identifiers, **source.attributes}
     try:
-        mapped = [
-            clean_text(mapping_expr(mapping, raw.columns), missing_tokens).alias(field)
-            for field, mapping in fields.items()
-        ]
+        mapped = mapped_fields(spec, source, raw.columns)
         updated_raw = (
             clean_text(pl.col(source.updated_at), missing_tokens)
             if source.updated_at
@@ -173,6 +169,18 @@ def _map_columns(spec: Spec, source: Source, raw: pl.DataFrame) -> pl.DataFrame:
             f"source '{source.name}': a mapping failed to evaluate ({error_detail(exc, spec)}); "
             "check the expressions under sources[].identifiers / attributes"
         ) from (exc if spec.settings.show_personal_data else None)
+
+
+def mapped_fields(spec: Spec, source: Source, columns: list[str]) -> list[pl.Expr]:
+    """The source's identifiers and attributes as expressions over its raw columns:
+    trimmed text, placeholders that mean 'no value' null. The resolve service maps a
+    request's data with these same expressions."""
+    missing_tokens = [token.lower() for token in spec.settings.missing_values]
+    fields = {**source.identifiers, **source.attributes}
+    return [
+        clean_text(mapping_expr(mapping, columns), missing_tokens).alias(field)
+        for field, mapping in fields.items()
+    ]
 
 
 def clean_text(expr: pl.Expr, missing_tokens: list[str]) -> pl.Expr:

@@ -24,6 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 DEFAULT_SPEC_FILE = "customer360.yaml"
 SPEC_ENV_VAR = "CUSTOMER360_SPEC"
 DEFAULT_SALT_ENV_VAR = "CUSTOMER360_SALT"
+DEFAULT_SERVICE_PORT = 8360
+# Columns of an inbox line that the resolve service writes itself (besides the inbox
+# source's key and updated_at columns); the request's data may not use these names.
+SERVICE_COLUMNS = ("assigned_resolved_id", "data_hash")
 
 SourceFormat = Literal["csv", "tsv", "ndjson", "json", "parquet", "xlsx", "duckdb"]
 Normalizer = Literal["email", "phone", "upper", "lower", "trim", "digits", "expression"]
@@ -386,6 +390,23 @@ class Truth(_Strict):
     )
 
 
+class Service(_Strict):
+    """The real-time resolve service (``customer360 serve``): where accepted records go,
+    and how it listens."""
+
+    inbox_source: str = Field(
+        description="the ndjson folder source that receives every accepted record, so the "
+        "next batch run folds it into the graph"
+    )
+    port: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_SERVICE_PORT
+    inbox_rotate_seconds: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        default=60,
+        description="how long accepted records collect in the inbox's open file before it "
+        "becomes a batch file the sensor sees",
+    )
+    max_body_bytes: Annotated[int, Field(ge=1024, le=10_485_760)] = 65_536
+
+
 class Settings(_Strict):
     default_region: str = "US"
     salt_env_var: str = Field(
@@ -436,6 +457,7 @@ class Spec(_Strict):
     truth: Truth | None = None
     customer_360: CustomerView = CustomerView()
     organizations: Organizations | None = None
+    service: Service | None = None
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     def resolve(self, path: str) -> Path:
@@ -593,6 +615,8 @@ def _reference_problems(spec: Spec) -> list[str]:
                 f"identifier_types.{name}.corroborate: no source maps attribute "
                 f"'{id_type.corroborate}'; map it under sources[].attributes or remove the key"
             )
+    if spec.service:
+        problems += _service_problems(spec, spec.service)
     fields = set(spec.golden_fields)
     for field in spec.survivorship.attributes:
         if field not in fields:
@@ -639,6 +663,51 @@ def _matching_problems(spec: Spec, matching: Matching) -> list[str]:
                 for name in block
                 if name not in known
             ]
+    return problems
+
+
+def _service_problems(spec: Spec, service: Service) -> list[str]:
+    """The inbox must be a source the service can append to and the batch can read back."""
+    names = [source.name for source in spec.sources]
+    if service.inbox_source not in names:
+        return [
+            f"service.inbox_source: no source named '{service.inbox_source}'; add an ndjson "
+            f"folder source for the service's records or use one of: {', '.join(names)}"
+        ]
+    inbox = spec.source(service.inbox_source)
+    where = f"service.inbox_source ({inbox.name})"
+    problems = []
+    if inbox.format != "ndjson":
+        problems.append(
+            f"{where}: format is {inbox.format}; the service appends ndjson lines: set "
+            "the source's format to ndjson"
+        )
+    if not inbox.path.endswith("/"):
+        problems.append(
+            f"{where}: path '{inbox.path}' is not a folder; the service writes one batch "
+            f"file per rotation: end the path with '/' (e.g. '{inbox.path.rstrip('/')}/')"
+        )
+    if inbox.updated_at_format:
+        problems.append(
+            f"{where}: remove updated_at_format; the service writes ISO 8601 timestamps"
+        )
+    written = {inbox.key, inbox.updated_at, *SERVICE_COLUMNS} - {None}
+    for key, mapping in {
+        **{f"identifiers.{k}": v for k, v in inbox.identifiers.items()},
+        **{f"attributes.{k}": v for k, v in inbox.attributes.items()},
+        **{f"measures.{k}": v for k, v in inbox.measures.items()},
+    }.items():
+        try:
+            clashes = sorted(set(pl.sql_expr(mapping).meta.root_names()) & written)
+        except Exception as exc:  # Polars raises several types for unparseable SQL
+            problems.append(f"{where}: {key} '{mapping}' is not a valid SQL expression ({exc})")
+            continue
+        if clashes:
+            problems.append(
+                f"{where}: {key} reads column(s) {', '.join(clashes)}, which the service "
+                "writes itself (key, updated_at, assigned_resolved_id, data_hash); map "
+                "another column"
+            )
     return problems
 
 

@@ -18,11 +18,14 @@ The registry (resolved_id, issued_seq, issued_at) is state kept between runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import numpy as np
 import polars as pl
 
+# The state file (under artifacts/state/) that keeps every id ever issued.
+ID_REGISTRY_STATE = "resolved_id_registry"
 REGISTRY_SCHEMA = {"resolved_id": pl.String, "issued_seq": pl.Int64, "issued_at": pl.Datetime("us")}
 LINEAGE_SCHEMA = {
     "entity_key": pl.String,
@@ -140,14 +143,48 @@ def _unique_ids(candidates: pl.Series, taken: pl.Series) -> pl.Series:
     issued = set(taken.to_list())
     renamed = []
     for candidate in candidates.filter(colliding).to_list():
-        suffix = 2
-        while f"{candidate}#{suffix}" in issued:
-            suffix += 1
-        renamed.append(f"{candidate}#{suffix}")
+        renamed.append(unique_id(candidate, issued.__contains__))
         issued.add(renamed[-1])
     where = pl.int_range(len(candidates), dtype=pl.UInt32, eager=True).filter(colliding)
     fixed = candidates.clone().scatter(where, pl.Series(renamed, dtype=pl.String))
     return fixed.alias("resolved_id")
+
+
+def unique_id(candidate: str, is_taken: Callable[[str], bool]) -> str:
+    """A new cluster's id: its first record's entity_key, or '<entity_key>#<n>' with the
+    smallest n from 2 when that was issued before — shared with the resolve service,
+    which hands out ids in real time that later runs keep."""
+    if not is_taken(candidate):
+        return candidate
+    suffix = 2
+    while is_taken(f"{candidate}#{suffix}"):
+        suffix += 1
+    return f"{candidate}#{suffix}"
+
+
+def with_realtime_assignments(
+    previous: pl.DataFrame | None, assigned: pl.DataFrame, entity_keys: pl.Series
+) -> pl.DataFrame | None:
+    """The ids handed down to a run: the last published membership, plus the ids the
+    resolve service assigned in real time to records that reach the graph for the first
+    time (``assigned``: entity_key, resolved_id).
+
+    To the assignment above such an id is a previous id like any other, so the record's
+    cluster keeps it unless the batch's evidence merges it with an older customer (the
+    oldest id wins) or splits the record off; lineage then says so. A record already in
+    the published membership keeps its published id: that is the newer word.
+    """
+    published = (
+        previous.select("entity_key", "resolved_id")
+        if previous is not None
+        else pl.DataFrame(schema={"entity_key": pl.String, "resolved_id": pl.String})
+    )
+    arriving = assigned.join(entity_keys.to_frame("entity_key"), on="entity_key", how="semi").join(
+        published, on="entity_key", how="anti"
+    )
+    if arriving.is_empty():
+        return previous
+    return pl.concat([published, arriving.select("entity_key", "resolved_id")])
 
 
 def _next_seq(registry: pl.DataFrame) -> int:

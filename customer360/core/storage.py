@@ -133,6 +133,18 @@ class ArtifactStore:
                 fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
+    def run_in_progress(self) -> bool:
+        """Whether a run holds the run lock right now (looked at without waiting)."""
+        path = self.root / RUN_LOCK_FILE
+        if not path.is_file():
+            return False
+        with open(path) as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+        return False
+
     @contextmanager
     def _lock(self) -> Iterator[None]:
         """An exclusive lock shared by every process writing to this folder."""

@@ -7,6 +7,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from customer360.core.forget import suppressed_keys
+from customer360.core.inbox import realtime_assignments
 from customer360.core.ingest import ingest_source
 from customer360.core.preview import preview_changes
 from customer360.core.spec import Spec
@@ -58,6 +59,7 @@ def build_preview_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
             store.read("identity_edges") if store.exists("identity_edges") else None,
             store.read_state(ID_REGISTRY_STATE),
             datetime.now(UTC).replace(tzinfo=None),
+            realtime_assignments(spec),
         )
         counts = dict(result.summary.iter_rows())
         context.log.info(", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -11,16 +11,21 @@ from customer360.core.clusters import resolve_membership, summarize_clusters
 from customer360.core.edges import build_edges, skipped_groups
 from customer360.core.explain import weakest_links
 from customer360.core.identifiers import VALUE_COLUMNS, build_identifiers
+from customer360.core.inbox import realtime_assignments
 from customer360.core.records import build_records
 from customer360.core.spec import Spec
-from customer360.core.stable_ids import accumulate_lineage, cluster_lineage
+from customer360.core.stable_ids import (
+    ID_REGISTRY_STATE,
+    accumulate_lineage,
+    cluster_lineage,
+    with_realtime_assignments,
+)
 from customer360.core.storage import ArtifactStore
 from customer360.defs.io_manager import columns
 from customer360.defs.metadata import preview
 from customer360.defs.schemas import identifiers_type
 
 GROUP = "resolution"
-ID_REGISTRY_STATE = "resolved_id_registry"
 KINDS = {"polars", "parquet", "duckdb"}
 
 
@@ -152,7 +157,8 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
                 spec,
                 "entity_key, source, record_key → resolved_id for every record, singletons "
                 "included. Connected components of identity_edges and match_edges "
-                "(scipy.sparse.csgraph).",
+                "(scipy.sparse.csgraph); ids are handed down from the last run and from the "
+                "resolve service.",
             ),
             "clusters": _out(
                 spec,
@@ -168,7 +174,11 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
     )
     def cluster_records(context: AssetExecutionContext, records: pl.DataFrame, **edge_sets):
         identity_edges = pl.concat(list(edge_sets.values()))
-        previous = store.read("membership") if store.exists("membership") else None
+        previous = with_realtime_assignments(
+            store.read("membership") if store.exists("membership") else None,
+            realtime_assignments(spec),
+            records.get_column("entity_key"),
+        )
         now = datetime.now(UTC).replace(tzinfo=None)
         membership, registry = resolve_membership(
             records, identity_edges, previous, store.read_state(ID_REGISTRY_STATE), now

@@ -181,8 +181,19 @@ def test_source_problems_missing_key_and_updated_at_columns(tmp_path):
     ]
 
 
-def test_source_problems_for_an_empty_folder(tmp_path):
+@pytest.mark.parametrize(
+    "path", ["crm", "crm/", "inbox/"], ids=["empty folder", "empty folder/", "declared folder"]
+)
+def test_a_folder_without_batches_yet_is_valid_and_reads_no_rows(tmp_path, path):
     (tmp_path / "crm").mkdir()
+    spec = one_source_spec(tmp_path, path=path, format="ndjson", updated_at="changed")
+    source = spec.sources[0]
+    assert source_problems(spec, source) == []
+    assert list_batches(spec, source) == []
+    assert read_source(spec, source).height == 0
+
+
+def test_a_missing_path_without_a_trailing_slash_is_a_problem(tmp_path):
     spec = one_source_spec(tmp_path, path="crm")
     (problem,) = source_problems(spec, spec.sources[0])
     assert f"no csv file at {tmp_path / 'crm'}" in problem

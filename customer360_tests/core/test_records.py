@@ -277,3 +277,16 @@ def test_sources_missing_a_field_get_nulls_for_it(tmp_path):
         ("shop:O1", None, "2125550101", None),
     ]
     assert records.get_column("updated_at").to_list() == [None, None]
+
+
+def test_a_source_without_batches_yet_adds_no_records_and_no_quarantine(tmp_path: Path) -> None:
+    row = ["C1", "ann@example.com", "", "Ann", "2024-01-01"]
+    write_csv(tmp_path / "crm.csv", CRM_HEADER, [row])
+    inbox = crm_source(name="inbox", path="inbox/", format="ndjson", trust=2)
+    spec = make_spec(spec_dict(crm_source(), inbox), tmp_path)
+    extracts = {source.name: read_source(spec, source) for source in spec.sources}
+
+    records, quarantine = build_records(spec, extracts)
+
+    assert records.get_column("entity_key").to_list() == ["crm:C1"]
+    assert quarantine.is_empty()

@@ -268,3 +268,52 @@ def test_like_regex_for_simple_pattern_and_other_matchers():
     assert Exclusion(like="noreply@%", reason="r").as_regex() == "^noreply@.*$"
     assert Exclusion(regex="^info@", reason="r").as_regex() == "^info@"
     assert Exclusion(value="x@y.com", reason="r").as_regex() is None
+
+
+def inbox_source(**overrides) -> dict:
+    """An ndjson folder source for the resolve service's accepted records."""
+    entry = {
+        "name": "inbox",
+        "path": "inbox/",
+        "format": "ndjson",
+        "key": "inbox_key",
+        "updated_at": "received_at",
+        "trust": 2,
+    }
+    return crm_source(**{**entry, **overrides})
+
+
+def test_service_section_names_an_inbox_folder_that_need_not_exist_yet(crm_dir):
+    raw = spec_dict(crm_source(), inbox_source(), service={"inbox_source": "inbox"})
+    spec = load_spec(write_spec(crm_dir, raw))
+    assert spec.service is not None
+    assert (spec.service.inbox_source, spec.service.port) == ("inbox", 8360)
+    assert spec.service.max_body_bytes == 65_536
+
+
+def test_service_inbox_must_be_a_known_source(crm_dir):
+    error = spec_error(write_spec(crm_dir, spec_dict(service={"inbox_source": "signups"})))
+    assert error.problems == [
+        "service.inbox_source: no source named 'signups'; add an ndjson folder source for "
+        "the service's records or use one of: crm"
+    ]
+
+
+def test_service_inbox_problems_are_reported_together(crm_dir):
+    inbox = inbox_source(
+        format="csv",
+        path="inbox.csv",
+        updated_at_format="%Y",
+        attributes={"first_name": "first_name", "owner": "upper(assigned_resolved_id)"},
+    )
+    raw = spec_dict(crm_source(), inbox, service={"inbox_source": "inbox", "port": 0})
+    problems = spec_error(write_spec(crm_dir, raw)).problems
+    assert problems == ["service.port: Input should be greater than or equal to 1"]
+
+    raw["service"]["port"] = 8000
+    problems = spec_error(write_spec(crm_dir, raw)).problems
+    assert [p.split(":")[0] for p in problems] == ["service.inbox_source (inbox)"] * 4
+    assert "format is csv; the service appends ndjson lines" in problems[0]
+    assert "path 'inbox.csv' is not a folder" in problems[1] and "'inbox.csv/'" in problems[1]
+    assert "remove updated_at_format" in problems[2]
+    assert "attributes.owner reads column(s) assigned_resolved_id" in problems[3]

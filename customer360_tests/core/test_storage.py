@@ -118,3 +118,26 @@ def test_a_view_dropped_by_someone_else_comes_back_with_the_next_write(tmp_path)
     store.write("clusters", FRAME)  # the catalogue changed: its views are read again
     assert count_via_view(store, "clusters") == 3
     assert count_via_view(store, "records") == 3
+
+
+def test_run_in_progress_sees_the_run_lock_of_another_process(tmp_path):
+    store = ArtifactStore(tmp_path / "artifacts")
+    assert not store.run_in_progress()  # no run ever
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from customer360.core.storage import ArtifactStore\n"
+            f"with ArtifactStore({str(store.root)!r}).exclusive_run():\n"
+            "    print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert store.run_in_progress()
+    finally:
+        holder.communicate("")
+    assert not store.run_in_progress()

@@ -1,0 +1,83 @@
+"""Which customer a record belongs to, among those its identifier values point at.
+
+The resolver finds the candidates — customers already holding one of the record's
+linkable values, in the published graph or among records accepted since — and a chooser
+decides. The default, :func:`choose_by_exact_identifiers`, follows what the next batch
+run will do with the record: one candidate is the record's customer; several mean the
+record links customers the batch will merge, and a merge keeps the oldest id (first
+issued), so that one is chosen and the others are reported as conflicts, with the
+confidence lowered to the share of the record's matching identifiers that support the
+choice. Customers are never merged in real time.
+
+A probabilistic scorer would be another chooser with the same signature: it receives the
+record's observation and the candidates blocked by exact identifiers, and returns its
+choice with its own confidence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from customer360.service.mapping import Observation
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A customer one of the record's identifier values points at."""
+
+    resolved_id: str
+    identifier_type: str
+    entity_key: str  # the record holding the value
+    issued_seq: int | None  # the registry's order; None: handed out in real time
+
+
+@dataclass(frozen=True)
+class Conflict:
+    resolved_id: str
+    matched_on: list[str]
+
+
+@dataclass(frozen=True)
+class Choice:
+    resolved_id: str | None  # None: nobody matches, the record is a new customer
+    matched_on: list[str]
+    matched_entity_key: str | None
+    confidence: float
+    conflicts: list[Conflict]
+
+
+Chooser = Callable[[Observation, list[Candidate]], Choice]
+NEW_CUSTOMER = Choice(None, [], None, 1.0, [])
+
+
+def choose_by_exact_identifiers(observation: Observation, candidates: list[Candidate]) -> Choice:
+    """The oldest candidate customer; the others are conflicts."""
+    if not candidates:
+        return NEW_CUSTOMER
+    by_customer: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        by_customer.setdefault(candidate.resolved_id, []).append(candidate)
+    ranked = sorted(by_customer.values(), key=lambda group: _issue_order(group[0]))
+    chosen, *others = ranked
+    matched_types = {c.identifier_type for c in candidates}
+    supporting = _types(chosen)
+    return Choice(
+        resolved_id=chosen[0].resolved_id,
+        matched_on=supporting,
+        matched_entity_key=chosen[0].entity_key,
+        confidence=round(len(supporting) / len(matched_types), 4),
+        conflicts=[Conflict(group[0].resolved_id, _types(group)) for group in others],
+    )
+
+
+def _issue_order(candidate: Candidate) -> tuple[float, str]:
+    """Oldest first, as the batch's merge rule orders ids: by issue order, ids handed out
+    in real time (registered by the next run, together) after all others, then by id."""
+    seq = math.inf if candidate.issued_seq is None else candidate.issued_seq
+    return (seq, candidate.resolved_id)
+
+
+def _types(group: list[Candidate]) -> list[str]:
+    return list(dict.fromkeys(c.identifier_type for c in group))

@@ -1,0 +1,444 @@
+"""Resolving one record in real time against the published graph and the records the
+service accepted since, so that the answer is what the next batch run will agree with.
+
+A record is identified by (caller source, external_id); its entity_key is the one the
+batch will give its inbox line. Resolving it:
+
+1. a record seen before is a replay: the same resolved_id again (its current one, if a
+   run has folded it in and moved it), ``is_new`` false — unless its data differs, which
+   is refused rather than silently ignored;
+2. its identifiers are mapped, normalized and classified by the batch's own code; a
+   linkable value is used only if the record joining its group keeps the group within
+   ``max_group_size`` (counting the graph's records and those accepted since), because
+   otherwise the batch links nothing through it;
+3. the customers those values belong to are the candidates and a chooser picks one
+   (see :mod:`customer360.service.choice`); with none, the record is a new customer and
+   gets the id the batch would give it — its entity_key, made unique against every id
+   ever issued;
+4. the line, with the assigned id, is appended durably to the inbox before the answer.
+
+Records accepted since the last published graph are kept in memory ("pending") with
+their values, so that a second sign-up with the same email finds the first one. When a
+new graph is published the index is rebuilt in the background, swapped in at once, and
+whatever the graph now holds stops being pending.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from customer360.core.inbox import (
+    ASSIGNED_ID_COLUMN,
+    DATA_HASH_COLUMN,
+    entity_key,
+    inbox_source,
+    read_inbox,
+    record_key,
+)
+from customer360.core.readers import list_batches
+from customer360.core.spec import Spec
+from customer360.core.stable_ids import unique_id
+from customer360.core.storage import ArtifactStore
+from customer360.service.choice import (
+    Candidate,
+    Chooser,
+    Conflict,
+    choose_by_exact_identifiers,
+)
+from customer360.service.graph import GraphIndex, graph_fingerprint
+from customer360.service.inbox import InboxWriter
+from customer360.service.mapping import Observation, ObservedIdentifier, RecordMapper
+
+log = logging.getLogger(__name__)
+
+# matched_on of a replay: the record was recognised by its own (source, external_id)
+SOURCE_RECORD = "source_record"
+
+
+class NotReadyError(RuntimeError):
+    """No published graph to resolve against yet."""
+
+
+class ReplayConflictError(ValueError):
+    """The (source, external_id) was accepted before with different data."""
+
+
+@dataclass(frozen=True)
+class Resolution:
+    resolved_id: str
+    is_new: bool
+    matched_on: list[str]
+    matched_entity_key: str | None
+    confidence: float
+    conflicts: list[Conflict]
+    profile: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class LookupMatch:
+    identifier_type: str
+    status: str  # linkable, oversize, inactive, invalid or excluded
+    resolved_id: str | None
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    resolved_id: str
+    status: str  # active, pending (known only to the service so far) or retired
+    profile: dict[str, Any] | None
+    members: list[dict[str, Any]]
+    lineage: list[dict[str, Any]]
+    superseded_by: list[str]
+
+
+@dataclass
+class _Accepted:
+    """A record the service accepted: what it answered, and what it links on."""
+
+    resolved_id: str
+    data_hash: str
+    values: tuple[tuple[str, str], ...]  # (identifier type, normalized linkable value)
+
+
+@dataclass
+class _PendingGroup:
+    """Records accepted since the graph was built that share one identifier value."""
+
+    resolved_id: str
+    entity_key: str  # the first of them
+    count: int = 1
+
+
+@dataclass
+class _Pending:
+    """Everything accepted since the published graph was built."""
+
+    groups: dict[tuple[str, str], _PendingGroup] = field(default_factory=dict)
+    customers: dict[str, list[str]] = field(default_factory=dict)  # resolved_id → keys
+
+
+class Resolver:
+    """The service's state and rules.
+
+    Only ``resolve`` changes what was accepted, and it runs on one thread (the event
+    loop); reads from other threads (customer views in worker threads, the maintenance
+    thread rotating the inbox and swapping in new graphs) happen under the lock.
+    """
+
+    def __init__(
+        self,
+        spec: Spec,
+        store: ArtifactStore,
+        inbox: InboxWriter,
+        chooser: Chooser = choose_by_exact_identifiers,
+    ) -> None:
+        self.spec = spec
+        self.store = store
+        self.inbox_name = inbox_source(spec).name
+        self._inbox = inbox
+        self._chooser = chooser
+        self.mapper = RecordMapper(spec)
+        self._limits = {name: t.max_group_size for name, t in spec.identifier_types.items()}
+        self._lock = threading.Lock()
+        self._graph: GraphIndex | None = None
+        self._failed_fingerprint: tuple | None = None
+        self._accepted: dict[str, _Accepted] = {}
+        self._issued_here: set[str] = set()
+        self._pending = _Pending()
+        self._load_accepted()
+
+    @property
+    def ready(self) -> bool:
+        return self._graph is not None
+
+    def resolve(self, source: str, external_id: str, data: dict[str, str]) -> Resolution:
+        """The record's customer; the record is in the inbox when this returns."""
+        key = entity_key(self.spec, source, external_id)
+        data_hash = _data_hash(data)
+        observation = self.mapper.observe(data, self._known_linkable)
+        with self._lock:
+            graph = self._require_graph()
+            replay = self._replay(graph, key, data_hash)
+            if replay is not None:
+                return replay
+            candidates = self._candidates(graph, observation)
+            choice = self._chooser(observation, candidates)
+            resolved_id = choice.resolved_id or unique_id(key, self._is_taken)
+            self._inbox.append(self._inbox_line(source, external_id, resolved_id, data_hash, data))
+            values = tuple((i.identifier_type, i.value) for i in observation.linkable() if i.value)
+            self._accept(key, _Accepted(resolved_id, data_hash, values))
+            profile = graph.profile(resolved_id) or self._provisional_profile(resolved_id)
+        return Resolution(
+            resolved_id=resolved_id,
+            is_new=choice.resolved_id is None,
+            matched_on=choice.matched_on,
+            matched_entity_key=choice.matched_entity_key,
+            confidence=choice.confidence,
+            conflicts=choice.conflicts,
+            profile=profile,
+        )
+
+    def lookup(self, values: dict[str, str]) -> list[LookupMatch]:
+        """The customer holding each identifier value (normalized like the data)."""
+        observed = [self.mapper.classify(name, raw) for name, raw in values.items()]
+        with self._lock:
+            graph = self._require_graph()
+            return [self._lookup_one(graph, identifier) for identifier in observed]
+
+    def customer(self, resolved_id: str) -> CustomerView | None:
+        """A customer's profile, records and lineage; None when the id is unknown."""
+        with self._lock:
+            graph = self._require_graph()
+            pending_keys = list(self._pending.customers.get(resolved_id, []))
+            provisional = self._provisional_profile(resolved_id)
+        published_members = graph.members(resolved_id)
+        members = published_members + [self._pending_member(key) for key in pending_keys]
+        lineage = graph.lineage(resolved_id)
+        successors = sorted(
+            {
+                row["resolved_id"]
+                for row in lineage
+                if row["previous_resolved_id"] == resolved_id
+                and row["resolved_id"] not in (None, resolved_id)
+            }
+        )
+        if published_members:
+            status, profile = "active", graph.profile(resolved_id)
+        elif pending_keys:
+            status, profile = "pending", provisional
+        elif successors or lineage:
+            status, profile = "retired", None
+        else:
+            return None
+        return CustomerView(resolved_id, status, profile, members, lineage, successors)
+
+    def status(self) -> dict[str, Any]:
+        graph = self._graph
+        return {
+            "ready": graph is not None,
+            "graph_loaded_at": graph.loaded_at.isoformat() if graph else None,
+            "graph_records": graph.record_count if graph else 0,
+            "graph_customers": graph.customer_count if graph else 0,
+            "accepted_records": len(self._accepted),
+            "pending_records": sum(len(keys) for keys in self._pending.customers.values()),
+        }
+
+    def maintain(self) -> None:
+        """One tick of the maintenance thread: rotate the inbox when due, and swap in a
+        newly published graph."""
+        with self._lock:
+            rotated = self._inbox.rotate_if_due()
+        if rotated is not None:
+            log.info("inbox rotated into batch file %s", rotated.name)
+        self.reload_if_changed()
+
+    def reload_if_changed(self) -> bool:
+        """Load the published graph if it changed and no run is rewriting it. The new
+        index is built while requests go on, then swapped in at once."""
+        fingerprint = graph_fingerprint(self.store)
+        current = self._graph.fingerprint if self._graph else None
+        if fingerprint in (current, self._failed_fingerprint) or None in fingerprint[:2]:
+            return False  # unchanged, known to be unreadable, or nothing published yet
+        if self.store.run_in_progress():
+            return False
+        started = datetime.now(UTC)
+        try:
+            graph = GraphIndex(self.store, fingerprint)
+        except Exception:
+            log.exception("could not load the published graph; keeping the previous one")
+            self._failed_fingerprint = fingerprint
+            return False
+        if graph_fingerprint(self.store) != fingerprint:
+            return False  # rewritten while read: the next tick loads the finished one
+        with self._lock:
+            self._graph = graph
+            self._pending = self._pending_after(graph)
+        seconds = (datetime.now(UTC) - started).total_seconds()
+        log.info(
+            "graph loaded: %d records, %d customers, %d accepted records pending, in %.1f s",
+            graph.record_count,
+            graph.customer_count,
+            sum(len(keys) for keys in self._pending.customers.values()),
+            seconds,
+        )
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._inbox.close()
+
+    # --- resolution steps
+
+    def _require_graph(self) -> GraphIndex:
+        if self._graph is None:
+            raise NotReadyError(
+                f"no published graph in {self.store.root} yet; materialize the graph "
+                "(customer360 run) — the service loads it as soon as it appears"
+            )
+        return self._graph
+
+    def _replay(self, graph: GraphIndex, key: str, data_hash: str) -> Resolution | None:
+        accepted = self._accepted.get(key)
+        published = graph.resolved_id_of(key)
+        if accepted is None:
+            if published is None:
+                return None
+        elif accepted.data_hash != data_hash:
+            raise ReplayConflictError(
+                "this (source, external_id) was accepted before with different data; a "
+                "record's data cannot change through the service — send a new "
+                "external_id, or change the record in its source system"
+            )
+        resolved_id = published if published is not None else accepted.resolved_id
+        return Resolution(
+            resolved_id=resolved_id,
+            is_new=False,
+            matched_on=[SOURCE_RECORD],
+            matched_entity_key=key,
+            confidence=1.0,
+            conflicts=[],
+            profile=graph.profile(resolved_id) or self._provisional_profile(resolved_id),
+        )
+
+    def _candidates(self, graph: GraphIndex, observation: Observation) -> list[Candidate]:
+        candidates = []
+        for identifier in observation.linkable():
+            name, value = identifier.identifier_type, identifier.value
+            if value is None or graph.is_oversize(name, value):
+                continue
+            match = graph.match(name, value)
+            pending = self._pending.groups.get((name, value))
+            sharing = (match.group_size if match else 0) + (pending.count if pending else 0)
+            if sharing + 1 > self._limits[name]:
+                continue  # joining would make the group over-size: the batch links nothing
+            if match is not None:
+                seq = graph.issued_seq(match.resolved_id)
+                candidates.append(Candidate(match.resolved_id, name, match.entity_key, seq))
+            if pending is not None:
+                seq = graph.issued_seq(pending.resolved_id)
+                candidates.append(Candidate(pending.resolved_id, name, pending.entity_key, seq))
+        return candidates
+
+    def _known_linkable(self, identifier_type: str, value: str) -> bool:
+        """A value the published graph, or a record accepted since, links on."""
+        graph = self._graph
+        return (identifier_type, value) in self._pending.groups or (
+            graph is not None and graph.links_on(identifier_type, value)
+        )
+
+    def _is_taken(self, resolved_id: str) -> bool:
+        graph = self._graph
+        return resolved_id in self._issued_here or (
+            graph is not None and graph.is_issued(resolved_id)
+        )
+
+    def _inbox_line(
+        self, source: str, external_id: str, resolved_id: str, data_hash: str, data: dict[str, str]
+    ) -> bytes:
+        inbox = inbox_source(self.spec)
+        line = {inbox.key: record_key(source, external_id)}
+        if inbox.updated_at:
+            line[inbox.updated_at] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        line |= {ASSIGNED_ID_COLUMN: resolved_id, DATA_HASH_COLUMN: data_hash}
+        # every column on every line: the batch checks a batch file's columns against the
+        # inbox source's mappings, and a field nobody sent is simply null
+        line |= {column: data.get(column) for column in self.mapper.columns}
+        return (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+    def _lookup_one(self, graph: GraphIndex, identifier: ObservedIdentifier) -> LookupMatch:
+        name, value = identifier.identifier_type, identifier.value
+        if not identifier.linkable or value is None:
+            return LookupMatch(name, identifier.status, None)
+        if graph.is_oversize(name, value):
+            return LookupMatch(name, "oversize", None)
+        match = graph.match(name, value)
+        pending = self._pending.groups.get((name, value))
+        resolved_id = match.resolved_id if match else pending.resolved_id if pending else None
+        return LookupMatch(name, "linkable", resolved_id)
+
+    # --- what the service has accepted
+
+    def _accept(self, key: str, accepted: _Accepted) -> None:
+        self._accepted[key] = accepted
+        self._issued_here.add(accepted.resolved_id)
+        _add_pending(self._pending, key, accepted)
+
+    def _pending_after(self, graph: GraphIndex) -> _Pending:
+        """Accepted records the graph does not hold yet."""
+        pending = _Pending()
+        for key, accepted in self._accepted.items():
+            if graph.resolved_id_of(key) is None:
+                _add_pending(pending, key, accepted)
+        return pending
+
+    def _provisional_profile(self, resolved_id: str) -> dict[str, Any] | None:
+        """For a customer only the service knows yet: the first value of each identifier
+        type among its records. The golden profile follows after the next run."""
+        keys = self._pending.customers.get(resolved_id)
+        if not keys:
+            return None
+        profile: dict[str, Any] = {"resolved_id": resolved_id}
+        for key in keys:
+            for name, value in self._accepted[key].values:
+                profile.setdefault(f"{name}_primary", value)
+        return profile | {
+            "record_count": len(keys),
+            "source_systems": [self.inbox_name],
+            "provisional": True,
+        }
+
+    def _pending_member(self, key: str) -> dict[str, Any]:
+        return {
+            "entity_key": key,
+            "source": self.inbox_name,
+            "record_key": key.removeprefix(f"{self.inbox_name}:"),
+            "pending": True,
+        }
+
+    def _load_accepted(self) -> None:
+        """What the inbox holds from earlier lives of the service (vectorised over the
+        lines; one dict entry per accepted record)."""
+        inbox = inbox_source(self.spec)
+        files = list_batches(self.spec, inbox)
+        if self._inbox.accepting.is_file():
+            files.append(self._inbox.accepting)
+        lines = read_inbox(self.spec, files).filter(pl.col(ASSIGNED_ID_COLUMN).is_not_null())
+        values = (
+            self.mapper.linkable_values(lines)
+            .group_by("entity_key")
+            .agg(pl.struct("identifier_type", "value").alias("values"))
+        )
+        accepted = lines.join(values, on="entity_key", how="left").unique(
+            "entity_key", keep="first", maintain_order=True
+        )
+        for key, resolved_id, data_hash, pairs in accepted.select(
+            "entity_key", ASSIGNED_ID_COLUMN, DATA_HASH_COLUMN, "values"
+        ).iter_rows():
+            pairs = tuple((p["identifier_type"], p["value"]) for p in pairs or [])
+            self._accept(key, _Accepted(resolved_id, data_hash or "", pairs))
+        if self._accepted:
+            log.info("%d records accepted earlier found in the inbox", len(self._accepted))
+
+
+def _add_pending(pending: _Pending, key: str, accepted: _Accepted) -> None:
+    pending.customers.setdefault(accepted.resolved_id, []).append(key)
+    for value in accepted.values:
+        group = pending.groups.get(value)
+        if group is None:
+            pending.groups[value] = _PendingGroup(accepted.resolved_id, key)
+        else:
+            group.count += 1
+
+
+def _data_hash(data: dict[str, str]) -> str:
+    """The same data in any key order hashes the same."""
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()

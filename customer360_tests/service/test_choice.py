@@ -1,0 +1,53 @@
+"""The default chooser follows the batch's merge rule: the oldest id wins."""
+
+from __future__ import annotations
+
+from customer360.service.choice import Candidate, Conflict, choose_by_exact_identifiers
+from customer360.service.mapping import Observation
+
+RECORD = Observation([])
+
+
+def test_no_candidate_is_a_new_customer() -> None:
+    choice = choose_by_exact_identifiers(RECORD, [])
+    assert (choice.resolved_id, choice.matched_on, choice.confidence) == (None, [], 1.0)
+
+
+def test_one_customer_matched_on_every_identifier_that_points_at_it() -> None:
+    choice = choose_by_exact_identifiers(
+        RECORD,
+        [Candidate("crm:A", "email", "crm:A", 3), Candidate("crm:A", "phone", "shop:7", 3)],
+    )
+    assert (choice.resolved_id, choice.matched_on, choice.matched_entity_key) == (
+        "crm:A",
+        ["email", "phone"],
+        "crm:A",
+    )
+    assert choice.confidence == 1.0 and choice.conflicts == []
+
+
+def test_several_customers_the_first_issued_wins_then_registered_before_real_time() -> None:
+    candidates = [
+        Candidate("inbox:web:2", "loyalty_id", "inbox:web:2", None),  # handed out in real time
+        Candidate("crm:B", "phone", "crm:B", 9),
+        Candidate("crm:A", "email", "crm:A", 4),  # issued first
+        Candidate("crm:A", "phone", "crm:A2", 4),
+    ]
+    choice = choose_by_exact_identifiers(RECORD, candidates)
+    assert choice.resolved_id == "crm:A" and choice.matched_on == ["email", "phone"]
+    assert choice.conflicts == [
+        Conflict("crm:B", ["phone"]),
+        Conflict("inbox:web:2", ["loyalty_id"]),
+    ]
+    assert choice.confidence == round(2 / 3, 4)  # email and phone of email, phone, loyalty_id
+
+
+def test_ids_handed_out_in_real_time_order_by_id_as_the_batch_registers_them_together() -> None:
+    choice = choose_by_exact_identifiers(
+        RECORD,
+        [
+            Candidate("inbox:web:9", "email", "inbox:web:9", None),
+            Candidate("inbox:web:10", "phone", "inbox:web:10", None),
+        ],
+    )
+    assert choice.resolved_id == "inbox:web:10"  # '1' sorts before '9'
