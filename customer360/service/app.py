@@ -25,7 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from customer360.core.spec import NAME_PATTERN
 from customer360.service.inbox import InboxWriteError
-from customer360.service.resolver import NotReadyError, ReplayConflictError, Resolver
+from customer360.service.resolver import (
+    ForgottenRecordError,
+    NotReadyError,
+    ReplayConflictError,
+    Resolver,
+)
 from customer360.service.security import BodySizeLimit, api_key_guard
 
 log = logging.getLogger("customer360.service")
@@ -123,6 +128,10 @@ def create_app(resolver: Resolver, api_key: str | None, max_body_bytes: int) -> 
     @app.exception_handler(ReplayConflictError)
     async def replay_conflict(_: Request, exc: ReplayConflictError) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+    @app.exception_handler(ForgottenRecordError)
+    async def forgotten(_: Request, exc: ForgottenRecordError) -> JSONResponse:
+        return JSONResponse(status_code=410, content={"detail": str(exc)})
 
     @app.exception_handler(InboxWriteError)
     async def not_stored(_: Request, exc: InboxWriteError) -> JSONResponse:
