@@ -56,8 +56,9 @@ class ResolveResponse(BaseModel):
     )
     matched_entity_key: str | None = Field(description="the record that holds the match")
     confidence: float = Field(
-        description="1.0 for an unambiguous exact match or a new customer; the share of "
-        "matching identifiers that support the choice when they point at several customers"
+        description="1.0 for an unambiguous exact match or a new customer; when the "
+        "record's identifiers reach several customers, the share of its links (identifier "
+        "type reaching a customer) that point at this one"
     )
     conflicts: list[ConflictOut] = Field(
         description="other customers the record's identifiers point at; the next batch run "
@@ -72,7 +73,10 @@ class ResolveResponse(BaseModel):
 class LookupMatchOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     identifier_type: str
-    status: str = Field(description="linkable, oversize, inactive, invalid or excluded")
+    status: str = Field(
+        description="linkable, guarded (records naming different people share it: no one "
+        "customer holds it), oversize, inactive, invalid or excluded"
+    )
     resolved_id: str | None
 
 

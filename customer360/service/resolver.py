@@ -270,9 +270,10 @@ class Resolver:
         self.reload_if_changed()
 
     def forget_suppressed(self) -> int:
-        """Let go of the records on the suppression list, if it changed: out of memory
-        and out of the inbox files (the open one is rotated first, so that only whole
-        batch files are rewritten). Returns how many accepted records were dropped."""
+        """Let go of the records on the suppression list, if it changed: their customers
+        stop matching; records the service accepted leave its memory and the inbox files
+        (the open one is rotated first, so that only whole batch files are rewritten).
+        Returns how many accepted records were dropped."""
         stamp = file_stamp(self.store.state_path(FORGOTTEN_STATE))
         if stamp == self._suppression_stamp:
             return 0
@@ -287,11 +288,12 @@ class Resolver:
                 self._forgotten_ids |= self._graph.resolved_ids_of(keys)
             for key in gone:
                 del self._accepted[key]
+            if not gone:
+                return 0  # none of the service's records: the inbox holds none of theirs
             self._pending = self._pending_after(self._graph)
             self._inbox.rotate()
             cut = drop_inbox_lines(self.spec, keys, include_open_file=False)
-        if gone or cut:
-            log.info("forgotten records let go: %d in memory, %d inbox lines", len(gone), cut)
+        log.info("forgotten records let go: %d in memory, %d inbox lines", len(gone), cut)
         return len(gone)
 
     def reload_if_changed(self) -> bool:
