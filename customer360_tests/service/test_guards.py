@@ -11,7 +11,7 @@ import pytest
 
 from customer360.service.resolver import Resolver
 
-from .conftest import JOHN, World, make_world
+from .conftest import JANE, JOHN, World, make_world
 
 JOHNS_PHONE = "555-123-4567"  # C001 (John) and T001 (no name) share it in the graph
 
@@ -102,3 +102,27 @@ def test_agreeing_names_link_through_the_anchor_as_without_the_guard(
     john = resolver.resolve("web", "R8", {"phone": "5551234567", "first_name": "john"})
     resolver.close()
     assert (john.resolved_id, john.matched_entity_key, john.confidence) == (JOHN, JOHN, 1.0)
+
+
+def test_a_guarded_match_and_an_email_of_two_customers_choose_as_the_batch_merges(
+    guarded_world: World,
+) -> None:
+    first = guarded_world.resolver()
+    mary = first.resolve("web", "R1", {"phone": JOHNS_PHONE, "first_name": "Mary"}).resolved_id
+    first.close()
+    guarded_world.run_batch()
+
+    resolver = guarded_world.resolver()
+    both = resolver.resolve(
+        "web", "R9", {"email": "jane@example.org", "phone": JOHNS_PHONE, "first_name": "Mary"}
+    )
+    resolver.close()
+    # the phone reaches only Mary (not John: another name), the email Jane: the batch
+    # will merge Mary into Jane, whose id is older
+    assert (both.resolved_id, both.matched_on, both.confidence) == (JANE, ["email"], 0.5)
+    assert [(c.resolved_id, c.matched_on) for c in both.conflicts] == [(mary, ["phone"])]
+
+    guarded_world.run_batch()
+    after = batch_membership(guarded_world)
+    assert after["signups:web:R9"] == after["signups:web:R1"] == JANE
+    assert after["crm_customers:C001"] == JOHN  # John stays apart
