@@ -113,12 +113,15 @@ class GraphIndex:
         # anchor — the record its identity edges start from — is its lowest position
         self._entity_keys = membership.get_column("entity_key")
         self._resolved_ids = membership.get_column("resolved_id")
-        self._values, self._group_sizes, self._oversize, self._shared = _value_index(
+        self._values, self._group_sizes, self._oversize, shared = _value_index(
             store, membership, list(self._corroboration)
         )
+        self._shared = {
+            name: _as_dict(frame, "value", "positions") for name, frame in shared.items()
+        }
         self._names = _name_keys(store, membership, set(self._corroboration.values()))
         self.names = NameAgreement()
-        self.names.learn(self._spellings_in_groups())
+        self.names.learn(self._spellings_in_groups(shared))
 
         by_entity = membership.select("entity_key", "resolved_id").sort("entity_key")
         self._entity_index = SortedKeys(by_entity.get_column("entity_key"))
@@ -220,18 +223,14 @@ class GraphIndex:
             .to_dicts()
         )
 
-    def _spellings_in_groups(self) -> pl.DataFrame:
+    def _spellings_in_groups(self, shared: dict[str, pl.DataFrame]) -> pl.DataFrame:
         """(left, right): the pairs of different name keys that share a guarded value."""
         pairs = [pl.DataFrame(schema={"left": pl.String, "right": pl.String})]
-        for identifier_type, attribute in self._corroboration.items():
-            names = self._names[attribute]
-            shared = self._shared[identifier_type]
-            members = pl.DataFrame(
-                {"value": list(shared), "position": list(shared.values())},
-                schema={"value": pl.String, "position": pl.List(pl.UInt32)},
-            ).explode("position")
+        for identifier_type, groups in shared.items():
+            names = self._names[self._corroboration[identifier_type]]
+            members = groups.select("value", "positions").explode("positions")
             spellings = (
-                members.with_columns(names.gather(members.get_column("position")).alias("name"))
+                members.with_columns(names.gather(members.get_column("positions")).alias("name"))
                 .drop_nulls("name")
                 .unique(["value", "name"])
             )
@@ -249,11 +248,11 @@ def _value_index(
     dict[str, dict[str, int]],
     dict[str, dict[str, int]],
     dict[str, set[str]],
-    dict[str, dict[str, list[int]]],
+    dict[str, pl.DataFrame],
 ]:
     """Per identifier type: linkable value → anchor position, group sizes of shared
     linkable values, the over-size values, and — for guarded types — the positions of
-    every record of each shared value."""
+    every record of each shared value (``value``, ``positions``)."""
     positions = membership.select("entity_key").with_row_index("position").lazy()
     groups = (
         store.scan("identifiers")
@@ -271,7 +270,7 @@ def _value_index(
     values: dict[str, dict[str, int]] = {}
     sizes: dict[str, dict[str, int]] = {}
     oversize: dict[str, set[str]] = {}
-    shared: dict[str, dict[str, list[int]]] = {name: {} for name in guarded}
+    shared: dict[str, pl.DataFrame] = {}
     for (identifier_type,), part in groups.partition_by("identifier_type", as_dict=True).items():
         linkable = part.filter(pl.col("status") == "linkable")
         values[identifier_type] = _as_dict(linkable, "value", "anchor")
@@ -280,10 +279,8 @@ def _value_index(
         )
         over = part.filter(pl.col("status") == "oversize")
         oversize[identifier_type] = set(over.get_column("value").to_list())
-        if identifier_type in shared:
-            shared[identifier_type] = _as_dict(
-                linkable.filter(pl.col("group_size") > 1), "value", "positions"
-            )
+        if identifier_type in guarded:
+            shared[identifier_type] = linkable.filter(pl.col("group_size") > 1)
     return values, sizes, oversize, shared
 
 
