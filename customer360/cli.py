@@ -167,7 +167,7 @@ def _forget(
     except (SpecError, ForgetError, StorageError) as exc:
         print(f"customer360: {exc}", file=sys.stderr)
         return 2
-    figures = forget(store, selected, "resolved_id" if resolved_id else identifier_type)
+    figures = forget(spec, store, selected, "resolved_id" if resolved_id else identifier_type)
     print(
         f"forgot {figures['records_forgotten']} record(s) of "
         f"{figures['customers_forgotten']} customer(s); rebuilding every output"

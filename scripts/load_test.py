@@ -9,15 +9,20 @@ The sample world is generated and materialized once per (N, seed, generator vers
 under --work, with the benchmark's helpers, and reused. The real service
 (`customer360 serve`, one uvicorn worker) runs in a child process; one keep-alive
 connection sends the requests one after another: 40% carry the raw email of a record
-in the graph, 30% its raw phone, 30% a new person's email. Only values that stay
-linkable when one more record shares them are used, each once, so the expected id is
-the published membership's. --converge then stops the service (its inbox becomes a
-batch file), runs the batch again and checks that it kept every id the service gave.
+in the graph, 30% its raw phone and first name, 30% a new person's email. Only values
+that stay linkable when one more record shares them are used, each once, so the
+expected id is the published membership's (a phone is guarded by first names in the
+sample's spec: the record's own name agrees with the records the batch linked it to).
+--converge then stops the service (its inbox becomes a batch file), runs the batch
+again and checks that it kept every id the service gave.
+
+The graph is rebuilt when the generator or the bundled spec changes.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import json
 import os
@@ -30,7 +35,7 @@ import time
 from pathlib import Path
 
 import polars as pl
-from benchmark import _generator_version, _prepare, _timed_run
+from benchmark import REPO_ROOT, _generator_version, _prepare, _timed_run
 
 from customer360.core.inbox import entity_key, inbox_folder
 from customer360.core.spec import Spec, load_spec
@@ -51,7 +56,8 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    workdir = args.work / f"n{args.records}-s{args.seed}-g{_generator_version()}"
+    version = f"g{_generator_version()}-c{_spec_version()}"
+    workdir = args.work / f"n{args.records}-s{args.seed}-{version}"
     if not _graph_published(workdir):
         _prepare(workdir, args.records, args.seed)
         print(f"materializing the graph of {args.records:,} records …", file=sys.stderr)
@@ -78,6 +84,11 @@ def main() -> int:
     return 0 if ok else 1
 
 
+def _spec_version() -> str:
+    """A short hash of the bundled spec: another spec means another graph."""
+    return hashlib.blake2b((REPO_ROOT / "customer360.yaml").read_bytes(), digest_size=4).hexdigest()
+
+
 def _graph_published(workdir: Path) -> bool:
     return (workdir / "artifacts" / "membership.parquet").is_file()
 
@@ -102,13 +113,29 @@ def _requests(workdir: Path, spec: Spec, count: int, seed: int) -> pl.DataFrame:
             pl.scan_parquet(artifacts / "membership.parquet").select("entity_key", "resolved_id"),
             on="entity_key",
         )
-        .select("identifier_type", "value_raw", pl.col("resolved_id").alias("expected"))
+        .join(
+            pl.scan_parquet(artifacts / "records.parquet").select("entity_key", "first_name"),
+            on="entity_key",
+        )
+        .select(
+            "identifier_type",
+            "value_raw",
+            # a guarded phone links a record with no name to nobody when its group names
+            # several people: send the phone with the record's own first name
+            pl.when(pl.col("identifier_type") == "phone")
+            .then(pl.col("first_name"))
+            .alias("first_name"),
+            pl.col("resolved_id").alias("expected"),
+        )
         .collect()
     )
     parts = []
     for kind in ("email", "phone"):
         wanted = round(count * MIX[kind])
-        parts.append(usable.filter(pl.col("identifier_type") == kind).sample(n=wanted, seed=seed))
+        of_kind = usable.filter(pl.col("identifier_type") == kind)
+        if kind == "phone":
+            of_kind = of_kind.drop_nulls("first_name")
+        parts.append(of_kind.sample(n=wanted, seed=seed))
     run = secrets.token_hex(4)
     new = count - sum(part.height for part in parts)
     parts.append(
@@ -116,6 +143,7 @@ def _requests(workdir: Path, spec: Spec, count: int, seed: int) -> pl.DataFrame:
             {
                 "identifier_type": ["email"] * new,
                 "value_raw": [f"load.{run}.{i}@new-customers.test" for i in range(new)],
+                "first_name": [None] * new,
                 "expected": [None] * new,
             },
             schema=usable.schema,
@@ -158,8 +186,10 @@ def _fire(port: int, key: str, requests: pl.DataFrame) -> tuple[list[float], lis
         connection.request("GET", "/v1/lookup?email=warm.up%40example.test", headers=headers)
         connection.getresponse().read()
     latencies, answers, errors = [], [], 0
-    for kind, raw, external_id in requests.select("identifier_type", "value_raw", "id").iter_rows():
-        body = json.dumps({"source": "load_test", "external_id": external_id, "data": {kind: raw}})
+    rows = requests.select("identifier_type", "value_raw", "first_name", "id").iter_rows()
+    for kind, raw, first_name, external_id in rows:
+        data = {kind: raw} | ({"first_name": first_name} if first_name else {})
+        body = json.dumps({"source": "load_test", "external_id": external_id, "data": data})
         started = time.perf_counter()
         try:
             connection.request("POST", "/v1/resolve", body=body, headers=headers)

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import duckdb
 import polars as pl
 
-from customer360.core.names import compatible_sql, name_key, nickname_pairs
+from customer360.core.names import NameAgreement, compatible_sql, name_key, nickname_pairs
 
 EDGE_SCHEMA = {
     "entity_key_a": pl.String,
@@ -145,6 +145,35 @@ def _guarded_groups(
     )
     agreeing = pairs.join(conflicting, on=["identifier_type", "value"]).filter("agree")
     return conflicting, agreeing.select(list(no_pairs.columns))
+
+
+def guarded_partners(
+    member_names: list[str | None], name: str | None, agreement: NameAgreement
+) -> list[int] | None:
+    """What :func:`build_edges` makes of one more record joining a guarded group: the
+    group's rule applied to one record at a time, for the resolve service.
+
+    ``member_names`` are the name keys of the group's records, ``name`` the newcomer's.
+    None when the group with the newcomer names no conflicting spellings: it links like
+    any group, through its anchor. Otherwise the indexes of the members whose names
+    agree with the newcomer's — the pairs the batch keeps — and none when the newcomer
+    has no name.
+    """
+    spellings = sorted({n for n in [*member_names, name] if n is not None})
+    conflict = any(
+        not agreement.compatible(left, right)
+        for i, left in enumerate(spellings)
+        for right in spellings[i + 1 :]
+    )
+    if not conflict:
+        return None
+    if name is None:
+        return []
+    return [
+        index
+        for index, member in enumerate(member_names)
+        if member is not None and agreement.compatible(name, member)
+    ]
 
 
 def _held_back(

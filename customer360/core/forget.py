@@ -9,6 +9,10 @@ audit row records when, by what kind of selector and how many records, never the
 The suppression list and the registry of issued ids keep entity keys (source-system
 keys, no personal values): the first to keep the rows out, the second so that an id is
 never issued twice.
+
+Records the resolve service accepted that no run has read yet are the person's too: they
+are found in the inbox (by the id the service assigned, or by the identifier value) and
+their lines are cut out of the inbox files (see :func:`customer360.core.inbox.drop_inbox_lines`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,18 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from customer360.core.identifiers import ValueClassifier
+from customer360.core.inbox import (
+    ASSIGNED_ID_COLUMN,
+    data_columns,
+    drop_inbox_lines,
+    inbox_source,
+    pending_records,
+    unserved_inbox,
+)
+from customer360.core.ingest import hash_identifiers
 from customer360.core.privacy import lookup_value
+from customer360.core.records import mapped_fields
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
 
@@ -42,8 +57,15 @@ def select_records(
     value: str | None = None,
 ) -> pl.DataFrame:
     """The (entity_key, resolved_id) of every record of the person(s) selected by a
-    resolved_id or by an identifier value (normalized, and hashed, like the data)."""
+    resolved_id or by an identifier value (normalized, and hashed, like the data) — in
+    the published graph, and among the records the resolve service accepted since (with
+    the id it assigned them)."""
     membership = store.read("membership", ["entity_key", "resolved_id"])
+    pending = (
+        pending_records(spec, membership.get_column("entity_key"))
+        if spec.service is not None
+        else pl.DataFrame(schema={"entity_key": pl.String, ASSIGNED_ID_COLUMN: pl.String})
+    )
     if resolved_id is not None:
         chosen = [resolved_id]
     else:
@@ -54,18 +76,49 @@ def select_records(
         holders = store.read("identifiers", ["entity_key", "identifier_type", "value"]).filter(
             (pl.col("identifier_type") == identifier_type) & (pl.col("value") == stored)
         )
-        chosen = (
-            holders.join(membership, on="entity_key").get_column("resolved_id").unique().to_list()
-        )
-    selected = membership.filter(pl.col("resolved_id").is_in(chosen))
+        chosen = [
+            *holders.join(membership, on="entity_key").get_column("resolved_id").unique(),
+            *_pending_holders(spec, pending, identifier_type, stored),
+        ]
+    selected = pl.concat(
+        [
+            membership.filter(pl.col("resolved_id").is_in(chosen)),
+            pending.filter(pl.col(ASSIGNED_ID_COLUMN).is_in(chosen)).select(
+                "entity_key", pl.col(ASSIGNED_ID_COLUMN).alias("resolved_id")
+            ),
+        ]
+    )
     if selected.is_empty():
         raise ForgetError("no customer matches the request; nothing was changed")
     return selected
 
 
-def forget(store: ArtifactStore, selected: pl.DataFrame, selector: str) -> dict[str, int]:
-    """Suppress the selected records from now on, purge what runs cannot rebuild, and
-    write the audit row. Returns the audit figures."""
+def _pending_holders(
+    spec: Spec, pending: pl.DataFrame, identifier_type: str, stored: str | None
+) -> pl.Series:
+    """The ids the service assigned to unread inbox records holding the value, read
+    through the batch's own ingestion, mappings and normalizer."""
+    if pending.is_empty() or identifier_type not in inbox_source(spec).identifiers:
+        return pl.Series(ASSIGNED_ID_COLUMN, [], pl.String)
+    inbox = inbox_source(spec)
+    ingested, _ = hash_identifiers(spec, inbox, pending)
+    mapping = next(
+        field
+        for field in mapped_fields(spec, inbox, data_columns(inbox))
+        if field.meta.output_name() == identifier_type
+    )
+    id_type = spec.identifier_types[identifier_type]
+    classifier = ValueClassifier(identifier_type, id_type, spec.settings.default_region)
+    values = classifier.normalize(ingested.select(mapping).to_series())
+    return pending.filter((values == stored).fill_null(False)).get_column(ASSIGNED_ID_COLUMN)
+
+
+def forget(
+    spec: Spec, store: ArtifactStore, selected: pl.DataFrame, selector: str
+) -> dict[str, int]:
+    """Suppress the selected records from now on, purge what runs cannot rebuild, cut
+    their lines out of the service's inbox, and write the audit row. Returns the audit
+    figures."""
     keys = selected.get_column("entity_key").unique()
     ids = selected.get_column("resolved_id").unique()
     suppressed = pl.concat(
@@ -90,6 +143,9 @@ def forget(store: ArtifactStore, selected: pl.DataFrame, selector: str) -> dict[
         state = store.read_state(name)
         if state is not None:
             store.write_state(name, state.filter(~pl.col("entity_key").is_in(keys.implode())))
+    if spec.service is not None:
+        with unserved_inbox(spec) as no_service_running:
+            drop_inbox_lines(spec, keys, include_open_file=no_service_running)
     figures = {"records_forgotten": keys.len(), "customers_forgotten": ids.len()}
     store.append(
         AUDIT_TABLE,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import duckdb
 import polars as pl
 from nicknames import name_triplets
 
@@ -41,3 +42,52 @@ def compatible_sql(left: str, right: str) -> str:
         f"({left} = {right} OR jaro_winkler_similarity({left}, {right}) >= {SIMILAR_SPELLING} "
         f"OR EXISTS (SELECT 1 FROM nickname_pairs n WHERE n.name = {left} AND n.other = {right}))"
     )
+
+
+class NameAgreement:
+    """:func:`compatible_sql` for callers that ask about a few spellings at a time (the
+    resolve service, one record per request), with the answers kept.
+
+    Asking DuckDB costs about a millisecond per query, so the pairs of spellings that
+    already share an identifier can be learned in one vectorised query up front; a
+    request then only asks about the pairs nobody has seen. The rule itself is the
+    batch's SQL, so the service and the batch cannot disagree on what a conflict is.
+    Not thread-safe: callers serialise their calls.
+    """
+
+    def __init__(self) -> None:
+        self._con = duckdb.connect()
+        self._con.register("nickname_pairs", nickname_pairs().to_arrow())
+        self._known: dict[tuple[str, str], bool] = {}
+
+    def learn(self, pairs: pl.DataFrame) -> None:
+        """Decide and keep every pair of name keys in the columns ``left`` and ``right``."""
+        ordered = pairs.select(
+            pl.min_horizontal("left", "right").alias("left"),
+            pl.max_horizontal("left", "right").alias("right"),
+        ).filter(pl.col("left") != pl.col("right"))
+        unknown = ordered.unique()
+        if unknown.is_empty():
+            return
+        self._con.register("asked", unknown.to_arrow())
+        decided = self._con.sql(
+            f"SELECT a.left AS l, a.right AS r, {compatible_sql('a.left', 'a.right')} AS agree "
+            "FROM asked a"
+        ).pl()
+        self._con.unregister("asked")
+        self._known.update(
+            zip(
+                zip(decided.get_column("l"), decided.get_column("r"), strict=True),
+                decided.get_column("agree"),
+                strict=True,
+            )
+        )
+
+    def compatible(self, name: str, other: str) -> bool:
+        """Whether two name keys (see :func:`name_key`) may be one person's."""
+        if name == other:
+            return True
+        pair = (name, other) if name < other else (other, name)
+        if pair not in self._known:
+            self.learn(pl.DataFrame({"left": [pair[0]], "right": [pair[1]]}))
+        return self._known[pair]

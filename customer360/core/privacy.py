@@ -81,10 +81,7 @@ def keyed_hash(values: pl.Series, salt: bytes) -> pl.Series:
     """HMAC-SHA256 of every value (hex; null stays null). HMAC is not a Polars
     expression, so each distinct value is hashed once and joined back to the rows."""
     distinct = values.drop_nulls().unique()
-    digests = pl.Series(
-        [hmac.digest(salt, value.encode("utf-8"), HASH_ALGORITHM).hex() for value in distinct],
-        dtype=pl.String,
-    )
+    digests = pl.Series([keyed_hash_one(value, salt) for value in distinct], dtype=pl.String)
     lookup = pl.DataFrame({"plain": distinct, "hashed": digests})
     return (
         pl.DataFrame({"plain": values})
@@ -92,6 +89,12 @@ def keyed_hash(values: pl.Series, salt: bytes) -> pl.Series:
         .get_column("hashed")
         .alias(values.name)
     )
+
+
+def keyed_hash_one(value: str, salt: bytes) -> str:
+    """HMAC-SHA256 of one value, in hex: what :func:`keyed_hash` gives each value (the
+    resolve service hashes one request's values without building a frame)."""
+    return hmac.digest(salt, value.encode("utf-8"), HASH_ALGORITHM).hex()
 
 
 def hash_earlier_plain_values(spec: Spec, frame: pl.DataFrame) -> pl.DataFrame:

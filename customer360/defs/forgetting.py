@@ -38,7 +38,7 @@ def build_forget_job(
             spec, store, config.resolved_id, config.identifier_type, config.value
         )
         selector = "resolved_id" if config.resolved_id else str(config.identifier_type)
-        figures = forget(store, selected, selector)
+        figures = forget(spec, store, selected, selector)
         context.log.info(
             f"forgot {figures['records_forgotten']} record(s) of "
             f"{figures['customers_forgotten']} customer(s); the main job rebuilds the outputs"

@@ -25,7 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from customer360.core.spec import NAME_PATTERN
 from customer360.service.inbox import InboxWriteError
-from customer360.service.resolver import NotReadyError, ReplayConflictError, Resolver
+from customer360.service.resolver import (
+    ForgottenRecordError,
+    NotReadyError,
+    ReplayConflictError,
+    Resolver,
+)
 from customer360.service.security import BodySizeLimit, api_key_guard
 
 log = logging.getLogger("customer360.service")
@@ -51,8 +56,9 @@ class ResolveResponse(BaseModel):
     )
     matched_entity_key: str | None = Field(description="the record that holds the match")
     confidence: float = Field(
-        description="1.0 for an unambiguous exact match or a new customer; the share of "
-        "matching identifiers that support the choice when they point at several customers"
+        description="1.0 for an unambiguous exact match or a new customer; when the "
+        "record's identifiers reach several customers, the share of its links (identifier "
+        "type reaching a customer) that point at this one"
     )
     conflicts: list[ConflictOut] = Field(
         description="other customers the record's identifiers point at; the next batch run "
@@ -67,7 +73,10 @@ class ResolveResponse(BaseModel):
 class LookupMatchOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     identifier_type: str
-    status: str = Field(description="linkable, oversize, inactive, invalid or excluded")
+    status: str = Field(
+        description="linkable, guarded (records naming different people share it: no one "
+        "customer holds it), oversize, inactive, invalid or excluded"
+    )
     resolved_id: str | None
 
 
@@ -123,6 +132,10 @@ def create_app(resolver: Resolver, api_key: str | None, max_body_bytes: int) -> 
     @app.exception_handler(ReplayConflictError)
     async def replay_conflict(_: Request, exc: ReplayConflictError) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+    @app.exception_handler(ForgottenRecordError)
+    async def forgotten(_: Request, exc: ForgottenRecordError) -> JSONResponse:
+        return JSONResponse(status_code=410, content={"detail": str(exc)})
 
     @app.exception_handler(InboxWriteError)
     async def not_stored(_: Request, exc: InboxWriteError) -> JSONResponse:

@@ -6,8 +6,10 @@ decides. The default, :func:`choose_by_exact_identifiers`, follows what the next
 run will do with the record: one candidate is the record's customer; several mean the
 record links customers the batch will merge, and a merge keeps the oldest id (first
 issued), so that one is chosen and the others are reported as conflicts, with the
-confidence lowered to the share of the record's matching identifiers that support the
-choice. Customers are never merged in real time.
+confidence lowered to the share of the record's links that point at the choice. A link
+is an identifier type reaching a customer: an email reaching A and a phone reaching B
+are two links, one for A; a guarded phone whose agreeing records belong to A and B is
+also two. Customers are never merged in real time.
 
 A probabilistic scorer would be another chooser with the same signature: it receives the
 record's observation and the candidates blocked by exact identifiers, and returns its
@@ -61,13 +63,13 @@ def choose_by_exact_identifiers(observation: Observation, candidates: list[Candi
         by_customer.setdefault(candidate.resolved_id, []).append(candidate)
     ranked = sorted(by_customer.values(), key=lambda group: _issue_order(group[0]))
     chosen, *others = ranked
-    matched_types = {c.identifier_type for c in candidates}
+    links = sum(len(_types(group)) for group in ranked)
     supporting = _types(chosen)
     return Choice(
         resolved_id=chosen[0].resolved_id,
         matched_on=supporting,
         matched_entity_key=chosen[0].entity_key,
-        confidence=round(len(supporting) / len(matched_types), 4),
+        confidence=round(len(supporting) / links, 4),
         conflicts=[Conflict(group[0].resolved_id, _types(group)) for group in others],
     )
 

@@ -5,6 +5,11 @@ Built from the outputs of the last materialization — ``membership``, ``identif
 dicts (normalized identifier value → the record that anchors its group) and sorted
 columns searched by bisection. A lookup is a dict access or a binary search, never a
 scan of a table.
+
+For identifier types the corroboration guard watches, the index also keeps each shared
+value's records and every record's name key, and learns up front whether the spellings
+inside each group agree (one vectorised query), so that a request only asks about the
+spellings it brings.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from customer360.core.names import NameAgreement, name_key
 from customer360.core.stable_ids import ID_REGISTRY_STATE
 from customer360.core.storage import ArtifactStore
 
@@ -29,10 +35,11 @@ def graph_fingerprint(store: ArtifactStore) -> Fingerprint:
     """(size, modification time) of every file the index is built from: a cheap stat
     that changes whenever a materialization publishes a new graph."""
     paths = [store.path(table) for table in GRAPH_TABLES] + [store.state_path(ID_REGISTRY_STATE)]
-    return tuple(_stat(path) for path in paths)
+    return tuple(file_stamp(path) for path in paths)
 
 
-def _stat(path: Any) -> tuple[int, int] | None:
+def file_stamp(path: Any) -> tuple[int, int] | None:
+    """(size, modification time) of a file; None when it does not exist."""
     try:
         stat = path.stat()
     except FileNotFoundError:
@@ -51,6 +58,15 @@ class SortedKeys:
         index = int(np.searchsorted(self._keys, key))
         return index if index < len(self._keys) and self._keys[index] == key else None
 
+    def find_all(self, keys: pl.Series) -> np.ndarray:
+        """Row numbers of those of ``keys`` that are present."""
+        wanted = keys.to_numpy()
+        rows = np.searchsorted(self._keys, wanted)
+        inside = rows < len(self._keys)
+        found = np.zeros(len(wanted), dtype=bool)
+        found[inside] = self._keys[rows[inside]] == wanted[inside]
+        return rows[found]
+
     def span(self, key: str) -> range:
         """The rows holding ``key`` (empty when none do)."""
         return range(
@@ -68,11 +84,27 @@ class GraphMatch:
     group_size: int  # records sharing the value
 
 
+@dataclass(frozen=True)
+class GroupMember:
+    """A record sharing a guarded identifier value, with what the guard compares."""
+
+    entity_key: str
+    resolved_id: str
+    name: str | None  # the name key of the corroborating attribute
+
+
 class GraphIndex:
     """One published graph, read-only once built; a reload builds a new one."""
 
-    def __init__(self, store: ArtifactStore, fingerprint: Fingerprint) -> None:
+    def __init__(
+        self,
+        store: ArtifactStore,
+        fingerprint: Fingerprint,
+        corroboration: dict[str, str] | None = None,
+    ) -> None:
+        """``corroboration``: guarded identifier type → its corroborating attribute."""
         self.fingerprint = fingerprint
+        self._corroboration = corroboration or {}
         self.loaded_at = datetime.now(UTC)
         self._lineage_path = store.path(LINEAGE_TABLE)
         membership = store.read("membership", ["entity_key", "source", "record_key", "resolved_id"])
@@ -81,7 +113,15 @@ class GraphIndex:
         # anchor — the record its identity edges start from — is its lowest position
         self._entity_keys = membership.get_column("entity_key")
         self._resolved_ids = membership.get_column("resolved_id")
-        self._values, self._group_sizes, self._oversize = _value_index(store, membership)
+        self._values, self._group_sizes, self._oversize, shared = _value_index(
+            store, membership, list(self._corroboration)
+        )
+        self._shared = {
+            name: _as_dict(frame, "value", "positions") for name, frame in shared.items()
+        }
+        self._names = _name_keys(store, membership, set(self._corroboration.values()))
+        self.names = NameAgreement()
+        self.names.learn(self._spellings_in_groups(shared))
 
         by_entity = membership.select("entity_key", "resolved_id").sort("entity_key")
         self._entity_index = SortedKeys(by_entity.get_column("entity_key"))
@@ -116,6 +156,18 @@ class GraphIndex:
             group_size=self._group_sizes.get(identifier_type, {}).get(value, 1),
         )
 
+    def group(self, identifier_type: str, value: str) -> list[GroupMember]:
+        """The records sharing a value of a guarded type, in canonical order (the
+        anchor first); empty when the graph does not link on the value."""
+        anchor = self._values.get(identifier_type, {}).get(value)
+        if anchor is None:
+            return []
+        names = self._names[self._corroboration[identifier_type]]
+        positions = self._shared[identifier_type].get(value, [anchor])
+        return [
+            GroupMember(self._entity_keys[p], self._resolved_ids[p], names[p]) for p in positions
+        ]
+
     def links_on(self, identifier_type: str, value: str) -> bool:
         """The batch classified this value as linkable (and may have found it over-size)."""
         return value in self._values.get(identifier_type, ()) or self.is_oversize(
@@ -129,6 +181,11 @@ class GraphIndex:
     def resolved_id_of(self, entity_key: str) -> str | None:
         row = self._entity_index.find(entity_key)
         return None if row is None else self._entity_resolved_ids[row]
+
+    def resolved_ids_of(self, entity_keys: pl.Series) -> set[str]:
+        """The customers of those of the records that the graph holds."""
+        rows = self._entity_index.find_all(entity_keys)
+        return set(self._entity_resolved_ids.gather(rows).to_list())
 
     def is_issued(self, resolved_id: str) -> bool:
         """Issued by a run, now or ever: such an id is never handed out again."""
@@ -166,12 +223,36 @@ class GraphIndex:
             .to_dicts()
         )
 
+    def _spellings_in_groups(self, shared: dict[str, pl.DataFrame]) -> pl.DataFrame:
+        """(left, right): the pairs of different name keys that share a guarded value."""
+        pairs = [pl.DataFrame(schema={"left": pl.String, "right": pl.String})]
+        for identifier_type, groups in shared.items():
+            names = self._names[self._corroboration[identifier_type]]
+            members = groups.select("value", "positions").explode("positions")
+            spellings = (
+                members.with_columns(names.gather(members.get_column("positions")).alias("name"))
+                .drop_nulls("name")
+                .unique(["value", "name"])
+            )
+            pairs.append(
+                spellings.join(spellings, on="value", suffix="_other")
+                .filter(pl.col("name") < pl.col("name_other"))
+                .select(pl.col("name").alias("left"), pl.col("name_other").alias("right"))
+            )
+        return pl.concat(pairs).unique()
+
 
 def _value_index(
-    store: ArtifactStore, membership: pl.DataFrame
-) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]], dict[str, set[str]]]:
+    store: ArtifactStore, membership: pl.DataFrame, guarded: list[str]
+) -> tuple[
+    dict[str, dict[str, int]],
+    dict[str, dict[str, int]],
+    dict[str, set[str]],
+    dict[str, pl.DataFrame],
+]:
     """Per identifier type: linkable value → anchor position, group sizes of shared
-    linkable values, and the over-size values."""
+    linkable values, the over-size values, and — for guarded types — the positions of
+    every record of each shared value (``value``, ``positions``)."""
     positions = membership.select("entity_key").with_row_index("position").lazy()
     groups = (
         store.scan("identifiers")
@@ -179,12 +260,17 @@ def _value_index(
         .select("entity_key", "identifier_type", "value", "status", "group_size")
         .join(positions, on="entity_key")
         .group_by("identifier_type", "value", "status")
-        .agg(pl.col("position").min().alias("anchor"), pl.col("group_size").max())
+        .agg(
+            pl.col("position").min().alias("anchor"),
+            pl.col("group_size").max(),
+            pl.col("position").sort().alias("positions"),
+        )
         .collect()
     )
     values: dict[str, dict[str, int]] = {}
     sizes: dict[str, dict[str, int]] = {}
     oversize: dict[str, set[str]] = {}
+    shared: dict[str, pl.DataFrame] = {}
     for (identifier_type,), part in groups.partition_by("identifier_type", as_dict=True).items():
         linkable = part.filter(pl.col("status") == "linkable")
         values[identifier_type] = _as_dict(linkable, "value", "anchor")
@@ -193,7 +279,22 @@ def _value_index(
         )
         over = part.filter(pl.col("status") == "oversize")
         oversize[identifier_type] = set(over.get_column("value").to_list())
-    return values, sizes, oversize
+        if identifier_type in guarded:
+            shared[identifier_type] = linkable.filter(pl.col("group_size") > 1)
+    return values, sizes, oversize, shared
+
+
+def _name_keys(
+    store: ArtifactStore, membership: pl.DataFrame, attributes: set[str]
+) -> dict[str, pl.Series]:
+    """Each corroborating attribute's name key per record, by membership position."""
+    if not attributes:
+        return {}
+    records = store.read("records", ["entity_key", *sorted(attributes)])
+    aligned = membership.select("entity_key").join(
+        records, on="entity_key", how="left", maintain_order="left"
+    )
+    return {a: aligned.select(name_key(a)).to_series() for a in attributes}
 
 
 def _as_dict(frame: pl.DataFrame, key: str, value: str) -> dict:

@@ -22,9 +22,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from customer360.core.inbox import ACCEPTING_FILE
+from customer360.core.inbox import ACCEPTING_FILE, LOCK_FILE
 
-LOCK_FILE = ".service.lock"
 BATCH_PREFIX = "accepted-"
 RESERVE_BYTES = 4 << 20
 _sync = getattr(os, "fdatasync", os.fsync)  # fdatasync is Linux-only

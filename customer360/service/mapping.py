@@ -5,6 +5,12 @@ The data of a request is a row of the inbox source: the same mapping expressions
 and the same :class:`~customer360.core.identifiers.ValueClassifier` normalizes each
 identifier and decides whether it may link (inactive, invalid, excluded or linkable). So
 a value the service matches on is exactly the value the batch will link on.
+
+Two things the batch does elsewhere are done here the same way, with the same code:
+a hashed identifier type's value is normalized, screened by the type's exclusions and
+replaced by its keyed hash, as ingestion does (so a plain email finds the customer whose
+email the graph holds only as a hash); and the attribute a guarded type is corroborated
+by (``corroborate: first_name``) is read as the batch's name key.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import polars as pl
 
 from customer360.core.identifiers import ValueClassifier
 from customer360.core.inbox import data_columns, inbox_source
+from customer360.core.names import name_key
+from customer360.core.privacy import keyed_hash, keyed_hash_one, read_salt
 from customer360.core.records import mapped_fields
 from customer360.core.spec import Spec
 
@@ -23,7 +31,7 @@ from customer360.core.spec import Spec
 @dataclass(frozen=True)
 class ObservedIdentifier:
     identifier_type: str
-    value: str | None  # normalized; None when the raw text held no valid value
+    value: str | None  # normalized (and hashed, for a hashed type); None if not valid
     status: str  # linkable, inactive, invalid or excluded (group sizes come later)
 
     @property
@@ -36,6 +44,7 @@ class Observation:
     """One record's identifiers as the batch will see them."""
 
     identifiers: list[ObservedIdentifier]
+    names: dict[str, str | None]  # corroborating attribute → its name key, as the batch's
 
     def linkable(self) -> list[ObservedIdentifier]:
         return [identifier for identifier in self.identifiers if identifier.linkable]
@@ -51,20 +60,27 @@ class RecordMapper:
         inbox = inbox_source(spec)
         self.columns = data_columns(inbox)
         self.identifier_types = list(inbox.identifiers)
-        self._fields = [  # identifiers only: attributes do not take part in matching
+        # identifiers, and the attributes guards read: other attributes take no part
+        self.corroborating = sorted(set(spec.corroboration.values()) & set(inbox.attributes))
+        self._fields = [
             field
             for field in mapped_fields(spec, inbox, self.columns)
-            if field.meta.output_name() in inbox.identifiers
+            if field.meta.output_name() in (*inbox.identifiers, *self.corroborating)
         ]
+        self._name_keys = [name_key(attribute).alias(attribute) for attribute in self.corroborating]
         self._inputs = sorted({c for f in self._fields for c in f.meta.root_names()})
         region = spec.settings.default_region
+        # a hashed type is classified on its plain value, as ingestion screens it, and
+        # then hashed; the batch's classifier of hashed values would take text as a hash
         self.classifiers = {
-            name: ValueClassifier(name, spec.identifier_types[name], region)
-            for name in spec.identifier_types
+            name: ValueClassifier(name, id_type.model_copy(update={"hash": False}), region)
+            for name, id_type in spec.identifier_types.items()
         }
+        self._hashed = set(spec.hashed_identifier_types)
+        self._salt = read_salt(spec) if self._hashed else b""
 
     def observe(self, data: dict[str, str], known_linkable: KnownLinkable = None) -> Observation:
-        """One record's identifiers, normalized and classified.
+        """One record's identifiers, normalized and classified, and its name keys.
 
         ``known_linkable(type, value)`` says whether the batch (or the service, earlier)
         already classified this normalized value as linkable: the published graph links
@@ -72,29 +88,50 @@ class RecordMapper:
         answer — which spares a Polars pass per identifier on the hot path.
         """
         row = pl.DataFrame([pl.Series(c, [data.get(c)], pl.String) for c in self._inputs])
-        mapped = row.select(self._fields).row(0, named=True)
+        mapped = (  # one plan, one collect: each Polars call costs tens of microseconds
+            row.lazy()
+            .select(self._fields)
+            .with_columns(self._name_keys)
+            .collect()
+            .row(0, named=True)
+        )
         identifiers = []
         for name in self.identifier_types:
             if mapped[name] is None:
                 continue
             classifier = self.classifiers[name]
-            value = classifier.normalize(pl.Series([mapped[name]]))[0]
+            plain = classifier.normalize(pl.Series([mapped[name]]))[0]
+            value = self._stored(name, plain)
             known = value is not None and known_linkable is not None and known_linkable(name, value)
             if known and classifier.id_type.active:
                 identifiers.append(ObservedIdentifier(name, value, "linkable"))
             else:
-                identifiers.append(self._classified(name, value))
-        return Observation(identifiers)
+                identifiers.append(ObservedIdentifier(name, value, self._status(name, plain)))
+        return Observation(identifiers, {a: mapped[a] for a in self.corroborating})
 
     def classify(self, identifier_type: str, raw: str) -> ObservedIdentifier:
         """One raw value of an identifier type, normalized and classified."""
-        value = self.classifiers[identifier_type].normalize(pl.Series([raw]))[0]
-        return self._classified(identifier_type, value)
+        plain = self.classifiers[identifier_type].normalize(pl.Series([raw]))[0]
+        return ObservedIdentifier(
+            identifier_type,
+            self._stored(identifier_type, plain),
+            self._status(identifier_type, plain),
+        )
 
-    def _classified(self, identifier_type: str, value: str | None) -> ObservedIdentifier:
-        frame = pl.DataFrame([pl.Series("value", [value], pl.String)])
-        status = self.classifiers[identifier_type].with_statuses(frame).get_column("status")[0]
-        return ObservedIdentifier(identifier_type, value, status)
+    def _stored(self, identifier_type: str, plain: str | None) -> str | None:
+        """The value as the graph holds it: hashed when its type is hashed."""
+        if plain is None or identifier_type not in self._hashed:
+            return plain
+        return keyed_hash_one(plain, self._salt)
+
+    def _status(self, identifier_type: str, plain: str | None) -> str:
+        frame = pl.DataFrame([pl.Series("value", [plain], pl.String)])
+        return self.classifiers[identifier_type].with_statuses(frame).get_column("status")[0]
+
+    def name_keys(self, lines: pl.DataFrame) -> pl.DataFrame:
+        """``entity_key`` and the name key of each corroborating attribute, of many inbox
+        lines at once."""
+        return lines.select("entity_key", *self._fields).select("entity_key", *self._name_keys)
 
     def linkable_values(self, lines: pl.DataFrame) -> pl.DataFrame:
         """(entity_key, identifier_type, value) of every linkable identifier of many inbox
@@ -107,6 +144,12 @@ class RecordMapper:
             .filter(pl.col("status") == "linkable")
             .select("entity_key", pl.lit(name).alias("identifier_type"), "value")
             for name in self.identifier_types
+        ]
+        parts = [
+            part.with_columns(keyed_hash(part.get_column("value"), self._salt))
+            if name in self._hashed
+            else part
+            for name, part in zip(self.identifier_types, parts, strict=True)
         ]
         schema = {"entity_key": pl.String, "identifier_type": pl.String, "value": pl.String}
         return pl.concat([pl.DataFrame(schema=schema), *parts])

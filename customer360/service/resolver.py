@@ -7,20 +7,29 @@ batch will give its inbox line. Resolving it:
 1. a record seen before is a replay: the same resolved_id again (its current one, if a
    run has folded it in and moved it), ``is_new`` false — unless its data differs, which
    is refused rather than silently ignored;
-2. its identifiers are mapped, normalized and classified by the batch's own code; a
-   linkable value is used only if the record joining its group keeps the group within
-   ``max_group_size`` (counting the graph's records and those accepted since), because
-   otherwise the batch links nothing through it;
-3. the customers those values belong to are the candidates and a chooser picks one
+2. its identifiers are mapped, normalized (and hashed, for hashed types) and classified
+   by the batch's own code; a linkable value is used only if the record joining its
+   group keeps the group within ``max_group_size`` (counting the graph's records and
+   those accepted since), because otherwise the batch links nothing through it;
+3. through each value the record reaches what the batch's edges will join it to: the
+   group's anchor — or, for a type with a corroboration guard whose group (with the
+   record) names conflicting people, only the records whose names agree with the
+   record's (:func:`customer360.core.edges.guarded_partners`, the batch's rule);
+4. the customers so reached are the candidates and a chooser picks one
    (see :mod:`customer360.service.choice`); with none, the record is a new customer and
    gets the id the batch would give it — its entity_key, made unique against every id
    ever issued;
-4. the line, with the assigned id, is appended durably to the inbox before the answer.
+5. the line, with the assigned id, is appended durably to the inbox before the answer.
 
 Records accepted since the last published graph are kept in memory ("pending") with
 their values, so that a second sign-up with the same email finds the first one. When a
 new graph is published the index is rebuilt in the background, swapped in at once, and
 whatever the graph now holds stops being pending.
+
+When a person is forgotten (``customer360 forget`` adds their records to the suppression
+list), the service lets go of them within a tick: their accepted records leave its
+memory and its inbox files, their customers stop matching and are no longer shown, and
+their (source, external_id) pairs are refused from then on — the batch would drop them.
 """
 
 from __future__ import annotations
@@ -35,9 +44,12 @@ from typing import Any
 
 import polars as pl
 
+from customer360.core.edges import guarded_partners
+from customer360.core.forget import FORGOTTEN_STATE, suppressed_keys
 from customer360.core.inbox import (
     ASSIGNED_ID_COLUMN,
     DATA_HASH_COLUMN,
+    drop_inbox_lines,
     entity_key,
     inbox_source,
     read_inbox,
@@ -53,7 +65,7 @@ from customer360.service.choice import (
     Conflict,
     choose_by_exact_identifiers,
 )
-from customer360.service.graph import GraphIndex, graph_fingerprint
+from customer360.service.graph import GraphIndex, GroupMember, file_stamp, graph_fingerprint
 from customer360.service.inbox import InboxWriter
 from customer360.service.mapping import Observation, ObservedIdentifier, RecordMapper
 
@@ -71,6 +83,10 @@ class ReplayConflictError(ValueError):
     """The (source, external_id) was accepted before with different data."""
 
 
+class ForgottenRecordError(ValueError):
+    """The (source, external_id) belongs to a person who asked to be forgotten."""
+
+
 @dataclass(frozen=True)
 class Resolution:
     resolved_id: str
@@ -85,7 +101,7 @@ class Resolution:
 @dataclass(frozen=True)
 class LookupMatch:
     identifier_type: str
-    status: str  # linkable, oversize, inactive, invalid or excluded
+    status: str  # linkable, guarded, oversize, inactive, invalid or excluded
     resolved_id: str | None
 
 
@@ -106,15 +122,15 @@ class _Accepted:
     resolved_id: str
     data_hash: str
     values: tuple[tuple[str, str], ...]  # (identifier type, normalized linkable value)
+    names: dict[str, str | None]  # corroborating attribute → name key
 
 
 @dataclass
 class _PendingGroup:
-    """Records accepted since the graph was built that share one identifier value."""
+    """Records accepted since the graph was built that share one identifier value, the
+    first of them first."""
 
-    resolved_id: str
-    entity_key: str  # the first of them
-    count: int = 1
+    members: list[GroupMember]
 
 
 @dataclass
@@ -147,13 +163,18 @@ class Resolver:
         self._chooser = chooser
         self.mapper = RecordMapper(spec)
         self._limits = {name: t.max_group_size for name, t in spec.identifier_types.items()}
+        self._corroboration = spec.corroboration
         self._lock = threading.Lock()
         self._graph: GraphIndex | None = None
         self._failed_fingerprint: tuple | None = None
         self._accepted: dict[str, _Accepted] = {}
         self._issued_here: set[str] = set()
         self._pending = _Pending()
+        self._suppressed: set[str] = set()  # entity keys of forgotten records
+        self._forgotten_ids: set[str] = set()  # their customers' ids
+        self._suppression_stamp: tuple[int, int] | None = None
         self._load_accepted()
+        self.forget_suppressed()
 
     @property
     def ready(self) -> bool:
@@ -166,6 +187,11 @@ class Resolver:
         observation = self.mapper.observe(data, self._known_linkable)
         with self._lock:
             graph = self._require_graph()
+            if key in self._suppressed:
+                raise ForgottenRecordError(
+                    "this (source, external_id) belongs to a person who asked to be "
+                    "forgotten; it is not accepted again"
+                )
             replay = self._replay(graph, key, data_hash)
             if replay is not None:
                 return replay
@@ -174,7 +200,7 @@ class Resolver:
             resolved_id = choice.resolved_id or unique_id(key, self._is_taken)
             self._inbox.append(self._inbox_line(source, external_id, resolved_id, data_hash, data))
             values = tuple((i.identifier_type, i.value) for i in observation.linkable() if i.value)
-            self._accept(key, _Accepted(resolved_id, data_hash, values))
+            self._accept(key, _Accepted(resolved_id, data_hash, values, observation.names))
             profile = graph.profile(resolved_id) or self._provisional_profile(resolved_id)
         return Resolution(
             resolved_id=resolved_id,
@@ -197,6 +223,8 @@ class Resolver:
         """A customer's profile, records and lineage; None when the id is unknown."""
         with self._lock:
             graph = self._require_graph()
+            if resolved_id in self._forgotten_ids:
+                return None
             pending_keys = list(self._pending.customers.get(resolved_id, []))
             provisional = self._provisional_profile(resolved_id)
         published_members = graph.members(resolved_id)
@@ -238,7 +266,35 @@ class Resolver:
             rotated = self._inbox.rotate_if_due()
         if rotated is not None:
             log.info("inbox rotated into batch file %s", rotated.name)
+        self.forget_suppressed()
         self.reload_if_changed()
+
+    def forget_suppressed(self) -> int:
+        """Let go of the records on the suppression list, if it changed: their customers
+        stop matching; records the service accepted leave its memory and the inbox files
+        (the open one is rotated first, so that only whole batch files are rewritten).
+        Returns how many accepted records were dropped."""
+        stamp = file_stamp(self.store.state_path(FORGOTTEN_STATE))
+        if stamp == self._suppression_stamp:
+            return 0
+        keys = suppressed_keys(self.store)
+        with self._lock:
+            self._suppression_stamp = stamp
+            self._suppressed = set(keys.to_list())
+            accepted = pl.Series("entity_key", list(self._accepted), pl.String)
+            gone = accepted.filter(accepted.is_in(keys.implode())).to_list()
+            self._forgotten_ids |= {self._accepted[key].resolved_id for key in gone}
+            if self._graph is not None:
+                self._forgotten_ids |= self._graph.resolved_ids_of(keys)
+            for key in gone:
+                del self._accepted[key]
+            if not gone:
+                return 0  # none of the service's records: the inbox holds none of theirs
+            self._pending = self._pending_after(self._graph)
+            self._inbox.rotate()
+            cut = drop_inbox_lines(self.spec, keys, include_open_file=False)
+        log.info("forgotten records let go: %d in memory, %d inbox lines", len(gone), cut)
+        return len(gone)
 
     def reload_if_changed(self) -> bool:
         """Load the published graph if it changed and no run is rewriting it. The new
@@ -251,7 +307,7 @@ class Resolver:
             return False
         started = datetime.now(UTC)
         try:
-            graph = GraphIndex(self.store, fingerprint)
+            graph = GraphIndex(self.store, fingerprint, self._corroboration)
         except Exception:
             log.exception("could not load the published graph; keeping the previous one")
             self._failed_fingerprint = fingerprint
@@ -316,16 +372,36 @@ class Resolver:
                 continue
             match = graph.match(name, value)
             pending = self._pending.groups.get((name, value))
-            sharing = (match.group_size if match else 0) + (pending.count if pending else 0)
+            sharing = (match.group_size if match else 0) + (len(pending.members) if pending else 0)
             if sharing + 1 > self._limits[name]:
                 continue  # joining would make the group over-size: the batch links nothing
-            if match is not None:
-                seq = graph.issued_seq(match.resolved_id)
-                candidates.append(Candidate(match.resolved_id, name, match.entity_key, seq))
-            if pending is not None:
-                seq = graph.issued_seq(pending.resolved_id)
-                candidates.append(Candidate(pending.resolved_id, name, pending.entity_key, seq))
+            attribute = self._corroboration.get(name)
+            request_name = observation.names.get(attribute) if attribute else None
+            candidates += [
+                Candidate(m.resolved_id, name, m.entity_key, graph.issued_seq(m.resolved_id))
+                for m in self._partners(graph, name, value, request_name)
+            ]
         return candidates
+
+    def _partners(
+        self, graph: GraphIndex, identifier_type: str, value: str, name: str | None
+    ) -> list[GroupMember]:
+        """The records the batch's edges will join a record to through this value: the
+        anchor of its group in the graph and that of the records accepted since — or,
+        when a guarded group names conflicting people, the records that agree with the
+        record's name (none without a name). Customers forgotten since the graph was
+        built are left out."""
+        match = graph.match(identifier_type, value)
+        pending = self._pending.groups.get((identifier_type, value))
+        pending_members = pending.members if pending else []
+        anchors = [GroupMember(match.entity_key, match.resolved_id, None)] if match else []
+        anchors += pending_members[:1]
+        if identifier_type not in self._corroboration:
+            return [m for m in anchors if m.resolved_id not in self._forgotten_ids]
+        members = graph.group(identifier_type, value) + pending_members
+        partners = guarded_partners([m.name for m in members], name, graph.names)
+        reached = anchors if partners is None else [members[i] for i in partners]
+        return [m for m in reached if m.resolved_id not in self._forgotten_ids]
 
     def _known_linkable(self, identifier_type: str, value: str) -> bool:
         """A value the published graph, or a record accepted since, links on."""
@@ -359,24 +435,26 @@ class Resolver:
             return LookupMatch(name, identifier.status, None)
         if graph.is_oversize(name, value):
             return LookupMatch(name, "oversize", None)
-        match = graph.match(name, value)
-        pending = self._pending.groups.get((name, value))
-        resolved_id = match.resolved_id if match else pending.resolved_id if pending else None
-        return LookupMatch(name, "linkable", resolved_id)
+        partners = self._partners(graph, name, value, None)
+        if name in self._corroboration and not partners:
+            holds = graph.match(name, value) or self._pending.groups.get((name, value))
+            if holds is not None:  # several people share it: no one customer holds it
+                return LookupMatch(name, "guarded", None)
+        return LookupMatch(name, "linkable", partners[0].resolved_id if partners else None)
 
     # --- what the service has accepted
 
     def _accept(self, key: str, accepted: _Accepted) -> None:
         self._accepted[key] = accepted
         self._issued_here.add(accepted.resolved_id)
-        _add_pending(self._pending, key, accepted)
+        _add_pending(self._pending, key, accepted, self._corroboration)
 
-    def _pending_after(self, graph: GraphIndex) -> _Pending:
+    def _pending_after(self, graph: GraphIndex | None) -> _Pending:
         """Accepted records the graph does not hold yet."""
         pending = _Pending()
         for key, accepted in self._accepted.items():
-            if graph.resolved_id_of(key) is None:
-                _add_pending(pending, key, accepted)
+            if graph is None or graph.resolved_id_of(key) is None:
+                _add_pending(pending, key, accepted, self._corroboration)
         return pending
 
     def _provisional_profile(self, resolved_id: str) -> dict[str, Any] | None:
@@ -416,26 +494,32 @@ class Resolver:
             .group_by("entity_key")
             .agg(pl.struct("identifier_type", "value").alias("values"))
         )
-        accepted = lines.join(values, on="entity_key", how="left").unique(
-            "entity_key", keep="first", maintain_order=True
+        accepted = (
+            lines.join(values, on="entity_key", how="left")
+            .join(self.mapper.name_keys(lines), on="entity_key", how="left")
+            .unique("entity_key", keep="first", maintain_order=True)
         )
-        for key, resolved_id, data_hash, pairs in accepted.select(
-            "entity_key", ASSIGNED_ID_COLUMN, DATA_HASH_COLUMN, "values"
+        attributes = self.mapper.corroborating
+        for key, resolved_id, data_hash, pairs, *names in accepted.select(
+            "entity_key", ASSIGNED_ID_COLUMN, DATA_HASH_COLUMN, "values", *attributes
         ).iter_rows():
             pairs = tuple((p["identifier_type"], p["value"]) for p in pairs or [])
-            self._accept(key, _Accepted(resolved_id, data_hash or "", pairs))
+            named = dict(zip(attributes, names, strict=True))
+            self._accept(key, _Accepted(resolved_id, data_hash or "", pairs, named))
         if self._accepted:
             log.info("%d records accepted earlier found in the inbox", len(self._accepted))
 
 
-def _add_pending(pending: _Pending, key: str, accepted: _Accepted) -> None:
+def _add_pending(
+    pending: _Pending, key: str, accepted: _Accepted, corroboration: dict[str, str]
+) -> None:
     pending.customers.setdefault(accepted.resolved_id, []).append(key)
-    for value in accepted.values:
-        group = pending.groups.get(value)
-        if group is None:
-            pending.groups[value] = _PendingGroup(accepted.resolved_id, key)
-        else:
-            group.count += 1
+    for identifier_type, value in accepted.values:
+        attribute = corroboration.get(identifier_type)
+        name = accepted.names.get(attribute) if attribute else None
+        member = GroupMember(key, accepted.resolved_id, name)
+        group = pending.groups.setdefault((identifier_type, value), _PendingGroup([]))
+        group.members.append(member)
 
 
 def _data_hash(data: dict[str, str]) -> str:

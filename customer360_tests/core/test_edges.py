@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import polars as pl
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from customer360.core.edges import EDGE_SCHEMA, SKIPPED_GROUP_SCHEMA, build_edges, skipped_groups
+from customer360.core.edges import (
+    EDGE_SCHEMA,
+    SKIPPED_GROUP_SCHEMA,
+    build_edges,
+    guarded_partners,
+    skipped_groups,
+)
 from customer360.core.identifiers import IDENTIFIER_SCHEMA
+from customer360.core.names import NameAgreement, name_key
 
 from .conftest import records_frame
 
@@ -168,3 +177,35 @@ def test_guarded_groups_are_listed_among_skipped_groups():
     assert links.edges.is_empty()
     skipped = skipped_groups(ids, links.guarded_groups)
     assert skipped.select("identifier_type", "group_size").rows() == [("phone", 2)]
+
+
+NAMES = ["Mary", "MARY ", "Robert", "Bob", "Jon", "John", "Jonathan", "Jonahtan", "Ann", " ", None]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    members=st.lists(st.sampled_from(NAMES), min_size=1, max_size=5),
+    newcomer=st.sampled_from(NAMES),
+)
+@example(members=[None], newcomer=None)  # no names at all
+@example(members=["Mary", "Robert"], newcomer=None)  # a conflict the nameless cannot join
+def test_one_more_record_links_where_the_batch_links_it(
+    members: list[str | None], newcomer: str | None
+) -> None:
+    """The service's one-record rule gives the batch's edges for that record."""
+    rows = [(f"s:{i}", name) for i, name in enumerate([*members, newcomer])]
+    records = named_records(*rows)
+    ids = identifiers(*[(key, "phone", "+12125550101", "linkable") for key, _ in rows])
+    edges = build_edges(records, ids, {"phone": "first_name"}).edges
+    new_key = rows[-1][0]
+    batch = sorted(
+        other
+        for a, b in edges.select("entity_key_a", "entity_key_b").iter_rows()
+        for other in ((b,) if a == new_key else (a,) if b == new_key else ())
+    )
+
+    names = pl.DataFrame({"name": [*members, newcomer]}, schema={"name": pl.String})
+    keys = names.select(name_key("name")).to_series()
+    partners = guarded_partners(keys[:-1].to_list(), keys[-1], NameAgreement())
+    service = ["s:0"] if partners is None else sorted(f"s:{i}" for i in partners)
+    assert service == batch

@@ -6,15 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from customer360.core.inbox import (
     ACCEPTING_FILE,
     InboxError,
     data_columns,
+    drop_inbox_lines,
     entity_key,
     inbox_source,
+    pending_records,
     realtime_assignments,
+    unserved_inbox,
 )
 
 from .conftest import crm_source, make_spec, spec_dict
@@ -66,3 +70,48 @@ def test_no_service_section_means_no_assignments_and_a_clear_error_for_the_inbox
     assert realtime_assignments(spec).is_empty()
     with pytest.raises(InboxError, match="no 'service' section"):
         inbox_source(spec)
+
+
+def line(key: str, email: str) -> dict:
+    return {"inbox_key": key, "assigned_resolved_id": f"inbox:{key}", "email": email}
+
+
+def test_forgotten_lines_are_cut_from_batch_files_and_emptied_files_removed(tmp_path):
+    spec = inbox_spec(tmp_path)
+    folder = tmp_path / "inbox"
+    write_lines(folder / "accepted-1.ndjson", line("web:1", "a@x.org"), line("web:2", "b@x.org"))
+    write_lines(folder / "accepted-2.ndjson", line("web:3", "c@x.org"))
+    write_lines(folder / ACCEPTING_FILE, line("web:4", "d@x.org"))
+    untouched = (folder / ACCEPTING_FILE).read_bytes()
+
+    keys = pl.Series(["inbox:web:1", "inbox:web:3", "inbox:web:4"])
+    assert drop_inbox_lines(spec, keys, include_open_file=False) == 2
+    assert (folder / "accepted-1.ndjson").read_text() == json.dumps(line("web:2", "b@x.org")) + "\n"
+    assert not (folder / "accepted-2.ndjson").exists()
+    assert (folder / ACCEPTING_FILE).read_bytes() == untouched  # a running service owns it
+    assert drop_inbox_lines(spec, keys, include_open_file=True) == 1
+    assert not (folder / ACCEPTING_FILE).exists()
+
+
+def test_pending_records_include_the_open_file_up_to_its_reserved_space(tmp_path):
+    spec = inbox_spec(tmp_path)
+    folder = tmp_path / "inbox"
+    write_lines(folder / "accepted-1.ndjson", line("web:1", "a@x.org"), line("web:2", "b@x.org"))
+    (folder / ACCEPTING_FILE).write_bytes(
+        (json.dumps(line("web:3", "c@x.org")) + "\n").encode() + b'{"inbox_k' + bytes(32)
+    )
+    pending = pending_records(spec, pl.Series(["inbox:web:1"]))
+    assert pending.select("entity_key", "email").rows() == [
+        ("inbox:web:2", "b@x.org"),
+        ("inbox:web:3", "c@x.org"),  # the half-written line after it is left out
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == [ACCEPTING_FILE, "accepted-1.ndjson"]
+
+
+def test_the_open_file_is_left_to_a_service_that_holds_the_inbox(tmp_path):
+    spec = inbox_spec(tmp_path)
+    (tmp_path / "inbox").mkdir()
+    with unserved_inbox(spec) as free:
+        assert free
+        with unserved_inbox(spec) as free_again:  # as if a service held it
+            assert not free_again

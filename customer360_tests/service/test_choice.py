@@ -5,7 +5,7 @@ from __future__ import annotations
 from customer360.service.choice import Candidate, Conflict, choose_by_exact_identifiers
 from customer360.service.mapping import Observation
 
-RECORD = Observation([])
+RECORD = Observation([], {})
 
 
 def test_no_candidate_is_a_new_customer() -> None:
@@ -39,7 +39,8 @@ def test_several_customers_the_first_issued_wins_then_registered_before_real_tim
         Conflict("crm:B", ["phone"]),
         Conflict("inbox:web:2", ["loyalty_id"]),
     ]
-    assert choice.confidence == round(2 / 3, 4)  # email and phone of email, phone, loyalty_id
+    # links: email and phone to A, phone to B, loyalty_id to the real-time id — 2 of 4 for A
+    assert choice.confidence == 0.5
 
 
 def test_ids_handed_out_in_real_time_order_by_id_as_the_batch_registers_them_together() -> None:
