@@ -5,6 +5,8 @@ state; source extracts drop those rows as they are read, so the next run rebuild
 table without them. What a run cannot rebuild — the golden-profile history, the lineage
 of ids, the dry-run tables and the history's membership state — is purged here, and so
 is the published membership, so that the next run does not record their removal. The
+batches kept as read (see :mod:`customer360.core.batch_cache`) still hold the rows, so
+they are dropped whole: the next run reads every batch file once more. The
 audit row records when, by what kind of selector and how many records, never the values.
 The suppression list and the registry of issued ids keep entity keys (source-system
 keys, no personal values): the first to keep the rows out, the second so that an id is
@@ -18,6 +20,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from customer360.core.batch_cache import clear_batch_cache
 from customer360.core.privacy import lookup_value
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
@@ -90,6 +93,7 @@ def forget(store: ArtifactStore, selected: pl.DataFrame, selector: str) -> dict[
         state = store.read_state(name)
         if state is not None:
             store.write_state(name, state.filter(~pl.col("entity_key").is_in(keys.implode())))
+    clear_batch_cache(store)
     figures = {"records_forgotten": keys.len(), "customers_forgotten": ids.len()}
     store.append(
         AUDIT_TABLE,
