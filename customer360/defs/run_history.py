@@ -48,7 +48,7 @@ def record_run(instance: dg.DagsterInstance, run_id: str, spec: Spec, store: Art
                 entry.timestamp - starts.get(event.step_key, entry.timestamp), 3
             )
         if event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE") and error is None:
-            error = f"{event.step_key or 'run'}: {event.message}"[:2000]
+            error = f"{event.step_key or 'run'}: {_failure_message(event)}"[:2000]
     stats = instance.get_run_stats(run_id)
     row = {
         "run_id": run_id,
@@ -104,3 +104,13 @@ def build_run_history_sensors(spec: Spec, store: ArtifactStore) -> list[dg.Senso
         description="Adds each failed run, with its error, to run_history.",
     )(record)
     return [finished, failed]
+
+
+def _failure_message(event: dg.DagsterEvent) -> str:
+    """Dagster's summary of a failure, with the description of a deliberate ``Failure``
+    (a failed gate says which and why). Other exceptions' texts are left out: they may
+    quote the data."""
+    error = getattr(event.event_specific_data, "error", None)
+    if error is not None and error.cls_name == "Failure":
+        return f"{event.message} {error.message.strip()}"
+    return event.message or ""
