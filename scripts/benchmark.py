@@ -55,6 +55,8 @@ def main() -> int:
     print(f"\n  then a 1% batch ({added:,} new CRM records) dropped into the CRM folder:")
     print(f"  {'rerun wall (incl. process start)':<46}{again[1]:>9.2f}")
     print(f"  {'share of the full run':<46}{again[1] / wall:>9.0%}")
+    slowest = sorted(again[0]["steps"].items(), key=lambda item: -item[1])[:8]
+    print("  slowest steps of that run: " + ", ".join(f"{k} {v:.1f}" for k, v in slowest))
     return 0
 
 

@@ -50,10 +50,12 @@ class BatchCache:
     ) -> list[pl.DataFrame]:
         """Each batch's rows, kept or freshly read with ``read`` (counted in
         ``files_read``)."""
+        folder = self.folder / source.name
         if not keeps(spec, source):
+            if self.writable:  # kept before hashing was turned on: plain text must go
+                shutil.rmtree(folder, ignore_errors=True)
             self.files_read += len(paths)
             return [read(path) for path in paths]
-        folder = self.folder / source.name
         index = _load_index(folder)
         settings = _settings_digest(source)
         frames, used = [], {}

@@ -6,7 +6,9 @@ table without them. What a run cannot rebuild — the golden-profile history, th
 of ids, the dry-run tables and the history's membership state — is purged here, and so
 is the published membership, so that the next run does not record their removal. The
 batches kept as read (see :mod:`customer360.core.batch_cache`) still hold the rows, so
-they are dropped whole: the next run reads every batch file once more. The
+they are dropped whole: the next run reads every batch file once more. So are the
+inputs that let survivorship carry winners over (see
+:mod:`customer360.core.touched_clusters`): the next run resolves every cluster again. The
 audit row records when, by what kind of selector and how many records, never the values.
 The suppression list and the registry of issued ids keep entity keys (source-system
 keys, no personal values): the first to keep the rows out, the second so that an id is
@@ -24,6 +26,7 @@ from customer360.core.batch_cache import clear_batch_cache
 from customer360.core.privacy import lookup_value
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
+from customer360.core.touched_clusters import PROFILE_INPUTS_STATE
 
 FORGOTTEN_STATE = "forgotten_records"
 AUDIT_TABLE = "forget_audit"
@@ -94,6 +97,8 @@ def forget(store: ArtifactStore, selected: pl.DataFrame, selector: str) -> dict[
         if state is not None:
             store.write_state(name, state.filter(~pl.col("entity_key").is_in(keys.implode())))
     clear_batch_cache(store)
+    # kept winners may be the person's values: the next run resolves every cluster again
+    store.state_path(PROFILE_INPUTS_STATE).unlink(missing_ok=True)
     figures = {"records_forgotten": keys.len(), "customers_forgotten": ids.len()}
     store.append(
         AUDIT_TABLE,
