@@ -34,11 +34,13 @@ _READER_CODE = hashlib.blake2b(Path(readers.__file__).read_bytes(), digest_size=
 
 class BatchCache:
     """Batches as read, per source, named by content. ``writable=False`` (the dry run)
-    uses what is kept but never adds, removes or re-indexes anything."""
+    uses what is kept but never adds, removes or re-indexes anything; ``reuse=False`` (a
+    full reconciliation) reads every file again and keeps what it read."""
 
-    def __init__(self, store: ArtifactStore, *, writable: bool = True) -> None:
+    def __init__(self, store: ArtifactStore, *, writable: bool = True, reuse: bool = True) -> None:
         self.folder = store.root / "state" / CACHE_FOLDER
         self.writable = writable
+        self.reuse = reuse
         self.files_read = 0  # batches read from their files (not found in the cache)
 
     def read(
@@ -63,7 +65,7 @@ class BatchCache:
             fingerprint = _fingerprint(path, index.get(str(path)))
             used[str(path)] = fingerprint
             entry = folder / f"{_entry_name(spec, source, path, fingerprint[2], settings)}.parquet"
-            frame = _read_entry(entry)
+            frame = _read_entry(entry) if self.reuse else None
             if frame is None:
                 frame = read(path)
                 self.files_read += 1

@@ -14,6 +14,7 @@ from customer360.core.touched_clusters import (
     resolve_touched_traits,
 )
 from customer360.core.traits import OBSERVATION_PROVENANCE, build_traits
+from customer360.defs.automation import is_full_run
 from customer360.defs.io_manager import columns
 from customer360.defs.metadata import preview
 
@@ -71,7 +72,7 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
         clusters: pl.DataFrame,
     ):
         """``clusters`` is an input so that its blocking size check gates this asset."""
-        previous_inputs = store.read_state(PROFILE_INPUTS_STATE)
+        previous_inputs = None if is_full_run(context) else store.read_state(PROFILE_INPUTS_STATE)
         previous = (
             store.read("resolved_traits")
             if previous_inputs is not None and store.exists("resolved_traits")

@@ -1,7 +1,8 @@
-"""``run_history``: one row per run of the project's jobs — mode, trigger, start and end,
-seconds per step, rows in and out, and the error of a failed run. Written by the
-`customer360` command after its runs and by run-status sensors for runs started in the
-UI, by a sensor or by a schedule."""
+"""``run_history``: one row per run of the project's jobs — mode (full; incremental when
+it built on what earlier runs kept; preview), trigger, start and end, seconds per step,
+rows in and out, and the error of a failed run. Written by the `customer360` command
+after its runs and by run-status sensors for runs started in the UI, by a sensor or by
+a schedule."""
 
 import json
 from datetime import UTC, datetime
@@ -37,10 +38,13 @@ def record_run(instance: dg.DagsterInstance, run_id: str, spec: Spec, store: Art
     starts: dict[str, float] = {}
     seconds: dict[str, float] = {}
     error = None
+    reused = False
     for entry in instance.all_logs(run_id):
         event = entry.dagster_event
         if event is None:
             continue
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            reused = reused or _reused_kept_state(event.event_specific_data.materialization)
         if event.event_type_value == "STEP_START":
             starts[event.step_key] = entry.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
@@ -53,7 +57,7 @@ def record_run(instance: dg.DagsterInstance, run_id: str, spec: Spec, store: Art
     row = {
         "run_id": run_id,
         "job": run.job_name,
-        "mode": MODES.get(run.job_name, "other"),
+        "mode": "incremental" if reused else MODES.get(run.job_name, "other"),
         "trigger": run.tags.get(
             "customer360/trigger", run.tags.get("dagster/sensor_name", "manual")
         ),
@@ -114,3 +118,16 @@ def _failure_message(event: dg.DagsterEvent) -> str:
     if error is not None and error.cls_name == "Failure":
         return f"{event.message} {error.message.strip()}"
     return event.message or ""
+
+
+def _reused_kept_state(materialization: dg.AssetMaterialization) -> bool:
+    """Whether a step built on what earlier runs kept: batches read from the cache rather
+    than their files, or survivorship winners carried over. A run that did is
+    incremental; one that recomputed everything is full."""
+    figures = {
+        key: getattr(value, "value", value) for key, value in materialization.metadata.items()
+    }
+    from_files, batches = figures.get("batches_read_from_files"), figures.get("batches")
+    return bool(figures.get("clusters_carried_over")) or (
+        from_files is not None and batches is not None and from_files < batches
+    )

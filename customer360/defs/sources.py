@@ -11,6 +11,7 @@ from customer360.core.ingest import hashed_columns, ingest_source
 from customer360.core.readers import list_batches
 from customer360.core.spec import Source, Spec
 from customer360.core.storage import ArtifactStore
+from customer360.defs.automation import is_full_run
 
 GROUP = "sources"
 KIND_BY_FORMAT = {
@@ -55,7 +56,7 @@ def _extract_asset(spec: Spec, source: Source, store: ArtifactStore) -> dg.Asset
     def extract(context: AssetExecutionContext) -> pl.DataFrame:
         batches = list_batches(spec, source)
         context.log.info(f"reading {len(batches)} batch file(s) of '{source.name}' from {location}")
-        cache = BatchCache(store)
+        cache = BatchCache(store, reuse=not is_full_run(context))
         ingested = ingest_source(spec, source, suppressed_keys(store), cache)
         figures = {
             "batches": len(batches),
