@@ -4,9 +4,10 @@ Parsing a large CSV or Excel batch costs far more than loading the same rows fro
 Parquet, and most batches of a source never change once they have landed. Each batch
 is therefore kept, as read, under ``artifacts/state/batches/<source>/`` in a file named
 by what decides its rows: the file's content hash, its batch name, the source's reading
-settings and the reader's own code. Any of those changing gives a new name, so a stale
-entry is never used — it is only deleted. A file whose size and modification time did
-not move is not hashed again (the index keeps the last fingerprint of every file).
+settings, the reader's own code and the Polars version. Any of those changing gives a
+new name, so a stale entry is never used — it is only deleted. A file whose size and
+modification time did not move is not hashed again (the index keeps the last
+fingerprint of every file).
 
 Sources with hashed identifiers are never kept: their rows as read still hold the plain
 text that hashing exists to keep off disk.
@@ -89,11 +90,12 @@ def keeps(spec: Spec, source: Source) -> bool:
 
 
 def _settings_digest(source: Source) -> str:
-    """What of the source decides how a file is read, and the reader's code."""
+    """What of the source decides how a file is read, the reader's code and the version
+    of the library that parses it."""
     settings = source.model_dump(
         mode="json", include={"name", "format", "encoding", "sheet", "table", "aliases"}
     )
-    text = json.dumps([settings, _READER_CODE], sort_keys=True, default=str)
+    text = json.dumps([settings, _READER_CODE, pl.__version__], sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
