@@ -44,7 +44,7 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
         *build_source_assets(spec, store),
         *build_resolution_assets(spec, store),
         *build_matching_assets(spec, store),
-        *build_profile_assets(spec),
+        *build_profile_assets(spec, store),
         *build_analytics_assets(spec, store),
         *build_monitoring_assets(spec),
         *build_preview_assets(spec, store),

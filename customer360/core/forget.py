@@ -5,6 +5,10 @@ state; source extracts drop those rows as they are read, so the next run rebuild
 table without them. What a run cannot rebuild — the golden-profile history, the lineage
 of ids, the dry-run tables and the history's membership state — is purged here, and so
 is the published membership, so that the next run does not record their removal. The
+batches kept as read (see :mod:`customer360.core.batch_cache`) still hold the rows, so
+they are dropped whole: the next run reads every batch file once more. So are the
+inputs that let survivorship carry winners over (see
+:mod:`customer360.core.touched_clusters`): the next run resolves every cluster again. The
 audit row records when, by what kind of selector and how many records, never the values.
 The suppression list and the registry of issued ids keep entity keys (source-system
 keys, no personal values): the first to keep the rows out, the second so that an id is
@@ -22,6 +26,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from customer360.core.batch_cache import clear_batch_cache
 from customer360.core.identifiers import ValueClassifier
 from customer360.core.inbox import (
     ASSIGNED_ID_COLUMN,
@@ -36,6 +41,7 @@ from customer360.core.privacy import lookup_value
 from customer360.core.records import mapped_fields
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
+from customer360.core.touched_clusters import PROFILE_INPUTS_STATE
 
 FORGOTTEN_STATE = "forgotten_records"
 AUDIT_TABLE = "forget_audit"
@@ -146,6 +152,9 @@ def forget(
     if spec.service is not None:
         with unserved_inbox(spec) as no_service_running:
             drop_inbox_lines(spec, keys, include_open_file=no_service_running)
+    clear_batch_cache(store)
+    # kept winners may be the person's values: the next run resolves every cluster again
+    store.state_path(PROFILE_INPUTS_STATE).unlink(missing_ok=True)
     figures = {"records_forgotten": keys.len(), "customers_forgotten": ids.len()}
     store.append(
         AUDIT_TABLE,

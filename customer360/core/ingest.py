@@ -11,7 +11,7 @@ read through here, so a preview sees exactly what a run would.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import polars as pl
 
@@ -27,6 +27,9 @@ from customer360.core.readers import (
 from customer360.core.records import clean_text
 from customer360.core.spec import Source, Spec
 
+if TYPE_CHECKING:
+    from customer360.core.batch_cache import BatchCache
+
 # Stands in for a malformed line of a source with hashed identifiers: the line could not
 # be split into columns, so the identifier in it cannot be found to be hashed.
 WITHHELD_LINE = "(line withheld: this source has hashed identifiers)"
@@ -39,9 +42,12 @@ class Ingested(NamedTuple):
     hashed_values_dropped: dict[str, dict[str, int]]
 
 
-def ingest_source(spec: Spec, source: Source, forgotten: pl.Series) -> Ingested:
-    """Every batch of a source, without forgotten records, hashed identifiers hashed."""
-    frame = read_source(spec, source)
+def ingest_source(
+    spec: Spec, source: Source, forgotten: pl.Series, cache: BatchCache | None = None
+) -> Ingested:
+    """Every batch of a source, without forgotten records, hashed identifiers hashed;
+    batches read before come from ``cache`` when one is given."""
+    frame = read_source(spec, source, cache)
     kept = without_forgotten(frame, source, forgotten)
     hashed, dropped = hash_identifiers(spec, source, kept)
     return Ingested(hashed, frame.height - kept.height, dropped)

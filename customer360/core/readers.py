@@ -9,12 +9,16 @@ Each row keeps its provenance: the batch file it came from and its row number th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import fastexcel
 import polars as pl
 
 from customer360.core.spec import Source, Spec
+
+if TYPE_CHECKING:
+    from customer360.core.batch_cache import BatchCache
 
 BATCH_COLUMN = "_batch"
 ROW_COLUMN = "_row"
@@ -84,21 +88,30 @@ def read_batch(spec: Spec, source: Source, path: Path) -> pl.DataFrame:
     )
 
 
-def read_source(spec: Spec, source: Source) -> pl.DataFrame:
+def read_source(spec: Spec, source: Source, cache: BatchCache | None = None) -> pl.DataFrame:
     """Every batch of a source, stacked; columns missing from a batch are null there.
 
     A folder source with no batches yet gives no rows (the records stage supplies the
-    columns the spec reads); a missing file is an error.
+    columns the spec reads); a missing file is an error. With a ``cache``, batches read
+    before with the same content come from it instead of their files.
     """
     batches = list_batches(spec, source)
-    if not batches and awaits_batches(spec, source):
-        return pl.DataFrame(schema={BATCH_COLUMN: pl.String, ROW_COLUMN: pl.Int64})
-    if not batches:
+    if not batches and not awaits_batches(spec, source):
         raise SourceReadError(
             f"source '{source.name}': no {source.format} files at {spec.resolve(source.path)}; "
             "check sources[].path or generate the sample data"
         )
-    frames = [_read_batch_or_reject(spec, source, path) for path in batches]
+
+    def read(path: Path) -> pl.DataFrame:
+        return _read_batch_or_reject(spec, source, path)
+
+    frames = (
+        [read(path) for path in batches]
+        if cache is None
+        else cache.read(spec, source, batches, read)
+    )
+    if not frames:
+        return pl.DataFrame(schema={BATCH_COLUMN: pl.String, ROW_COLUMN: pl.Int64})
     return pl.concat(frames, how="diagonal_relaxed")
 
 

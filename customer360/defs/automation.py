@@ -10,6 +10,15 @@ from customer360.core.batches import compare, fingerprint_batches
 from customer360.core.spec import Spec
 
 SENSOR_INTERVAL_SECONDS = 30
+# A run with this tag recomputes everything: no kept batch, no carried-over winner.
+MODE_TAG = "customer360/mode"
+FULL_RUN_TAGS = {MODE_TAG: "full"}
+
+
+def is_full_run(context: dg.AssetExecutionContext) -> bool:
+    """Whether the run was asked to ignore what earlier runs kept (the nightly schedule,
+    or a launch from the UI with the tag ``customer360/mode: full``)."""
+    return context.run.tags.get(MODE_TAG) == "full"
 
 
 def build_batch_sensor(spec: Spec, job_name: str) -> dg.SensorDefinition:
@@ -51,7 +60,8 @@ def build_reconciliation_schedule(job_name: str) -> dg.ScheduleDefinition:
         job_name=job_name,
         cron_schedule="0 3 * * *",
         default_status=dg.DefaultScheduleStatus.STOPPED,
-        description="Recompute everything from all batch files every night at 03:00 (off by "
-        "default: the sensor already reacts to every change).",
-        tags={"customer360/trigger": "nightly_full_reconciliation"},
+        description="Recompute everything from all batch files every night at 03:00, "
+        "ignoring every batch and winner kept by earlier runs (off by default: the sensor "
+        "already reacts to every change).",
+        tags={"customer360/trigger": "nightly_full_reconciliation", **FULL_RUN_TAGS},
     )

@@ -32,7 +32,6 @@ def key_check(store: ArtifactStore, table: str, key: list[str]) -> dg.AssetCheck
 
 def build_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecksDefinition]:
     source_names = [source.name for source in spec.sources]
-    max_size = spec.quality.max_cluster_size
 
     @dg.asset_check(
         asset="membership",
@@ -67,57 +66,6 @@ def build_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecksDefinit
         return dg.AssetCheckResult(
             passed=rows_in == records + quarantined,
             metadata={"rows_in": rows_in, "records": records, "quarantined": quarantined},
-        )
-
-    @dg.asset_check(
-        asset="clusters",
-        blocking=True,
-        description=(
-            f"Largest cluster ≤ quality.max_cluster_size ({max_size}). Blocking: an "
-            "over-merged graph never reaches golden_profiles."
-        ),
-    )
-    def largest_cluster_within_limit() -> dg.AssetCheckResult:
-        largest = store.scan("clusters").select(pl.col("size").max()).collect().item() or 0
-        offenders = store.scan("clusters").filter(pl.col("size") > max_size).select(pl.len())
-        return dg.AssetCheckResult(
-            passed=largest <= max_size,
-            metadata={
-                "largest_cluster": largest,
-                "max_cluster_size": max_size,
-                "clusters_over_limit": offenders.collect().item(),
-            },
-        )
-
-    max_moved = spec.quality.max_moved_share
-
-    @dg.asset_check(
-        asset="cluster_lineage",
-        blocking=True,
-        description=(
-            f"At most quality.max_moved_share ({max_moved:.0%}) of the records that existed "
-            "before this run changed resolved_id. Blocking: a run that would reshuffle "
-            "customers stops before traits are resolved and profiles rebuilt."
-        ),
-    )
-    def moved_share_within_limit(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        this_run = (
-            store.scan("cluster_lineage")
-            .filter(pl.col("run_id") == context.run.run_id)
-            .drop_nulls(["previous_resolved_id", "resolved_id"])
-        )
-        counts = (
-            this_run.select(
-                pl.len().alias("existing_records"),
-                (pl.col("previous_resolved_id") != pl.col("resolved_id")).sum().alias("moved"),
-            )
-            .collect()
-            .row(0, named=True)
-        )
-        share = counts["moved"] / counts["existing_records"] if counts["existing_records"] else 0.0
-        return dg.AssetCheckResult(
-            passed=share <= max_moved,
-            metadata={**counts, "moved_share": round(share, 4), "max_moved_share": max_moved},
         )
 
     @dg.asset_check(
@@ -166,8 +114,6 @@ def build_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecksDefinit
         key_check(store, "membership", ["entity_key"]),
         every_record_resolved,
         rows_reconcile,
-        largest_cluster_within_limit,
-        moved_share_within_limit,
         one_profile_per_cluster,
         identifiers_schema,
     ]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from customer360.core.batch_cache import BatchCache
 from customer360.core.forget import suppressed_keys
 from customer360.core.inbox import realtime_assignments
 from customer360.core.ingest import ingest_source
@@ -49,8 +50,10 @@ def build_preview_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
     )
     def dry_run(context: AssetExecutionContext):
         forgotten = suppressed_keys(store)
+        kept = BatchCache(store, writable=False)  # reads what runs kept, keeps nothing
         extracts = {
-            source.name: ingest_source(spec, source, forgotten).frame for source in spec.sources
+            source.name: ingest_source(spec, source, forgotten, kept).frame
+            for source in spec.sources
         }
         result = preview_changes(
             spec,

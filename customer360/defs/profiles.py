@@ -7,8 +7,14 @@ from dagster import AssetExecutionContext
 from customer360.core.golden import build_golden_profiles
 from customer360.core.identifiers import VALUE_COLUMNS
 from customer360.core.spec import Spec
-from customer360.core.survivorship import resolve_traits
+from customer360.core.storage import ArtifactStore
+from customer360.core.touched_clusters import (
+    PROFILE_INPUTS_STATE,
+    observed_columns,
+    resolve_touched_traits,
+)
 from customer360.core.traits import OBSERVATION_PROVENANCE, build_traits
+from customer360.defs.automation import is_full_run
 from customer360.defs.io_manager import columns
 from customer360.defs.metadata import preview
 
@@ -16,7 +22,7 @@ GROUP = "profiles"
 KINDS = {"polars", "parquet", "duckdb"}
 
 
-def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
+def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefinition]:
     owners = [spec.settings.owner]
     strategies = ", ".join(f"{field}: {spec.strategy(field)}" for field in spec.golden_fields)
 
@@ -42,7 +48,7 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
             "traits": columns(
                 "entity_key", "attribute", "value", "observed_at", "source", lazy=True
             ),
-            "records": columns("entity_key", "trust", "updated_at"),
+            "records": columns(*observed_columns(spec)),
             "membership": columns("entity_key", "resolved_id"),
             "clusters": columns("size"),  # its height is all this step reads of it
         },
@@ -53,7 +59,9 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         description=(
             "The surviving value per resolved_id and attribute, with the strategy, source, "
             "record (entity_key) and time of the observation that won, and whether the "
-            "cluster's records disagreed. Survivorship — " + strategies + "."
+            "cluster's records disagreed. Survivorship — " + strategies + ". Clusters "
+            "untouched since the last run (same records, same content, same spec) keep "
+            "their winners; only the others are resolved again."
         ),
     )
     def resolved_traits(
@@ -62,13 +70,30 @@ def build_profile_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         records: pl.DataFrame,
         membership: pl.DataFrame,
         clusters: pl.DataFrame,
-    ) -> pl.DataFrame:
+    ):
         """``clusters`` is an input so that its blocking size check gates this asset."""
-        resolved = resolve_traits(spec, traits, records, membership)
-        context.add_output_metadata(
-            {"clusters": clusters.height, "conflicts": int(resolved.get_column("conflict").sum())}
+        previous_inputs = None if is_full_run(context) else store.read_state(PROFILE_INPUTS_STATE)
+        previous = (
+            store.read("resolved_traits")
+            if previous_inputs is not None and store.exists("resolved_traits")
+            else None
         )
-        return resolved
+        # No inputs while the new winners are being published: a crash in between makes
+        # the next run resolve everything rather than trust inputs that do not match.
+        store.state_path(PROFILE_INPUTS_STATE).unlink(missing_ok=True)
+        result = resolve_touched_traits(
+            spec, traits, records, membership, previous_inputs, previous
+        )
+        yield dg.Output(
+            result.resolved,
+            metadata={
+                "clusters": clusters.height,
+                "clusters_carried_over": result.reused_clusters,
+                "clusters_resolved": clusters.height - result.reused_clusters,
+                "conflicts": int(result.resolved.get_column("conflict").sum()),
+            },
+        )
+        store.write_state(PROFILE_INPUTS_STATE, result.inputs)
 
     @dg.asset(
         ins={

@@ -21,6 +21,7 @@ from customer360.core.stable_ids import (
     with_realtime_assignments,
 )
 from customer360.core.storage import ArtifactStore
+from customer360.defs.gates import evaluate_gates, gate_specs, stop_if_failed
 from customer360.defs.io_manager import columns
 from customer360.defs.metadata import preview
 from customer360.defs.schemas import identifiers_type
@@ -171,6 +172,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
                 "every record of the latest run and the changes of earlier runs.",
             ),
         },
+        check_specs=gate_specs(spec),
     )
     def cluster_records(context: AssetExecutionContext, records: pl.DataFrame, **edge_sets):
         identity_edges = pl.concat(list(edge_sets.values()))
@@ -187,6 +189,9 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         lineage = cluster_lineage(previous, membership)
         sizes = clusters.get_column("size")
         context.log.info(f"{membership.height} records in {clusters.height} clusters")
+        gates = evaluate_gates(spec, clusters, lineage)
+        yield from gates
+        stop_if_failed(gates)  # before anything is written: a failed gate publishes nothing
         yield dg.Output(membership, "membership")
         # after membership is published: a crash in between heals (see stable_ids)
         store.write_state(ID_REGISTRY_STATE, registry)

@@ -1,7 +1,8 @@
-"""``run_history``: one row per run of the project's jobs — mode, trigger, start and end,
-seconds per step, rows in and out, and the error of a failed run. Written by the
-`customer360` command after its runs and by run-status sensors for runs started in the
-UI, by a sensor or by a schedule."""
+"""``run_history``: one row per run of the project's jobs — mode (full; incremental when
+it built on what earlier runs kept; preview), trigger, start and end, seconds per step,
+rows in and out, and the error of a failed run. Written by the `customer360` command
+after its runs and by run-status sensors for runs started in the UI, by a sensor or by
+a schedule."""
 
 import json
 from datetime import UTC, datetime
@@ -37,10 +38,13 @@ def record_run(instance: dg.DagsterInstance, run_id: str, spec: Spec, store: Art
     starts: dict[str, float] = {}
     seconds: dict[str, float] = {}
     error = None
+    reused = False
     for entry in instance.all_logs(run_id):
         event = entry.dagster_event
         if event is None:
             continue
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            reused = reused or _reused_kept_state(event.event_specific_data.materialization)
         if event.event_type_value == "STEP_START":
             starts[event.step_key] = entry.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
@@ -48,12 +52,12 @@ def record_run(instance: dg.DagsterInstance, run_id: str, spec: Spec, store: Art
                 entry.timestamp - starts.get(event.step_key, entry.timestamp), 3
             )
         if event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE") and error is None:
-            error = f"{event.step_key or 'run'}: {event.message}"[:2000]
+            error = f"{event.step_key or 'run'}: {_failure_message(event)}"[:2000]
     stats = instance.get_run_stats(run_id)
     row = {
         "run_id": run_id,
         "job": run.job_name,
-        "mode": MODES.get(run.job_name, "other"),
+        "mode": "incremental" if reused else MODES.get(run.job_name, "other"),
         "trigger": run.tags.get(
             "customer360/trigger", run.tags.get("dagster/sensor_name", "manual")
         ),
@@ -104,3 +108,26 @@ def build_run_history_sensors(spec: Spec, store: ArtifactStore) -> list[dg.Senso
         description="Adds each failed run, with its error, to run_history.",
     )(record)
     return [finished, failed]
+
+
+def _failure_message(event: dg.DagsterEvent) -> str:
+    """Dagster's summary of a failure, with the description of a deliberate ``Failure``
+    (a failed gate says which and why). Other exceptions' texts are left out: they may
+    quote the data."""
+    error = getattr(event.event_specific_data, "error", None)
+    if error is not None and error.cls_name == "Failure":
+        return f"{event.message} {error.message.strip()}"
+    return event.message or ""
+
+
+def _reused_kept_state(materialization: dg.AssetMaterialization) -> bool:
+    """Whether a step built on what earlier runs kept: batches read from the cache rather
+    than their files, or survivorship winners carried over. A run that did is
+    incremental; one that recomputed everything is full."""
+    figures = {
+        key: getattr(value, "value", value) for key, value in materialization.metadata.items()
+    }
+    from_files, batches = figures.get("batches_read_from_files"), figures.get("batches")
+    return bool(figures.get("clusters_carried_over")) or (
+        from_files is not None and batches is not None and from_files < batches
+    )

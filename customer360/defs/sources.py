@@ -5,11 +5,13 @@ import dagster as dg
 import polars as pl
 from dagster import AssetExecutionContext
 
+from customer360.core.batch_cache import BatchCache
 from customer360.core.forget import suppressed_keys
 from customer360.core.ingest import hashed_columns, ingest_source
 from customer360.core.readers import list_batches
 from customer360.core.spec import Source, Spec
 from customer360.core.storage import ArtifactStore
+from customer360.defs.automation import is_full_run
 
 GROUP = "sources"
 KIND_BY_FORMAT = {
@@ -54,9 +56,11 @@ def _extract_asset(spec: Spec, source: Source, store: ArtifactStore) -> dg.Asset
     def extract(context: AssetExecutionContext) -> pl.DataFrame:
         batches = list_batches(spec, source)
         context.log.info(f"reading {len(batches)} batch file(s) of '{source.name}' from {location}")
-        ingested = ingest_source(spec, source, suppressed_keys(store))
+        cache = BatchCache(store, reuse=not is_full_run(context))
+        ingested = ingest_source(spec, source, suppressed_keys(store), cache)
         figures = {
             "batches": len(batches),
+            "batches_read_from_files": cache.files_read,
             "forgotten_rows_dropped": ingested.forgotten_rows_dropped,
         }
         if ingested.hashed_values_dropped:  # invalid or excluded: not hashed, not kept

@@ -14,7 +14,7 @@ from customer360.core.golden import build_golden_profiles
 from customer360.core.identifiers import build_identifiers
 from customer360.core.records import build_records
 from customer360.core.stable_ids import cluster_lineage
-from customer360.core.survivorship import resolve_traits
+from customer360.core.touched_clusters import resolve_touched_traits
 from customer360.core.traits import build_traits
 
 from .conftest import make_spec
@@ -176,16 +176,18 @@ def extract(batches: dict[str, list[tuple]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def run_once(batches, previous=None, registry=None, now=RUN_1):
+def run_once(batches, previous=None, registry=None, now=RUN_1, kept_profiles=(None, None)):
+    """One run; ``kept_profiles`` (profile inputs, resolved traits) of the last run make
+    survivorship resolve only the clusters touched since."""
     records, _ = build_records(SPEC, {"crm": extract(batches)})
     identifiers = build_identifiers(SPEC, records)
     result = resolve_membership(
         records, build_edges(records, identifiers).edges, previous, registry, now
     )
     traits = build_traits(SPEC, records, identifiers)
-    resolved = resolve_traits(SPEC, traits, records, result.membership)
-    golden = build_golden_profiles(SPEC, resolved, records, result.membership)
-    return result, golden
+    survivorship = resolve_touched_traits(SPEC, traits, records, result.membership, *kept_profiles)
+    golden = build_golden_profiles(SPEC, survivorship.resolved, records, result.membership)
+    return result, golden, survivorship
 
 
 def clustering(membership: pl.DataFrame, golden: pl.DataFrame) -> set:
@@ -205,6 +207,7 @@ def clustering(membership: pl.DataFrame, golden: pl.DataFrame) -> set:
 def test_incremental_runs_equal_a_full_recompute(operations):
     batches: dict[str, list[tuple]] = {}
     previous = registry = None
+    kept_profiles = (None, None)
     for step, (kind, batch, rows) in enumerate(operations):
         if kind == "put":
             batches[batch] = rows  # arrival or replacement
@@ -212,13 +215,22 @@ def test_incremental_runs_equal_a_full_recompute(operations):
             batches.pop(batch, None)  # retraction
         if not batches:
             continue
-        result, golden = run_once(batches, previous, registry, datetime(2025, 1, 1 + step))
+        result, golden, survivorship = run_once(
+            batches, previous, registry, datetime(2025, 1, 1 + step), kept_profiles
+        )
         previous, registry = result.membership, result.registry
-        scratch, scratch_golden = run_once(batches)
+        kept_profiles = (survivorship.inputs, survivorship.resolved)
+        scratch, scratch_golden, scratch_survivorship = run_once(batches)
         assert clustering(result.membership, golden) == clustering(
             scratch.membership, scratch_golden
         )
+        assert winners(survivorship.resolved) == winners(scratch_survivorship.resolved)
         assert result.membership.get_column("resolved_id").n_unique() == golden.height
+
+
+def winners(resolved: pl.DataFrame) -> list[tuple]:
+    """Each winning observation (record, attribute, value, conflict) — ids left out."""
+    return sorted(resolved.select("entity_key", "attribute", "value", "conflict").iter_rows())
 
 
 def test_published_ids_missing_from_the_registry_are_registered_and_never_reissued():

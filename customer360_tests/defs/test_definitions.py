@@ -69,13 +69,14 @@ def test_every_asset_has_description_kinds_and_owner(asset_graph: dg.Definitions
 def test_the_quality_checks_are_defined_and_the_size_check_blocks(
     asset_graph: dg.Definitions,
 ) -> None:
+    graph = asset_graph.resolve_asset_graph()
     check_specs = {
-        (spec.asset_key.to_user_string(), spec.name): spec
-        for checks_def in asset_graph.asset_checks
-        for spec in checks_def.check_specs
+        (key.asset_key.to_user_string(), key.name): graph.get_check_spec(key)
+        for key in graph.asset_check_keys
     }
     assert set(check_specs) == EXPECTED_CHECKS
     assert check_specs[("clusters", "largest_cluster_within_limit")].blocking
+    assert check_specs[("cluster_lineage", "moved_share_within_limit")].blocking
 
 
 def test_the_main_job_selects_every_asset_but_the_dry_run(asset_graph: dg.Definitions) -> None:

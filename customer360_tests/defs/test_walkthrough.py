@@ -81,4 +81,6 @@ def test_an_over_merged_graph_never_reaches_golden_profiles(
     run = run_job(spec, tmp_path / "artifacts")
     assert run.checks()["largest_cluster_within_limit"] is False
     assert not run.store.exists("golden_profiles")
-    assert run.store.exists("clusters")
+    # judged before publishing: the over-merged clusters were never written
+    assert not run.store.exists("clusters")
+    assert not run.store.exists("membership")
