@@ -15,11 +15,13 @@ odds), an identifier link's term-frequency weight log2(records / records sharing
 value) — a value many records share says less than one only a single person's records
 carry. Parallel links between two records add up.
 
-Only the few offending components are cut, one at a time: within one, each conflicting
-value in turn (the most common first) is cut from the values it conflicts with, then
-pieces still over ``max_cluster_size`` are cut between two of their most distant
-records, at most :data:`MAX_SIZE_CUTS` times. Cut links stay in the edge tables: an
-edge whose ends are different customers is a link a split cut.
+Only the links of offending components are weighed and searched, all such components
+at once: they share no link, so one maximum flow over all of them finds each one's
+minimum cut. Round r cuts every component's r-th conflicting value (the most commonly
+held first) from the values it conflicts with; then pieces still over
+``max_cluster_size`` are cut between their first record and the record farthest from it,
+for at most :data:`MAX_SIZE_CUTS` rounds. Cut links stay in the edge tables: an edge
+whose ends are different customers is a link a split cut.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ CONFLICT_GUARD = "conflicting {attribute}"
 STRENGTH_SCALE = 100
 """Flow capacities are integers: strengths are counted in hundredths of a bit."""
 MAX_SIZE_CUTS = 1000
-"""Cuts per component for size alone; a piece still too large then fails the size check."""
+"""Rounds of cuts for size alone; a piece still too large then fails the size check."""
 _MAX_CAPACITY = 2**30
 
 _COMPATIBLE_SQL = {
@@ -75,93 +77,150 @@ def split_over_merged(
     if splitting is None or edges.is_empty():
         return ClusterSplit(edges, no_cut)
     positions = records.select("entity_key").with_row_index("position")
-    links = _link_positions(edges, positions).with_columns(
-        _link_strength(edges, records.height).alias("capacity")
-    )
-    ends_a = links.get_column("a").to_numpy()
-    ends_b = links.get_column("b").to_numpy()
+    links = _link_positions(edges, positions)
+    ends_a, ends_b = links.get_column("a").to_numpy(), links.get_column("b").to_numpy()
     labels = component_labels(records.height, ends_a, ends_b)
     values = _conflict_values(records, splitting.conflicts, splitting.swappable, labels)
     pairs = _incompatible_pairs(values, splitting.conflicts)
-    offending = set(pairs.get_column("component").unique().to_list())
+    offending = pairs.get_column("component").unique().to_numpy()
     if splitting.max_cluster_size is not None:
-        sizes = np.bincount(labels)
-        offending |= set(np.flatnonzero(sizes > splitting.max_cluster_size).tolist())
-    if not offending:
+        oversize = np.flatnonzero(np.bincount(labels) > splitting.max_cluster_size)
+        offending = np.union1d(offending, oversize)
+    if not offending.size:
         return ClusterSplit(edges, no_cut)
-    chosen = pl.Series(sorted(offending), dtype=pl.Int64).implode()
-    in_chosen = pl.col("component").is_in(chosen)
-    links = links.with_columns(pl.Series("component", labels[ends_a], dtype=pl.Int64))
-    parts = [frame.filter(in_chosen) for frame in (links, values, pairs)]
-    links_of, values_of, pairs_of = (
-        frame.partition_by("component", as_dict=True) for frame in parts
+    # only links of offending components are weighed and searched
+    inside = np.isin(labels[ends_a], offending)
+    rows = links.get_column("edge_index").to_numpy()[inside]
+    nodes = np.unique(np.concatenate([ends_a[inside], ends_b[inside]]))
+    graph = _Graph(
+        a=np.searchsorted(nodes, ends_a[inside]),
+        b=np.searchsorted(nodes, ends_b[inside]),
+        capacity=_link_strength(edges[rows], records.height).to_numpy(),
+        component=labels[ends_a[inside]],
+        nodes=nodes,
     )
-    cuts = [
-        cut
-        for key in sorted(links_of)  # only the offending components
-        for cut in _cut_component(
-            links_of[key],
-            values_of.get(key, parts[1].clear()),
-            pairs_of.get(key, parts[2].clear()),
-            splitting.max_cluster_size,
-        )
-    ]
-    guards = pl.DataFrame(cuts, schema={"edge_index": pl.Int64, "guard": pl.String}, orient="row")
+    cut_by = np.full(len(rows), "", dtype=object)  # the guard that cut each link
+    _cut_conflicts(graph, _terminals(values, pairs), cut_by)
+    if splitting.max_cluster_size is not None:
+        _cut_oversize(graph, splitting.max_cluster_size, cut_by)
+    is_cut = cut_by != ""
+    guards = pl.DataFrame(
+        {"edge_index": rows[is_cut], "guard": cut_by[is_cut].tolist()},
+        schema={"edge_index": pl.Int64, "guard": pl.String},
+    )
     guard = (
         pl.DataFrame({"edge_index": np.arange(edges.height)})
         .join(guards, on="edge_index", how="left", maintain_order="left")
         .get_column("guard")
     )
-    is_cut = guard.is_not_null()
-    return ClusterSplit(edges.filter(~is_cut), edges.with_columns(guard).filter(is_cut))
+    cut = guard.is_not_null()
+    return ClusterSplit(edges.filter(~cut), edges.with_columns(guard).filter(cut))
 
 
-def _cut_component(
-    links: pl.DataFrame, values: pl.DataFrame, pairs: pl.DataFrame, max_size: int | None
-) -> list[tuple[int, str]]:
-    """(edge row, guard) of every link cut inside one component.
+class _Graph(NamedTuple):
+    """The links of the offending components, over their records numbered 0..n-1 in
+    canonical order (``nodes`` holds their positions among all records)."""
 
-    First each conflicting value, most common first, is cut from the values it cannot
-    share a person with; a cut only removes links, so a pair once apart stays apart.
-    Then pieces over ``max_size`` are cut between their first record and the record
-    farthest from it.
+    a: np.ndarray
+    b: np.ndarray
+    capacity: np.ndarray
+    component: np.ndarray
+    nodes: np.ndarray
+
+
+def _terminals(values: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
+    """Per component and ``rank``, a conflicting value's holders (``sources``) and the
+    holders of the values it conflicts with (``sinks``). Rank 0 is the most commonly
+    held value; ties go by attribute and value, so cuts are repeatable."""
+    keys = ["component", "attribute", "value"]
+    holders = values.group_by(keys).agg(pl.col("position").sort().alias("sources"))
+    opponents = (
+        pairs.join(values.rename({"value": "other"}), on=["component", "attribute", "other"])
+        .group_by(keys)
+        .agg(pl.col("position").unique().sort().alias("sinks"))
+    )
+    return (
+        holders.join(opponents, on=keys)
+        .sort(
+            [pl.col("component"), pl.col("sources").list.len(), "attribute", "value"],
+            descending=[False, True, False, False],
+        )
+        .select(
+            "component",
+            pl.int_range(pl.len()).over("component").alias("rank"),
+            pl.format(CONFLICT_GUARD.replace("{attribute}", "{}"), "attribute").alias("guard"),
+            "sources",
+            "sinks",
+        )
+    )
+
+
+def _cut_conflicts(graph: _Graph, terminals: pl.DataFrame, cut_by: np.ndarray) -> None:
+    """Cut every conflicting value from the values it conflicts with, in rounds.
+
+    Round r cuts, in every component at once, its rank-r value from its opponents:
+    components share no link, so one maximum flow over all of them finds each one's
+    minimum cut. A cut only removes links, so values already apart are skipped; rounds
+    are as many as the most values one component holds.
     """
-    nodes = np.unique(np.concatenate([links["a"].to_numpy(), links["b"].to_numpy()]))
-    a = np.searchsorted(nodes, links["a"].to_numpy())
-    b = np.searchsorted(nodes, links["b"].to_numpy())
-    capacity = links["capacity"].to_numpy()
-    edge_rows = links["edge_index"].to_numpy()
-    alive = np.ones(len(a), dtype=bool)
-    cuts: list[tuple[int, str]] = []
-    holders = values.with_columns(
-        pl.Series("node", np.searchsorted(nodes, values["position"].to_numpy()))
-    )
-    ordered = (
-        holders.group_by("attribute", "value")
-        .agg(pl.col("node"), pl.len().alias("records"))
-        .join(pairs.select("attribute", "value").unique(), on=["attribute", "value"], how="semi")
-        .sort(["records", "attribute", "value"], descending=[True, False, False])
-    )
-    for attribute, value, sources, _ in ordered.iter_rows():
-        others = pairs.filter((pl.col("attribute") == attribute) & (pl.col("value") == value))
-        sinks = holders.join(
-            others.select("attribute", pl.col("other").alias("value")), on=["attribute", "value"]
-        ).get_column("node")
-        cut = _min_cut(len(nodes), a, b, capacity, alive, np.array(sources), sinks.to_numpy())
-        cuts += [(int(row), CONFLICT_GUARD.format(attribute=attribute)) for row in edge_rows[cut]]
+    alive = np.ones(len(graph.a), dtype=bool)
+    piece = _pieces(graph, alive)
+    for todo in terminals.sort("rank", maintain_order=True).partition_by(
+        "rank", maintain_order=True
+    ):
+        sides = []
+        for side in ("sources", "sinks"):
+            held = todo.select("component", pl.col(side).alias("position")).explode("position")
+            node = np.searchsorted(graph.nodes, held.get_column("position").to_numpy())
+            sides.append(
+                held.with_columns(pl.Series("node", node), pl.Series("piece", piece[node]))
+            )
+        together = (
+            sides[0].join(sides[1], on=["component", "piece"], how="semi").select("component")
+        )
+        sources, sinks = (
+            side.join(together.unique(), on="component", how="semi").get_column("node").to_numpy()
+            for side in sides
+        )
+        if not sources.size:
+            continue
+        cut = _min_cut(len(graph.nodes), graph.a, graph.b, graph.capacity, alive, sources, sinks)
+        guard_of = dict(todo.select("component", "guard").iter_rows())
+        cut_by[cut] = [guard_of[int(component)] for component in graph.component[cut]]
         alive &= ~cut
-    for _ in range(MAX_SIZE_CUTS if max_size is not None else 0):
-        graph = _adjacency(len(nodes), a[alive], b[alive], capacity[alive])
-        _, piece = connected_components(graph, directed=False)
+        piece = _pieces(graph, alive)
+
+
+def _cut_oversize(graph: _Graph, max_size: int, cut_by: np.ndarray) -> None:
+    """Cut pieces over ``max_size`` between their first record and the one farthest from
+    it, all such pieces in one maximum flow per round, for at most MAX_SIZE_CUTS rounds."""
+    alive = cut_by == ""
+    for _ in range(MAX_SIZE_CUTS):
+        adjacency = _adjacency(
+            len(graph.nodes), graph.a[alive], graph.b[alive], graph.capacity[alive]
+        )
+        _, piece = connected_components(adjacency, directed=False)
         sizes = np.bincount(piece)
-        if sizes.max() <= max_size:
-            break
-        first = int(np.flatnonzero(piece == np.argmax(sizes))[0])
-        farthest = breadth_first_order(graph, first, directed=False, return_predecessors=False)[-1]
-        cut = _min_cut(len(nodes), a, b, capacity, alive, np.array([first]), np.array([farthest]))
-        cuts += [(int(row), SIZE_GUARD) for row in edge_rows[cut]]
+        oversize = np.flatnonzero(sizes > max_size)
+        if not oversize.size:
+            return
+        # nodes are in canonical order: a piece's first node is its first record
+        firsts = np.array([np.flatnonzero(piece == label)[0] for label in oversize])
+        farthest = np.array(
+            [
+                breadth_first_order(adjacency, first, directed=False, return_predecessors=False)[-1]
+                for first in firsts
+            ]
+        )
+        cut = _min_cut(len(graph.nodes), graph.a, graph.b, graph.capacity, alive, firsts, farthest)
+        cut_by[cut] = SIZE_GUARD
         alive &= ~cut
-    return cuts
+
+
+def _pieces(graph: _Graph, alive: np.ndarray) -> np.ndarray:
+    """The connected piece of every node over the links still alive."""
+    adjacency = _adjacency(len(graph.nodes), graph.a[alive], graph.b[alive], graph.capacity[alive])
+    return connected_components(adjacency, directed=False)[1]
 
 
 def _adjacency(node_count: int, a: np.ndarray, b: np.ndarray, capacity: np.ndarray) -> csr_array:
@@ -220,7 +279,7 @@ def _link_positions(edges: pl.DataFrame, positions: pl.DataFrame) -> pl.DataFram
             "a": found.head(edges.height),
             "b": found.tail(edges.height),
         }
-    )
+    ).drop_nulls()  # an edge with an end that is not a record links nothing
 
 
 def _link_strength(edges: pl.DataFrame, record_count: int) -> pl.Series:
@@ -255,11 +314,18 @@ def _conflict_values(
 ) -> pl.DataFrame:
     """(component, position, attribute, value) of every record's conflict attributes,
     for components that hold more than one value of the attribute."""
-    component = pl.Series("component", labels, dtype=pl.Int64)
+    linked = np.bincount(labels)[labels] > 1  # a record alone has nothing to conflict with
+    records = records.with_row_index("position").with_columns(
+        pl.Series("component", labels, dtype=pl.Int64)
+    )
+    records = records.filter(pl.Series(linked))
     frames = [
-        records.select(name_key(attribute).alias("value"))
-        .with_row_index("position")
-        .with_columns(component, pl.lit(attribute).alias("attribute"))
+        records.select(
+            "position",
+            "component",
+            name_key(attribute).alias("value"),
+            pl.lit(attribute).alias("attribute"),
+        )
         for attribute in conflicts
     ]
     schema = {
@@ -272,8 +338,8 @@ def _conflict_values(
         return pl.DataFrame(schema=schema)
     held = pl.concat(frames).filter(pl.col("value").is_not_null())
     swapped = [
-        records.select(name_key(partner).alias("value"))
-        .with_columns(component, pl.lit(attribute).alias("attribute"))
+        records.select("component", name_key(partner).alias("value"))
+        .with_columns(pl.lit(attribute).alias("attribute"))
         .filter(pl.col("value").is_not_null())
         for attribute, partner in swappable.items()
     ]
