@@ -116,6 +116,30 @@ def test_every_conflicting_value_ends_in_its_own_piece():
     assert cut.height == 2
 
 
+def test_components_are_cut_together_each_at_its_own_weakest_link():
+    records = people(
+        ("s:1", "Ann", None),
+        ("s:2", "Zoe", None),
+        ("s:3", "Ann", None),
+        ("t:1", "Bob", "1980-01-01"),
+        ("t:2", "Bob", None),
+        ("t:3", "Bob", "1990-06-30"),
+    )
+    edges = links(
+        ("s:1", "s:2", "phone", "p"),
+        ("s:2", "s:3", "probabilistic", 7.0),
+        ("t:1", "t:2", "email", "e"),
+        ("t:2", "t:3", "probabilistic", 1.0),  # weaker than the email (1.6 bits)
+    )
+    splitting = Splitting(conflicts={"first_name": "name", "date_of_birth": "date"})
+    _, cut = split_over_merged(records, edges, splitting)
+    assert cut_pairs(cut) == {
+        ("s:2", "s:3", "conflicting first_name"),
+        ("s:1", "s:2", "conflicting first_name"),
+        ("t:2", "t:3", "conflicting date_of_birth"),
+    }
+
+
 def test_oversize_components_are_cut_at_their_weakest_link():
     # two people of three records each, joined by one value that four records share
     keys = [f"s:{i}" for i in range(6)]
