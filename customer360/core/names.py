@@ -40,10 +40,13 @@ def compatible_sql(left: str, right: str) -> str:
     the other: "Bbo" is a slip of "Bob", which is "Robert". Needs the table of
     :func:`nickname_pairs` registered as ``nickname_pairs``.
     """
+    # one EXISTS per direction: each looks the nickname table up by an equal name
     return (
-        f"({_alike_sql(left, right)} OR EXISTS (SELECT 1 FROM nickname_pairs n WHERE "
-        f"(n.name = {left} AND {_alike_sql('n.other', right)}) "
-        f"OR (n.name = {right} AND {_alike_sql('n.other', left)})))"
+        f"({_alike_sql(left, right)} "
+        f"OR EXISTS (SELECT 1 FROM nickname_pairs n "
+        f"WHERE n.name = {left} AND {_alike_sql('n.other', right)}) "
+        f"OR EXISTS (SELECT 1 FROM nickname_pairs n "
+        f"WHERE n.name = {right} AND {_alike_sql('n.other', left)}))"
     )
 
 
