@@ -200,10 +200,11 @@ def _explain(
             how="diagonal_relaxed",
         )
         membership = store.read("membership", columns=["entity_key", "resolved_id"])
+        clusters = store.read("clusters") if store.exists("clusters") else None
         explanation = (
-            explain_pair(edges, membership, key, other_key)
+            explain_pair(edges, membership, key, other_key, clusters)
             if other_key
-            else explain_record(edges, membership, key)
+            else explain_record(edges, membership, key, clusters)
         )
     except (SpecError, StorageError, UnknownRecordError) as exc:
         print(f"customer360: {exc}", file=sys.stderr)

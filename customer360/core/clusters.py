@@ -26,6 +26,7 @@ CLUSTER_SCHEMA = {
     "sources": pl.List(pl.String),
     "linked_by": pl.List(pl.String),
     "edge_count": pl.UInt32,
+    "split_by": pl.List(pl.String),
 }
 
 
@@ -78,8 +79,11 @@ def resolve_membership(
     return Resolution(membership, registry)
 
 
-def summarize_clusters(membership: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
-    """One row per cluster: size, sources and the rules whose edges hold it together."""
+def summarize_clusters(
+    membership: pl.DataFrame, edges: pl.DataFrame, cut: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """One row per cluster: size, sources, the rules whose edges hold it together and
+    the guards that split it off (``cut``: links cut, with the ``guard`` that cut each)."""
     sizes = membership.group_by("resolved_id").agg(
         pl.len().alias("size"),
         pl.col("source").n_unique().alias("source_count"),
@@ -95,11 +99,30 @@ def summarize_clusters(membership: pl.DataFrame, edges: pl.DataFrame) -> pl.Data
         pl.col("rule").unique().sort().alias("linked_by"),
         pl.len().alias("edge_count"),
     )
+    no_guards = pl.DataFrame(schema={"entity_key": pl.String, "guard": pl.String})
+    cut_ends = (
+        pl.concat(
+            [
+                cut.select(pl.col(end).alias("entity_key"), "guard")
+                for end in ("entity_key_a", "entity_key_b")
+            ]
+        )
+        if cut is not None
+        else no_guards
+    )
+    guards = (
+        cut_ends.join(membership.select("entity_key", "resolved_id"), on="entity_key")
+        .group_by("resolved_id")
+        .agg(pl.col("guard").unique().sort().alias("split_by"))
+    )
+    empty = pl.lit([], dtype=pl.List(pl.String))
     return (
         sizes.join(links, on="resolved_id", how="left")
+        .join(guards, on="resolved_id", how="left")
         .with_columns(
-            pl.col("linked_by").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+            pl.col("linked_by").fill_null(empty),
             pl.col("edge_count").fill_null(0),
+            pl.col("split_by").fill_null(empty),
         )
         .sort("size", "resolved_id", descending=[True, False])
         .select(list(CLUSTER_SCHEMA))

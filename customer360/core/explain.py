@@ -89,6 +89,8 @@ class PairExplanation:
     size_b: int
     linked: bool
     path: list[EdgeStep]
+    guards: tuple[str, ...] = ()
+    """The guards that split the clusters involved (``clusters.split_by``), when known."""
 
     @property
     def split(self) -> bool:
@@ -110,16 +112,23 @@ class RecordExplanation:
     members: list[str]
     paths: dict[str, list[EdgeStep]]
     cut_links: list[EdgeStep]
+    guards: tuple[str, ...] = ()
+    """The guards that split the cluster (``clusters.split_by``), when known."""
 
 
 def explain_pair(
-    edges: pl.DataFrame, membership: pl.DataFrame, key_a: str, key_b: str
+    edges: pl.DataFrame,
+    membership: pl.DataFrame,
+    key_a: str,
+    key_b: str,
+    clusters: pl.DataFrame | None = None,
 ) -> PairExplanation:
     """The chain of edges that makes two records one customer, or shows they are not.
 
     Linked records are explained by edges inside their cluster only, since those are
     what the published result rests on. Records of different clusters are searched for
-    in the component their clusters came from, so a split cluster's cut links show up.
+    in the component their clusters came from, so a split cluster's cut links show up,
+    with the guards that cut them when ``clusters`` (with ``split_by``) is given.
     The path is the cheapest one under :func:`_link_cost`: the fewest links, and among
     as many links the strongest ones.
     """
@@ -143,10 +152,16 @@ def explain_pair(
         size_b=sizes[resolved_b],
         linked=linked,
         path=paths.get(key_b, []),
+        guards=_split_guards(clusters, [resolved_a, resolved_b]),
     )
 
 
-def explain_record(edges: pl.DataFrame, membership: pl.DataFrame, key: str) -> RecordExplanation:
+def explain_record(
+    edges: pl.DataFrame,
+    membership: pl.DataFrame,
+    key: str,
+    clusters: pl.DataFrame | None = None,
+) -> RecordExplanation:
     """The record's cluster, its members, and the edges that tie each member to it.
 
     The tree is the union of the cheapest paths from the record (the same choice as
@@ -164,6 +179,7 @@ def explain_record(edges: pl.DataFrame, membership: pl.DataFrame, key: str) -> R
         members=[*by_distance, *unreached],
         paths=paths,
         cut_links=_cut_links(edges, membership, members),
+        guards=_split_guards(clusters, [resolved_id]),
     )
 
 
@@ -454,6 +470,13 @@ def _cluster_members(membership: pl.DataFrame, resolved_id: str) -> pl.DataFrame
     )
 
 
+def _split_guards(clusters: pl.DataFrame | None, resolved_ids: list[str]) -> tuple[str, ...]:
+    if clusters is None or "split_by" not in clusters.columns:
+        return ()
+    chosen = clusters.filter(pl.col("resolved_id").is_in(resolved_ids))
+    return tuple(sorted(set(chosen.get_column("split_by").explode().drop_nulls())))
+
+
 def _cluster_sizes(membership: pl.DataFrame, resolved_ids: list[str]) -> dict[str, int]:
     sizes = (
         membership.filter(pl.col("resolved_id").is_in(resolved_ids)).group_by("resolved_id").len()
@@ -562,7 +585,8 @@ def _pair_lines(pair: PairExplanation, reveal: bool) -> list[str]:
     lines = [
         f"{a} and {b} are not linked in the published result: {customers}",
         f"These {_plural(len(pair.path), 'link')} would join them, but their cluster was split "
-        f"at its weakest links, which cut the {'link' if cut == 1 else 'links'} marked [cut]:",
+        f"at its weakest links{_by_guards(pair.guards)}, which cut the "
+        f"{'link' if cut == 1 else 'links'} marked [cut]:",
     ]
     return lines + _numbered_steps(pair.path, reveal)
 
@@ -585,7 +609,7 @@ def _record_lines(record: RecordExplanation, reveal: bool) -> list[str]:
         count = len(record.cut_links)
         lines.append(
             f"{_plural(count, 'link')} to other customers {'was' if count == 1 else 'were'} cut "
-            "when the cluster was split at its weakest links:"
+            f"when the cluster was split at its weakest links{_by_guards(record.guards)}:"
         )
         lines += _numbered_steps(record.cut_links, reveal)
     return lines
@@ -654,6 +678,10 @@ def _field_lines(step: EdgeStep) -> list[str]:
 
 def _signed(weight: float) -> str:
     return "0.0" if round(weight, 1) == 0 else f"{weight:+.1f}"
+
+
+def _by_guards(guards: tuple[str, ...]) -> str:
+    return f" ({', '.join(guards)})" if guards else ""
 
 
 def _plural(count: int, noun: str) -> str:

@@ -45,6 +45,8 @@ def build_metrics(
         "mean_cluster_size": float(sizes.mean() or 0.0),
         "skipped_groups": skipped.height,
         "guarded_groups": skipped.filter(is_guarded(pl.col("reason"))).height,
+        "split_clusters": clusters.filter(pl.col("split_by").list.len() > 0).height,
+        "cut_links": _cut_links(edges, membership),
     }
     frames = [
         pl.DataFrame(
@@ -66,6 +68,13 @@ def build_metrics(
             "bucket",
         ),
         _match_rates(membership, clusters),
+        _counted(
+            clusters.select(pl.col("split_by").explode().drop_nulls().alias("guard"))
+            .group_by("guard")
+            .len(),
+            "split_clusters",
+            "guard",
+        ),
     ]
     if scores is not None:
         frames.append(
@@ -87,6 +96,16 @@ def _counted(frame: pl.DataFrame, metric: str, dimension: str) -> pl.DataFrame:
         pl.col(dimension).cast(pl.String).alias("dimension"),
         pl.col("len").cast(pl.Float64).alias("value"),
     )
+
+
+def _cut_links(edges: pl.DataFrame, membership: pl.DataFrame) -> int:
+    """Edges whose ends ended up in different clusters: links a split cut."""
+    lookup = membership.select("entity_key", "resolved_id")
+    ends = edges.select("entity_key_a", "entity_key_b").join(
+        lookup, left_on="entity_key_a", right_on="entity_key"
+    )
+    ends = ends.join(lookup, left_on="entity_key_b", right_on="entity_key", suffix="_b")
+    return ends.filter(pl.col("resolved_id") != pl.col("resolved_id_b")).height
 
 
 def _match_rates(membership: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:

@@ -2,8 +2,9 @@
 
 "Bob" and "Robert", "Jon" and "John", "ROBERT" and "Robert" are one person's name; "Mary"
 and "Robert" are not. Nicknames come from the curated ``nicknames`` dataset, slips of the
-keyboard are caught by Jaro-Winkler similarity (DuckDB's implementation), case and
-surrounding blanks are ignored.
+keyboard are caught by Jaro-Winkler similarity and Damerau-Levenshtein distance (DuckDB's
+implementations), also in a nickname ("Bbo" for "Robert"); case and surrounding blanks
+are ignored.
 """
 
 from __future__ import annotations
@@ -36,11 +37,26 @@ def name_key(column: str) -> pl.Expr:
 def compatible_sql(left: str, right: str) -> str:
     """DuckDB condition: names ``left`` and ``right`` may be the same person's.
 
-    Needs the table of :func:`nickname_pairs` registered as ``nickname_pairs``.
+    They may when they are alike (:func:`_alike_sql`) or one is alike to a nickname of
+    the other: "Bbo" is a slip of "Bob", which is "Robert". Needs the table of
+    :func:`nickname_pairs` registered as ``nickname_pairs``.
     """
+    # one EXISTS per direction: each looks the nickname table up by an equal name
+    return (
+        f"({_alike_sql(left, right)} "
+        f"OR EXISTS (SELECT 1 FROM nickname_pairs n "
+        f"WHERE n.name = {left} AND {_alike_sql('n.other', right)}) "
+        f"OR EXISTS (SELECT 1 FROM nickname_pairs n "
+        f"WHERE n.name = {right} AND {_alike_sql('n.other', left)}))"
+    )
+
+
+def _alike_sql(left: str, right: str) -> str:
+    """Equal, similar spellings, or one keying slip apart (a letter dropped, added,
+    replaced or two swapped: "Aym" and "Amy", which Jaro-Winkler misses in short names)."""
     return (
         f"({left} = {right} OR jaro_winkler_similarity({left}, {right}) >= {SIMILAR_SPELLING} "
-        f"OR EXISTS (SELECT 1 FROM nickname_pairs n WHERE n.name = {left} AND n.other = {right}))"
+        f"OR damerau_levenshtein({left}, {right}) <= 1)"
     )
 
 

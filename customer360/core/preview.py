@@ -14,6 +14,7 @@ from customer360.core.edges import build_edges, skipped_groups
 from customer360.core.identifiers import build_identifiers
 from customer360.core.records import build_records
 from customer360.core.spec import Spec
+from customer360.core.splitting import split_over_merged
 from customer360.core.stable_ids import (
     CHANGE_TYPES,
     cluster_lineage,
@@ -57,7 +58,8 @@ def preview_changes(
     current = current_membership
     if realtime is not None:
         current = with_realtime_assignments(current, realtime, records.get_column("entity_key"))
-    proposed = resolve_membership(records, edges, current, registry, now).membership
+    kept = split_over_merged(records, edges, spec.splitting).kept
+    proposed = resolve_membership(records, kept, current, registry, now).membership
     lineage = cluster_lineage(current, proposed)
     results = (
         lineage.rename(

@@ -240,6 +240,35 @@ class Quality(_Strict):
     )
 
 
+ConflictMethod = Literal["name", "date", "exact"]
+
+
+class Splitting(_Strict):
+    """The over-merge guard after linking: clusters cut apart at their weakest links."""
+
+    max_cluster_size: Annotated[int, Field(ge=2)] | None = Field(
+        default=None,
+        description="a larger cluster is cut at its weakest links until its pieces fit "
+        "(default: no size limit; quality.max_cluster_size still stops the run)",
+    )
+    conflicts: dict[str, ConflictMethod] = Field(
+        default_factory=dict,
+        description="attributes a person has one value of, and how two values may differ "
+        "and still be one person's (name: nickname or typo; date: typo or day/month swap; "
+        "exact): records with conflicting values are cut apart",
+    )
+    swappable: dict[str, str] = Field(
+        default_factory=dict,
+        description="conflict attribute -> an attribute sources sometimes put its value in "
+        "(given and family name swapped): a value the cluster also holds there is no conflict",
+    )
+
+    @property
+    def attributes(self) -> list[str]:
+        """Every attribute the guard reads."""
+        return list(dict.fromkeys([*self.conflicts, *self.swappable.values()]))
+
+
 ComparisonMethod = Literal["name", "exact", "fuzzy", "date", "email", "levenshtein"]
 
 
@@ -454,6 +483,7 @@ class Spec(_Strict):
     survivorship: Survivorship = Survivorship()
     quality: Quality = Quality()
     matching: Matching | None = None
+    splitting: Splitting | None = None
     truth: Truth | None = None
     customer_360: CustomerView = CustomerView()
     organizations: Organizations | None = None
@@ -615,6 +645,8 @@ def _reference_problems(spec: Spec) -> list[str]:
                 f"identifier_types.{name}.corroborate: no source maps attribute "
                 f"'{id_type.corroborate}'; map it under sources[].attributes or remove the key"
             )
+    if spec.splitting:
+        problems += _splitting_problems(spec, spec.splitting)
     if spec.service:
         problems += _service_problems(spec, spec.service)
     fields = set(spec.golden_fields)
@@ -623,6 +655,26 @@ def _reference_problems(spec: Spec) -> list[str]:
             problems.append(
                 f"survivorship.attributes.{field}: no such golden field; "
                 f"use one of: {', '.join(spec.golden_fields)}"
+            )
+    return problems
+
+
+def _splitting_problems(spec: Spec, splitting: Splitting) -> list[str]:
+    problems = []
+    named = [(f"conflicts.{key}", key) for key in splitting.conflicts] + [
+        (f"swappable.{key}", partner) for key, partner in splitting.swappable.items()
+    ]
+    for where, attribute in named:
+        if attribute not in spec.attribute_names:
+            problems.append(
+                f"splitting.{where}: no source maps attribute '{attribute}'; "
+                "map it under sources[].attributes or remove the key"
+            )
+    for attribute in splitting.swappable:
+        if attribute not in splitting.conflicts:
+            problems.append(
+                f"splitting.swappable.{attribute}: not a conflict attribute; add it under "
+                "splitting.conflicts or remove the key"
             )
     return problems
 

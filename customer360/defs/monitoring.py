@@ -14,9 +14,10 @@ GROUP = "monitoring"
 
 
 def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
-    edge_ins = {"identity_edges": columns("rule")}
+    edge_columns = columns("entity_key_a", "entity_key_b", "rule")
+    edge_ins = {"identity_edges": edge_columns}
     if spec.matching and spec.matching.enabled:
-        edge_ins["match_edges"] = columns("rule")
+        edge_ins["match_edges"] = edge_columns
 
     @dg.asset(
         ins={
@@ -25,7 +26,7 @@ def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
             "identifiers": columns("identifier_type", "status"),
             **edge_ins,
             "membership": columns("entity_key", "resolved_id", "source"),
-            "clusters": columns("resolved_id", "size"),
+            "clusters": columns("resolved_id", "size", "split_by"),
         },
         group_name=GROUP,
         kinds={"polars", "parquet", "duckdb"},
@@ -33,7 +34,8 @@ def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         description=(
             "The run's figures as (metric, dimension, value): records, quarantined rows, "
             "edges per rule, identifier values per status, clusters and their size "
-            "distribution, largest cluster, skipped groups, match rate per source and — "
+            "distribution, largest cluster, skipped groups, clusters split off over-merges "
+            "(per guard) and links cut, match rate per source and — "
             "when the spec names a truth file — pairwise precision, recall, F1 and the "
             "numbers of over-merged clusters and split people."
         ),

@@ -14,6 +14,7 @@ from customer360.core.identifiers import VALUE_COLUMNS, build_identifiers
 from customer360.core.inbox import realtime_assignments
 from customer360.core.records import build_records
 from customer360.core.spec import Spec
+from customer360.core.splitting import split_over_merged
 from customer360.core.stable_ids import (
     ID_REGISTRY_STATE,
     accumulate_lineage,
@@ -147,23 +148,29 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         )
 
     edge_ins = {"identity_edges": dg.AssetIn()}
+    guarded_attributes = spec.splitting.attributes if spec.splitting else []
     if spec.matching and spec.matching.enabled:
         edge_ins["match_edges"] = dg.AssetIn()
 
     @dg.multi_asset(
-        ins={"records": columns("entity_key", "source", "record_key"), **edge_ins},
+        ins={
+            "records": columns("entity_key", "source", "record_key", *guarded_attributes),
+            **edge_ins,
+        },
         name="cluster_records",
         outs={
             "membership": _out(
                 spec,
                 "entity_key, source, record_key → resolved_id for every record, singletons "
                 "included. Connected components of identity_edges and match_edges "
-                "(scipy.sparse.csgraph); ids are handed down from the last run and from the "
-                "resolve service.",
+                "(scipy.sparse.csgraph), over-merged ones split at their weakest links "
+                "(splitting in the spec); ids are handed down from the last run and from "
+                "the resolve service.",
             ),
             "clusters": _out(
                 spec,
-                "One row per resolved customer: size, sources, rules that linked it, edges.",
+                "One row per resolved customer: size, sources, rules that linked it, edges, "
+                "and the guards that split it from the rest of its component (split_by).",
             ),
             "cluster_lineage": _out(
                 spec,
@@ -182,13 +189,18 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             records.get_column("entity_key"),
         )
         now = datetime.now(UTC).replace(tzinfo=None)
+        kept, cut = split_over_merged(records, identity_edges, spec.splitting)
         membership, registry = resolve_membership(
-            records, identity_edges, previous, store.read_state(ID_REGISTRY_STATE), now
+            records, kept, previous, store.read_state(ID_REGISTRY_STATE), now
         )
-        clusters = summarize_clusters(membership, identity_edges)
+        clusters = summarize_clusters(membership, kept, cut)
         lineage = cluster_lineage(previous, membership)
         sizes = clusters.get_column("size")
-        context.log.info(f"{membership.height} records in {clusters.height} clusters")
+        split = clusters.filter(pl.col("split_by").list.len() > 0)
+        context.log.info(
+            f"{membership.height} records in {clusters.height} clusters; "
+            f"{cut.height} links cut, {split.height} clusters split off over-merges"
+        )
         gates = evaluate_gates(spec, clusters, lineage)
         yield from gates
         stop_if_failed(gates)  # before anything is written: a failed gate publishes nothing
@@ -213,6 +225,10 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
                 "clusters": clusters.height,
                 "largest_cluster": int(sizes.max() or 0),
                 "singletons": int((sizes == 1).sum()),
+                "split_clusters": split.height,
+                "cut_links_per_guard": dg.MetadataValue.json(
+                    dict(cut.group_by("guard").len().sort("guard").iter_rows())
+                ),
                 "largest_clusters": preview(clusters.drop("sources"), spec, rows=5),
                 "weakest_links_of_largest_clusters": preview(
                     weakest_links(identity_edges, membership, clusters), spec, rows=15

@@ -102,9 +102,24 @@ def test_summarize_clusters():
     clusters = summarize_clusters(membership, links)
     assert clusters.schema == pl.Schema(CLUSTER_SCHEMA)
     assert clusters.rows() == [
-        ("crm:1", 4, 3, ["crm", "shop", "web"], ["email_exact", "phone_exact"], 3),
-        ("crm:5", 2, 2, ["crm", "shop"], ["email_exact"], 1),
+        ("crm:1", 4, 3, ["crm", "shop", "web"], ["email_exact", "phone_exact"], 3, []),
+        ("crm:5", 2, 2, ["crm", "shop"], ["email_exact"], 1, []),
     ]
+
+
+def test_summarize_clusters_names_the_guards_that_split_them():
+    records = ordered_records("s:1", "s:2", "s:3", "s:4")
+    links = edges(("s:1", "s:2", "email"), ("s:2", "s:3", "phone"), ("s:3", "s:4", "email"))
+    kept = links.filter(pl.col("identifier_type") == "email")
+    cut = links.filter(pl.col("identifier_type") == "phone").with_columns(
+        guard=pl.lit("conflicting first_name")
+    )
+    clusters = summarize_clusters(resolve_membership(records, kept).membership, kept, cut)
+    assert dict(clusters.select("resolved_id", "split_by").iter_rows()) == {
+        "s:1": ["conflicting first_name"],
+        "s:3": ["conflicting first_name"],
+    }
+    assert clusters.get_column("linked_by").to_list() == [["email_exact"], ["email_exact"]]
 
 
 def test_summarize_clusters_with_singletons_sorted_by_size_then_id():
@@ -112,9 +127,9 @@ def test_summarize_clusters_with_singletons_sorted_by_size_then_id():
     links = edges(("s:a", "s:d", "email"))
     clusters = summarize_clusters(resolve_membership(records, links).membership, links)
     assert clusters.rows() == [
-        ("s:a", 2, 1, ["s"], ["email_exact"], 1),
-        ("s:b", 1, 1, ["s"], [], 0),
-        ("s:c", 1, 1, ["s"], [], 0),
+        ("s:a", 2, 1, ["s"], ["email_exact"], 1, []),
+        ("s:b", 1, 1, ["s"], [], 0, []),
+        ("s:c", 1, 1, ["s"], [], 0, []),
     ]
 
 

@@ -216,6 +216,25 @@ def test_records_of_a_split_cluster_show_the_links_that_would_join_them():
     assert "[cut]" not in lines[2] + lines[4]
 
 
+def test_the_guards_that_split_the_clusters_are_named():
+    clusters = pl.DataFrame(
+        {
+            "resolved_id": ["s:A", "s:D"],
+            "split_by": [["conflicting first_name"], ["conflicting date_of_birth"]],
+        }
+    )
+    pair = explain_pair(SPLIT_EDGES, SPLIT_MEMBERSHIP, "s:A", "s:D", clusters)
+    assert pair.guards == ("conflicting date_of_birth", "conflicting first_name")
+    assert "split at its weakest links (conflicting date_of_birth, conflicting first_name)," in (
+        format_explanation(pair)
+    )
+    record = explain_record(SPLIT_EDGES, SPLIT_MEMBERSHIP, "s:A", clusters)
+    assert format_explanation(record).splitlines()[-2] == (
+        "1 link to other customers was cut when the cluster was split at its weakest links "
+        "(conflicting first_name):"
+    )
+
+
 def test_a_cluster_split_in_three_is_followed_through_the_middle_piece():
     members = membership(**{"s:A": ["s:A"], "s:B": ["s:B"], "s:C": ["s:C"]})
     links = edges(exact("s:A", "s:B"), exact("s:B", "s:C"))

@@ -126,3 +126,19 @@ def test_size_buckets():
         "101+",
         "101+",
     ]
+
+
+def test_splits_are_counted_per_guard_with_the_links_they_cut():
+    assert metrics()[("split_clusters", "")] == 0
+    kept = EDGES.head(1)
+    cut = EDGES.tail(1).with_columns(guard=pl.lit("conflicting first_name"))
+    membership = resolve_membership(RECORDS, kept).membership
+    clusters = summarize_clusters(membership, kept, cut)
+    table = build_metrics(
+        RECORDS, QUARANTINE, IDENTIFIERS, EDGES, SKIPPED, membership, clusters, None
+    )
+    figures = {(m, d): v for m, d, v in table.rows()}
+    assert figures[("split_clusters", "")] == 2
+    assert figures[("split_clusters", "conflicting first_name")] == 2
+    assert figures[("cut_links", "")] == 1
+    assert figures[("edges", "")] == 2

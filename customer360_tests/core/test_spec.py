@@ -317,3 +317,26 @@ def test_service_inbox_problems_are_reported_together(crm_dir):
     assert "path 'inbox.csv' is not a folder" in problems[1] and "'inbox.csv/'" in problems[1]
     assert "remove updated_at_format" in problems[2]
     assert "attributes.owner reads column(s) assigned_resolved_id" in problems[3]
+
+
+def test_splitting_names_mapped_attributes_only(crm_dir):
+    splitting = {
+        "conflicts": {"first_name": "name", "birthday": "date"},
+        "swappable": {"first_name": "surname", "nickname": "first_name"},
+    }
+    error = spec_error(write_spec(crm_dir, spec_dict(splitting=splitting)))
+    assert error.problems == [
+        "splitting.conflicts.birthday: no source maps attribute 'birthday'; "
+        "map it under sources[].attributes or remove the key",
+        "splitting.swappable.first_name: no source maps attribute 'surname'; "
+        "map it under sources[].attributes or remove the key",
+        "splitting.swappable.nickname: not a conflict attribute; add it under "
+        "splitting.conflicts or remove the key",
+    ]
+
+
+def test_splitting_conflict_methods_are_listed(crm_dir):
+    raw = spec_dict(splitting={"conflicts": {"first_name": "fuzzy"}})
+    (problem,) = spec_error(write_spec(crm_dir, raw)).problems
+    assert problem.startswith("splitting.conflicts.first_name:")
+    assert "'name', 'date' or 'exact'" in problem

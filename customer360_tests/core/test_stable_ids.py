@@ -13,6 +13,8 @@ from customer360.core.edges import build_edges
 from customer360.core.golden import build_golden_profiles
 from customer360.core.identifiers import build_identifiers
 from customer360.core.records import build_records
+from customer360.core.spec import Splitting
+from customer360.core.splitting import split_over_merged
 from customer360.core.stable_ids import cluster_lineage
 from customer360.core.touched_clusters import resolve_touched_traits
 from customer360.core.traits import build_traits
@@ -176,14 +178,18 @@ def extract(batches: dict[str, list[tuple]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
+# over-merges split too: people who share an email are cut apart, big clusters cut down
+SPLITTING = Splitting(conflicts={"first_name": "name"}, max_cluster_size=3)
+
+
 def run_once(batches, previous=None, registry=None, now=RUN_1, kept_profiles=(None, None)):
     """One run; ``kept_profiles`` (profile inputs, resolved traits) of the last run make
     survivorship resolve only the clusters touched since."""
     records, _ = build_records(SPEC, {"crm": extract(batches)})
     identifiers = build_identifiers(SPEC, records)
-    result = resolve_membership(
-        records, build_edges(records, identifiers).edges, previous, registry, now
-    )
+    edges = build_edges(records, identifiers).edges
+    kept = split_over_merged(records, edges, SPLITTING).kept
+    result = resolve_membership(records, kept, previous, registry, now)
     traits = build_traits(SPEC, records, identifiers)
     survivorship = resolve_touched_traits(SPEC, traits, records, result.membership, *kept_profiles)
     golden = build_golden_profiles(SPEC, survivorship.resolved, records, result.membership)

@@ -1,0 +1,208 @@
+"""Over-merge splitting: components with conflicting values or too many records are cut
+at their weakest links, and only there."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from customer360.core.clusters import resolve_membership
+from customer360.core.edges import EDGE_SCHEMA
+from customer360.core.spec import Splitting
+from customer360.core.splitting import SIZE_GUARD, split_over_merged
+
+NAMES = Splitting(conflicts={"first_name": "name"})
+
+
+def people(*rows: tuple[str, str | None, str | None]) -> pl.DataFrame:
+    """(entity_key, first_name, date_of_birth) rows in canonical order."""
+    columns = ["entity_key", "first_name", "date_of_birth"]
+    return pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.String), orient="row").with_columns(
+        pl.lit("Gomez").alias("last_name")
+    )
+
+
+def links(*rows: tuple[str, str, str, str | float]) -> pl.DataFrame:
+    """(a, b, identifier type or 'probabilistic', shared value or match weight)."""
+    return pl.DataFrame(
+        [
+            {
+                "entity_key_a": a,
+                "entity_key_b": b,
+                "rule": "probabilistic" if kind == "probabilistic" else f"{kind}_exact",
+                "identifier_type": None if kind == "probabilistic" else kind,
+                "value": None if kind == "probabilistic" else evidence,
+                "match_probability": None,
+                "match_weight": evidence if kind == "probabilistic" else None,
+                "evidence": None,
+            }
+            for a, b, kind, evidence in rows
+        ],
+        schema=EDGE_SCHEMA,
+    )
+
+
+def cut_pairs(cut: pl.DataFrame) -> set[tuple[str, str, str]]:
+    return set(cut.select("entity_key_a", "entity_key_b", "guard").iter_rows())
+
+
+def test_a_household_phone_is_cut_rather_than_a_persons_own_links():
+    # Ann's three records share an email and a card; her till record carries the
+    # household landline that Raymond's record holds too. Ann and Raymond conflict.
+    records = people(
+        ("crm:ann", "Ann", None),
+        ("web:ann", "Anne", None),
+        ("pos:1", None, None),
+        ("crm:ray", "Raymond", None),
+        ("web:ray", "Ray", None),
+    )
+    edges = links(
+        ("crm:ann", "web:ann", "email", "ann@x.org"),
+        ("crm:ann", "pos:1", "loyalty_id", "L1"),
+        ("web:ann", "pos:1", "loyalty_id", "L1"),
+        ("crm:ray", "pos:1", "phone", "+15550100"),
+        ("crm:ray", "web:ray", "email", "ray@x.org"),
+    )
+    kept, cut = split_over_merged(records, edges, NAMES)
+    assert cut_pairs(cut) == {("crm:ray", "pos:1", "conflicting first_name")}
+    assert kept.height == 4
+    assert cut.columns == [*edges.columns, "guard"]
+
+
+def test_the_weakest_probabilistic_link_is_cut_between_conflicting_dates_of_birth():
+    records = people(
+        ("crm:1", "Jo", "1970-03-04"),
+        ("crm:2", "Jo", None),
+        ("crm:3", "Jo", "2001-11-12"),
+    )
+    edges = links(
+        ("crm:1", "crm:2", "probabilistic", 20.0), ("crm:2", "crm:3", "probabilistic", 8.0)
+    )
+    splitting = Splitting(conflicts={"date_of_birth": "date"})
+    _, cut = split_over_merged(records, edges, splitting)
+    assert cut_pairs(cut) == {("crm:2", "crm:3", "conflicting date_of_birth")}
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        (("Robert", "1970-03-04"), ("Bob", "1970-03-04")),  # a nickname
+        (("Robert", None), ("Bbo", None)),  # a slip in a nickname
+        (("Amy", None), ("AYM", None)),  # a slip in a short name
+        (("Ann", "1970-03-04"), ("Ann", "1970-04-03")),  # day and month swapped
+        (("Ann", "1970-03-04"), ("Ann", "1970-03-05")),  # a typo in the date
+    ],
+)
+def test_nicknames_typos_and_swapped_days_are_no_conflict(one, other):
+    records = people(("s:1", *one), ("s:2", *other))
+    edges = links(("s:1", "s:2", "email", "e"))
+    splitting = Splitting(conflicts={"first_name": "name", "date_of_birth": "date"})
+    assert split_over_merged(records, edges, splitting).cut.is_empty()
+
+
+def test_a_first_name_the_cluster_holds_as_a_last_name_is_no_conflict_when_swappable():
+    records = people(("s:1", "Hiroshi", None), ("s:2", "Gomez", None))  # "Gomez Hiroshi"
+    edges = links(("s:1", "s:2", "email", "e"))
+    swappable = Splitting(conflicts={"first_name": "name"}, swappable={"first_name": "last_name"})
+    assert split_over_merged(records, edges, swappable).cut.is_empty()
+    assert split_over_merged(records, edges, NAMES).cut.height == 1
+
+
+def test_every_conflicting_value_ends_in_its_own_piece():
+    # three people chained by two shared phones: both links must go
+    records = people(("s:1", "Ann", None), ("s:2", "Mary", None), ("s:3", "Zoe", None))
+    edges = links(("s:1", "s:2", "phone", "p1"), ("s:2", "s:3", "phone", "p2"))
+    _, cut = split_over_merged(records, edges, NAMES)
+    assert cut.height == 2
+
+
+def test_components_are_cut_together_each_at_its_own_weakest_link():
+    records = people(
+        ("s:1", "Ann", None),
+        ("s:2", "Zoe", None),
+        ("s:3", "Ann", None),
+        ("t:1", "Bob", "1980-01-01"),
+        ("t:2", "Bob", None),
+        ("t:3", "Bob", "1990-06-30"),
+    )
+    edges = links(
+        ("s:1", "s:2", "phone", "p"),
+        ("s:2", "s:3", "probabilistic", 7.0),
+        ("t:1", "t:2", "email", "e"),
+        ("t:2", "t:3", "probabilistic", 1.0),  # weaker than the email (1.6 bits)
+    )
+    splitting = Splitting(conflicts={"first_name": "name", "date_of_birth": "date"})
+    _, cut = split_over_merged(records, edges, splitting)
+    assert cut_pairs(cut) == {
+        ("s:2", "s:3", "conflicting first_name"),
+        ("s:1", "s:2", "conflicting first_name"),
+        ("t:2", "t:3", "conflicting date_of_birth"),
+    }
+
+
+def test_oversize_components_are_cut_at_their_weakest_link():
+    # two people of three records each, joined by one value that four records share
+    keys = [f"s:{i}" for i in range(6)]
+    records = people(*[(key, None, None) for key in keys])
+    edges = links(
+        ("s:0", "s:1", "email", "a"),
+        ("s:1", "s:2", "email", "b"),
+        ("s:0", "s:2", "probabilistic", 25.0),
+        ("s:3", "s:4", "email", "c"),
+        ("s:4", "s:5", "email", "d"),
+        ("s:2", "s:3", "phone", "shared"),
+        ("s:2", "s:4", "phone", "shared"),
+        ("s:2", "s:5", "phone", "shared"),
+    )
+    kept, cut = split_over_merged(records, edges, Splitting(max_cluster_size=4))
+    assert set(cut.get_column("guard")) == {SIZE_GUARD}
+    assert set(cut.get_column("value")) == {"shared"}
+    assert sorted(_pieces(keys, kept)) == [3, 3]
+
+
+def test_a_value_many_records_share_is_weaker_than_a_rare_one():
+    # one record links to two people: through a value four records share (weak) and
+    # through one only two records share (strong); the conflict cuts the weak one
+    records = people(
+        ("s:a", "Ann", None),
+        ("s:x", None, None),
+        ("s:b", "Zoe", None),
+        ("s:b2", "Zoe", None),
+        ("s:b3", "Zoe", None),
+    )
+    edges = links(
+        ("s:a", "s:x", "email", "rare"),
+        ("s:b", "s:x", "phone", "shared"),
+        ("s:b", "s:b2", "phone", "shared"),
+        ("s:b", "s:b3", "phone", "shared"),
+    )
+    _, cut = split_over_merged(records, edges, NAMES)
+    assert cut_pairs(cut) == {("s:b", "s:x", "conflicting first_name")}
+
+
+def test_without_splitting_nothing_is_cut():
+    records = people(("s:1", "Ann", None), ("s:2", "Zoe", None))
+    edges = links(("s:1", "s:2", "phone", "p"))
+    kept, cut = split_over_merged(records, edges, None)
+    assert kept.equals(edges) and cut.is_empty()
+
+
+def test_the_split_does_not_depend_on_edge_order():
+    records = people(
+        ("s:1", "Ann", None), ("s:2", None, None), ("s:3", "Zoe", None), ("s:4", "Zoe", None)
+    )
+    edges = links(
+        ("s:1", "s:2", "email", "e"),
+        ("s:2", "s:3", "phone", "p"),
+        ("s:2", "s:4", "phone", "p"),
+        ("s:3", "s:4", "probabilistic", 9.0),
+    )
+    forward = split_over_merged(records, edges, NAMES).cut
+    backward = split_over_merged(records, edges.reverse(), NAMES).cut
+    assert cut_pairs(forward) == cut_pairs(backward)
+
+
+def _pieces(keys: list[str], kept: pl.DataFrame) -> list[int]:
+    records = pl.DataFrame({"entity_key": keys, "source": "s", "record_key": keys})
+    membership = resolve_membership(records, kept).membership
+    return membership.group_by("resolved_id").len().get_column("len").to_list()
