@@ -10,6 +10,7 @@ import dagster as dg
 from customer360.core.forget import forget, select_records
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
+from customer360.defs.concurrency import writes_tags
 
 if TYPE_CHECKING:  # what define_asset_job returns; not exported by dagster itself
     from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -48,6 +49,7 @@ def build_forget_job(
         name=FORGET_JOB,
         description="Forget a person (by resolved_id or identifier): every output is rebuilt "
         "without them by the run this job triggers, and later runs keep them out.",
+        run_tags=writes_tags(store.root),
     )
     def forget_customer() -> None:
         forget_person()
