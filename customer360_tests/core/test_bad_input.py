@@ -114,6 +114,20 @@ def test_a_source_whose_every_batch_is_unreadable_quarantines_them_all(tmp_path)
     assert records.is_empty() and quarantine.height == rows_in == 1
 
 
+def test_duplicate_keys_keep_one_row_and_quarantine_the_others(tmp_path):
+    write(
+        tmp_path / "crm", "day1.csv", HEADER + "C1,a@x.io,Ann,2024-01-01\nC1,b@x.io,Bo,2024-01-02\n"
+    )
+    write(tmp_path / "crm", "day2.csv", HEADER + "C1,c@x.io,Cy,2024-01-03\n")
+    records, quarantine, rows_in = resolve(crm_spec(tmp_path))
+    assert records.select("record_key", "email").rows() == [("C1", "c@x.io")]
+    assert (
+        quarantine.get_column("reason").to_list()
+        == ["duplicate record key 'C1': kept day2.csv row 1"] * 2
+    )
+    assert rows_in == records.height + quarantine.height
+
+
 def test_mixed_types_in_a_column_are_read_as_text(tmp_path):
     lines = [
         '{"customer_id": 1, "email": "a@x.io", "first_name": "Ann", "updated": "2024-01-01"}',
