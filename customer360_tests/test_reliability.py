@@ -1,4 +1,4 @@
-"""Crash safety with a real process: SIGKILL at any point, run again, and the outputs are
+"""Crash safety with a real process: SIGKILL at any stage, run again, and the outputs are
 whole and equal to a clean run's; the previous outputs stay readable meanwhile."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -24,6 +25,8 @@ DATA_TABLES = [
     "quarantine",
     "identifiers",
     "identity_edges",
+    "match_model",
+    "match_edges",
     "membership",
     "clusters",
     "traits",
@@ -68,6 +71,27 @@ def tables(artifacts: Path) -> dict[str, pl.DataFrame]:
     return {name: pl.read_parquet(artifacts / f"{name}.parquet") for name in DATA_TABLES}
 
 
+def written_since(pattern: str, started: float) -> Callable[[Path], bool]:
+    """A kill point: some file matching ``pattern`` written since ``started``."""
+
+    def reached(artifacts: Path) -> bool:
+        return any(path.stat().st_mtime > started for path in artifacts.glob(pattern))
+
+    return reached
+
+
+# Where a run is killed: during start-up, then as soon as each stage has written.
+KILL_POINTS = {
+    "start-up": None,
+    "sources read": "crm_customers.parquet",
+    "records mapped": "records.parquet",
+    "match model trained": "state/match_model.parquet",
+    "match charts being written": "charts/.writing-*",
+    "clusters written": "membership.parquet",
+    "profiles written": "golden_profiles.parquet",
+}
+
+
 def test_a_killed_run_leaves_whole_outputs_and_the_next_run_equals_a_clean_one(
     world: Path, tmp_path: Path
 ) -> None:
@@ -76,18 +100,26 @@ def test_a_killed_run_leaves_whole_outputs_and_the_next_run_equals_a_clean_one(
     expected = tables(clean)
 
     crashed = tmp_path / "crashed"
-    for delay in (1.5, 2.5, 3.5, 4.5):  # start-up, sources, resolution, profiles
+    for point, pattern in KILL_POINTS.items():
+        started = time.time()
         run = start_run(world, crashed)
-        time.sleep(delay)
+        reached = written_since(pattern, started) if pattern else lambda _: True
+        time.sleep(1.0)  # past Python's start-up, into Dagster's
+        while run.poll() is None and not reached(crashed):
+            time.sleep(0.01)
+        assert run.poll() is None, f"the run ended before '{point}'"
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=60)
-        for parquet in crashed.glob("*.parquet"):
-            pl.read_parquet(parquet)  # every visible table is whole
+        for parquet in crashed.rglob("*.parquet"):
+            pl.read_parquet(parquet)  # every visible table and state file is whole
     assert start_run(world, crashed).wait(timeout=300) == 0
     assert not list(crashed.rglob(".*.tmp"))  # what a killed write left is cleaned up
+    assert not list(crashed.rglob(".writing-*"))
     for name, frame in tables(crashed).items():
         assert frame.height == expected[name].height, name
         assert_frame_equal(frame, expected[name], check_row_order=False)
+    for chart in (crashed / "charts").iterdir():
+        assert chart.read_text().rstrip().endswith("</html>"), chart.name
 
 
 def test_previous_outputs_stay_readable_while_a_run_rewrites_them(
