@@ -57,13 +57,13 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
         description="Materialize the whole graph: sources to golden profiles and metrics. "
         "Reuses the persisted match model (materialize match_model to retrain it).",
         config=match_model_config(spec, retrain=False) or None,
-        run_tags=writes_tags(artifacts),
+        tags=writes_tags(artifacts),
     )
     preview_job = dg.define_asset_job(
         PREVIEW_JOB,
         selection=preview,
         description="Dry run: what the next run would change. Writes only the dry_run tables.",
-        run_tags=writes_tags(artifacts),
+        tags=writes_tags(artifacts),
     )
     forget_job, rebuild_after_forget = build_forget_job(spec, store, job)
     return dg.Definitions(

@@ -55,7 +55,7 @@ def build_forget_job(
         name=FORGET_JOB,
         description="Forget a customer by resolved_id: every output is rebuilt without them "
         "by the run this job triggers, and later runs keep them out.",
-        run_tags=writes_tags(store.root),
+        tags=writes_tags(store.root),
     )
     def forget_customer() -> None:
         forget_person()

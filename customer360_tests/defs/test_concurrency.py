@@ -75,8 +75,10 @@ def test_every_writing_job_tags_its_runs_with_the_artifacts_folder(
     defs: dg.Definitions, tmp_path: Path
 ) -> None:
     folder = str((tmp_path / "out").resolve())
-    for job in (JOB_NAME, PREVIEW_JOB, FORGET_JOB):
-        assert defs.resolve_job_def(job).run_tags[WRITES_TAG] == folder, job
+    for name in (JOB_NAME, PREVIEW_JOB, FORGET_JOB):
+        job = defs.resolve_job_def(name)
+        assert job.tags[WRITES_TAG] == folder, name  # what a launch from the UI copies
+        assert job.run_tags[WRITES_TAG] == folder, name  # what sensors and schedules copy
 
 
 def test_two_runs_of_one_folder_queue_and_only_one_starts(
