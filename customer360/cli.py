@@ -163,11 +163,16 @@ def _forget(
         spec = load_spec(spec_file)
         store = ArtifactStore(artifacts.resolve() if artifacts else artifacts_dir(spec))
         identifier_type, value = identifier or (None, None)
-        selected = select_records(spec, store, resolved_id, identifier_type, value)
+        # Taking turns with runs: a run rewriting membership meanwhile could add a record
+        # of the person after they were selected, or lose the purge.
+        with store.exclusive_run(on_wait=lambda: print("a run is writing the outputs; waiting")):
+            selected = select_records(spec, store, resolved_id, identifier_type, value)
+            figures = forget(
+                spec, store, selected, "resolved_id" if resolved_id else identifier_type
+            )
     except (SpecError, ForgetError, StorageError) as exc:
         print(f"customer360: {exc}", file=sys.stderr)
         return 2
-    figures = forget(spec, store, selected, "resolved_id" if resolved_id else identifier_type)
     print(
         f"forgot {figures['records_forgotten']} record(s) of "
         f"{figures['customers_forgotten']} customer(s); rebuilding every output"

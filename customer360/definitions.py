@@ -17,6 +17,7 @@ from customer360.core.storage import ARTIFACTS_ENV_VAR, ArtifactStore
 from customer360.defs.analytics import build_analytics_assets
 from customer360.defs.automation import build_batch_sensor, build_reconciliation_schedule
 from customer360.defs.checks import build_checks
+from customer360.defs.concurrency import writes_tags
 from customer360.defs.forgetting import build_forget_job
 from customer360.defs.io_manager import ParquetDuckDBIOManager, RunLock
 from customer360.defs.matching import build_matching_assets
@@ -56,11 +57,13 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
         description="Materialize the whole graph: sources to golden profiles and metrics. "
         "Reuses the persisted match model (materialize match_model to retrain it).",
         config=match_model_config(spec, retrain=False) or None,
+        tags=writes_tags(artifacts),
     )
     preview_job = dg.define_asset_job(
         PREVIEW_JOB,
         selection=preview,
         description="Dry run: what the next run would change. Writes only the dry_run tables.",
+        tags=writes_tags(artifacts),
     )
     forget_job, rebuild_after_forget = build_forget_job(spec, store, job)
     return dg.Definitions(

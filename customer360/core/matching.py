@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -39,6 +42,9 @@ RANDOM_SEED = 42
 
 WATERFALL_PAIRS = 10
 """Accepted pairs shown in the waterfall chart: the ones closest to the threshold."""
+
+CHART_FILES = ("match_waterfall.html", "comparison_viewer.html")
+STAGING_PREFIX = ".writing-"
 
 Model = dict[str, Any]
 """A trained Splink model, as Splink serialises it (settings plus m and u per level)."""
@@ -128,11 +134,13 @@ def score_pairs(
     linker = _linker(frame, model)
     predictions = linker.inference.predict(threshold_match_probability=threshold)
     scored = predictions.as_duckdbpyrelation().pl()
-    charts = (
-        _write_charts(linker, predictions, scored, charts_folder)
-        if charts_folder is not None and scored.height
-        else []
-    )
+    charts = []
+    if charts_folder is not None and scored.height:
+        charts = _write_charts(linker, predictions, scored, charts_folder)
+    elif charts_folder is not None:
+        # An earlier run's charts show pairs, and people, this run no longer has.
+        for name in CHART_FILES:
+            (charts_folder / name).unlink(missing_ok=True)
     labels = _level_labels(model)
     evidence = pl.concat_list(
         pl.struct(
@@ -161,15 +169,23 @@ def score_pairs(
 def _write_charts(
     linker: Linker, predictions: Any, scored: pl.DataFrame, folder: Path
 ) -> list[Path]:
+    """Both charts, written into a hidden staging folder and renamed into place: a run
+    killed mid-write never leaves half a chart. Staging folders a killed run left behind
+    are removed first (runs writing one artifacts folder take turns, so none is live)."""
     folder.mkdir(parents=True, exist_ok=True)
-    waterfall = folder / "match_waterfall.html"
-    weakest = scored.sort("match_weight").head(WATERFALL_PAIRS).to_dicts()
-    linker.visualisations.waterfall_chart(weakest, filter_nulls=False).save(str(waterfall))
-    viewer = folder / "comparison_viewer.html"
-    linker.visualisations.comparison_viewer_dashboard(
-        predictions, str(viewer), overwrite=True, num_example_rows=2
-    )
-    return [waterfall, viewer]
+    for leftover in folder.glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    waterfall, viewer = CHART_FILES
+    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=folder) as staging:
+        weakest = scored.sort("match_weight").head(WATERFALL_PAIRS).to_dicts()
+        chart = linker.visualisations.waterfall_chart(weakest, filter_nulls=False)
+        chart.save(str(Path(staging) / waterfall))
+        linker.visualisations.comparison_viewer_dashboard(
+            predictions, str(Path(staging) / viewer), overwrite=True, num_example_rows=2
+        )
+        for name in CHART_FILES:
+            os.replace(Path(staging) / name, folder / name)
+    return [folder / name for name in CHART_FILES]
 
 
 def model_parameters(model: Model) -> pl.DataFrame:

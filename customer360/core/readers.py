@@ -40,8 +40,18 @@ EXTENSIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Formats whose every batch has a header naming all its columns. NDJSON and JSON objects
+# leave out keys they have no value for, so a batch of them may lack an attribute column.
+HEADED_FORMATS = {"csv", "tsv", "parquet", "xlsx", "duckdb"}
+
+
 class SourceReadError(RuntimeError):
     """A batch file that cannot be read at all; the message names the file and the fix."""
+
+
+class MissingColumnsError(SourceReadError):
+    """A batch whose header lacks columns the spec reads — renamed or dropped upstream.
+    Read anyway, its rows would lose those values without a word."""
 
 
 def list_batches(spec: Spec, source: Source) -> list[Path]:
@@ -75,13 +85,22 @@ def read_batch(spec: Spec, source: Source, path: Path) -> pl.DataFrame:
     except Exception as exc:  # every reader library raises its own types
         raise SourceReadError(
             f"source '{source.name}': cannot read {path} as {source.format}: {exc}. "
-            f"Check that the file really is {source.format} (or fix sources[].format)."
+            f"Check that the file really is {source.format} (or fix sources[].format"
+            f"{', or sources[].sheet' if source.format == 'xlsx' else ''})."
         ) from exc
     frame = (
         _as_text(frame)
         .rename(lambda c: c.strip().lstrip("\ufeff"))
         .rename({old: new for old, new in source.aliases.items()}, strict=False)
     )
+    if source.format in HEADED_FORMATS:
+        where = f"sources[{spec.sources.index(source)}] ({source.name})"
+        problems = _column_problems(where, source, path, frame.columns)
+        if problems:
+            raise MissingColumnsError(
+                f"{path.name} lacks columns the spec reads; rename them in the file or map "
+                f"them with sources[].aliases: {'; '.join(problems)}"
+            )
     return frame.with_columns(
         pl.lit(batch_name(spec, source, path)).alias(BATCH_COLUMN),
         pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW_COLUMN),
@@ -124,14 +143,17 @@ def awaits_batches(spec: Spec, source: Source) -> bool:
 
 
 def _read_batch_or_reject(spec: Spec, source: Source, path: Path) -> pl.DataFrame:
-    """A batch that cannot be read fails alone: it becomes one rejected row naming the
-    file and the problem, and the other batches go on."""
+    """A batch that cannot be read, or lacks columns, fails alone: it becomes one
+    rejected row naming the file and the problem, and the other batches go on."""
     try:
         return read_batch(spec, source, path)
     except SourceReadError as exc:
+        failure = (
+            "batch rejected" if isinstance(exc, MissingColumnsError) else "file could not be read"
+        )
         return pl.DataFrame(
             {
-                REJECT_COLUMN: [f"file could not be read: {exc}"],
+                REJECT_COLUMN: [f"{failure}: {exc}"],
                 BATCH_COLUMN: [batch_name(spec, source, path)],
                 ROW_COLUMN: [0],
             },

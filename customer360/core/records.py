@@ -37,6 +37,10 @@ QUARANTINE_SCHEMA = {
     "reason": pl.String,
     "raw_record": pl.String,
 }
+# Longer keys, identifiers or attributes are not data but a broken extract (a field that
+# swallowed a file, a binary blob): such rows are quarantined. The resolve service
+# refuses values over the same length.
+MAX_VALUE_CHARS = 1_000
 # Timestamps seen in extracts; time zones are dropped (recency only needs an order).
 DEFAULT_TIMESTAMP_FORMATS = [
     "%Y-%m-%d %H:%M:%S%.f",
@@ -232,15 +236,27 @@ def _row_problem(source: Source) -> pl.Expr:
         .then(pl.col(REJECT_COLUMN))
         .when(pl.col("record_key").is_null() | (pl.col("record_key") == ""))
         .then(pl.lit(f"missing record key in column '{source.key}'"))
-        .when(pl.col("updated_at_raw").is_not_null() & pl.col("updated_at").is_null())
-        .then(
+    )
+    for field in ["record_key", *source.identifiers, *source.attributes]:
+        length = pl.col(field).str.len_chars()
+        problem = problem.when(length > MAX_VALUE_CHARS).then(
             pl.format(
-                "unparseable timestamp '{}' in column '{}' (expected {}); "
-                "set sources[].updated_at_format",
-                pl.col("updated_at_raw"),
-                pl.lit(source.updated_at),
-                pl.lit(fmt),
+                "value of '{}' is {} characters long (at most {} are accepted); fix the "
+                "extract at its source",
+                pl.lit(source.key if field == "record_key" else field),
+                length,
+                pl.lit(MAX_VALUE_CHARS),
             )
+        )
+    problem = problem.when(
+        pl.col("updated_at_raw").is_not_null() & pl.col("updated_at").is_null()
+    ).then(
+        pl.format(
+            "unparseable timestamp '{}' in column '{}' (expected {}); "
+            "set sources[].updated_at_format",
+            pl.col("updated_at_raw"),
+            pl.lit(source.updated_at),
+            pl.lit(fmt),
         )
     )
     for measure, raw_name in zip(source.measures, _raw_names(source), strict=True):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import xlsxwriter
 
 from customer360.core.readers import read_source
-from customer360.core.records import build_records
+from customer360.core.records import MAX_VALUE_CHARS, build_records
 
 from .conftest import make_spec
 
@@ -111,3 +112,114 @@ def test_a_source_whose_every_batch_is_unreadable_quarantines_them_all(tmp_path)
     write(tmp_path / "crm", "day1.csv", b"")
     records, quarantine, rows_in = resolve(crm_spec(tmp_path))
     assert records.is_empty() and quarantine.height == rows_in == 1
+
+
+def test_duplicate_keys_keep_one_row_and_quarantine_the_others(tmp_path):
+    write(
+        tmp_path / "crm", "day1.csv", HEADER + "C1,a@x.io,Ann,2024-01-01\nC1,b@x.io,Bo,2024-01-02\n"
+    )
+    write(tmp_path / "crm", "day2.csv", HEADER + "C1,c@x.io,Cy,2024-01-03\n")
+    records, quarantine, rows_in = resolve(crm_spec(tmp_path))
+    assert records.select("record_key", "email").rows() == [("C1", "c@x.io")]
+    assert (
+        quarantine.get_column("reason").to_list()
+        == ["duplicate record key 'C1': kept day2.csv row 1"] * 2
+    )
+    assert rows_in == records.height + quarantine.height
+
+
+def test_mixed_types_in_a_column_are_read_as_text(tmp_path):
+    lines = [
+        '{"customer_id": 1, "email": "a@x.io", "first_name": "Ann", "updated": "2024-01-01"}',
+        '{"customer_id": 2.5, "email": ["b@x.io"], "first_name": {"x": 1}, "updated": null}',
+        '{"customer_id": "W3", "email": 7, "first_name": true, "updated": "2024-01-03"}',
+    ]
+    write(tmp_path / "web", "a.ndjson", "\n".join(lines) + "\n")
+    records, quarantine, rows_in = resolve(crm_spec(tmp_path, path="web", format="ndjson"))
+    assert records.select("record_key", "email", "first_name").rows() == [
+        ("1", "a@x.io", "Ann"),
+        ("W3", "7", "true"),
+        ("2.5", '["b@x.io"]', '{"x": 1}'),
+    ]
+    assert quarantine.is_empty() and rows_in == records.height
+
+
+def test_a_batch_missing_or_renaming_a_column_fails_alone_naming_file_and_fix(tmp_path):
+    folder = tmp_path / "crm"
+    write(folder, "day1.csv", HEADER + "C1,a@x.io,Ann,2024-01-01\n")
+    write(folder, "day2.csv", "customer_id,mail,first_name,updated\nC2,b@x.io,Bo,2024-01-02\n")
+    write(folder, "day3.csv", "id,email,updated\nC3,c@x.io,2024-01-03\nC4,d@x.io,2024-01-04\n")
+    records, quarantine, rows_in = resolve(crm_spec(tmp_path))
+    assert records.get_column("record_key").to_list() == ["C1"]
+    reasons = dict(zip(quarantine["batch"], quarantine["reason"], strict=True))
+    assert reasons["day2.csv"].startswith("batch rejected: day2.csv lacks columns")
+    assert "unknown column 'email' in day2.csv" in reasons["day2.csv"]
+    assert "aliases" in reasons["day2.csv"]  # the fix: rename it, or map it with an alias
+    assert "column 'customer_id' not in day3.csv" in reasons["day3.csv"]
+    assert "'first_name'" in reasons["day3.csv"]
+    assert rows_in == records.height + quarantine.height
+
+
+def test_json_objects_may_leave_out_an_attribute_without_failing_their_batch(tmp_path):
+    write(tmp_path / "web", "a.ndjson", '{"customer_id": "W1", "updated": "2024-01-01"}\n')
+    records, quarantine, _ = resolve(crm_spec(tmp_path, path="web", format="ndjson"))
+    assert records.select("record_key", "email", "first_name").rows() == [("W1", None, None)]
+    assert quarantine.is_empty()
+
+
+def test_absurdly_long_values_are_quarantined_without_quoting_them(tmp_path):
+    huge_name, huge_email = "A" * 2_000_000, "b" * 5_000 + "@x.io"
+    write(
+        tmp_path / "crm",
+        "day1.csv",
+        HEADER + f"C1,a@x.io,{huge_name},2024-01-01\nC2,{huge_email},Bo,2024-01-02\n"
+        f"C3,c@x.io,{'C' * MAX_VALUE_CHARS},2024-01-03\n",
+    )
+    records, quarantine, rows_in = resolve(crm_spec(tmp_path))
+    assert records.get_column("record_key").to_list() == ["C3"]  # at the limit is accepted
+    assert quarantine.select("record_key", "reason").rows() == [
+        (
+            "C1",
+            "value of 'first_name' is 2000000 characters long (at most 1000 are "
+            "accepted); fix the extract at its source",
+        ),
+        (
+            "C2",
+            "value of 'email' is 5005 characters long (at most 1000 are "
+            "accepted); fix the extract at its source",
+        ),
+    ]
+    assert huge_name in quarantine.get_column("raw_record")[0]  # kept, not lost
+    assert rows_in == records.height + quarantine.height
+
+
+def workbook(path: Path) -> None:
+    """A workbook whose contacts are on its second sheet, between notes and a pivot."""
+    path.parent.mkdir(exist_ok=True)
+    book = xlsxwriter.Workbook(str(path))
+    book.add_worksheet("notes").write_row(0, 0, ["exported by", "marketing"])
+    contacts = book.add_worksheet("contacts")
+    contacts.write_row(0, 0, ["customer_id", "email", "first_name", "updated"])
+    contacts.write_row(1, 0, ["M1", "m@x.io", "Mo", "2024-01-01"])
+    contacts.write_row(2, 0, [2, "n@x.io", 3.5, "2024-01-02"])  # numbers among text
+    book.add_worksheet("pivot").write_row(0, 0, [1, 2, 3])
+    book.close()
+
+
+def test_an_excel_workbook_with_extra_sheets_reads_the_named_sheet(tmp_path):
+    workbook(tmp_path / "mk" / "list.xlsx")
+    spec = crm_spec(tmp_path, path="mk", format="xlsx", sheet="contacts")
+    records, quarantine, rows_in = resolve(spec)
+    assert records.select("record_key", "first_name").rows() == [("M1", "Mo"), ("2", "3.5")]
+    assert quarantine.is_empty() and rows_in == 2
+
+
+def test_an_excel_batch_without_the_sheet_or_its_columns_fails_alone(tmp_path):
+    workbook(tmp_path / "mk" / "list.xlsx")
+    for sheet, problem in [("gone", "sources[].sheet"), (None, "lacks columns")]:
+        records, quarantine, rows_in = resolve(
+            crm_spec(tmp_path, path="mk", format="xlsx", sheet=sheet)
+        )
+        (reason,) = quarantine.get_column("reason").to_list()
+        assert "list.xlsx" in reason and problem in reason
+        assert records.is_empty() and rows_in == 1

@@ -164,7 +164,7 @@ def test_folder_reads_every_matching_batch_in_name_order(tmp_path):
 
 
 def test_latin1_encoded_csv(tmp_path):
-    (tmp_path / "crm.csv").write_bytes("customer_id,city\nC1,Malmö\n".encode("latin1"))
+    (tmp_path / "crm.csv").write_bytes("customer_id,email,city\nC1,m@x.se,Malmö\n".encode("latin1"))
     spec = one_source_spec(tmp_path, encoding="latin1", attributes={"city": "city"})
     assert read_source(spec, spec.sources[0]).get_column("city").to_list() == ["Malmö"]
 

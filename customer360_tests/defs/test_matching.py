@@ -13,9 +13,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from customer360.core.matching import CHART_FILES, STAGING_PREFIX, comparison_frame, score_pairs
 from customer360.core.spec import load_spec
 from customer360.definitions import build_definitions
-from customer360.defs.matching import MODEL_STATE
+from customer360.defs.matching import CHARTS_FOLDER, MODEL_STATE
 from customer360.sample import generate_sample
 from customer360_tests.conftest import JobRun, run_job
 
@@ -108,3 +109,25 @@ def test_sources_without_email_or_phone_resolve_with_the_readme_spec(tmp_path: P
     figures = headline(run)
     assert figures["pairwise_precision"] >= 0.95
     assert figures["pairwise_recall"] > 0.2  # every record would be alone without the model
+
+
+def test_charts_are_replaced_whole_and_removed_when_nothing_matches(
+    sample_run: JobRun, tmp_path: Path
+) -> None:
+    published = sample_run.store.root / CHARTS_FOLDER
+    for name in CHART_FILES:
+        assert (published / name).read_text().rstrip().endswith("</html>"), name
+    assert not list(published.glob(f"{STAGING_PREFIX}*"))
+
+    charts = tmp_path / "charts"
+    (charts / f"{STAGING_PREFIX}killed").mkdir(parents=True)  # what a killed run leaves
+    matching = load_spec(sample_run.store.root.parent / "customer360.yaml").matching
+    model = json.loads(sample_run.store.read_state(MODEL_STATE)["model"][0])
+    records = sample_run.table("records")
+    written = score_pairs(comparison_frame(records, matching), model, 0.99, charts).charts
+    assert sorted(path.name for path in charts.iterdir()) == sorted(CHART_FILES)
+    assert written == [charts / name for name in CHART_FILES]
+
+    lone = comparison_frame(records.head(1), matching)  # one record: no pair to chart
+    assert score_pairs(lone, model, 0.99, charts).charts == []
+    assert list(charts.iterdir()) == []  # the earlier run's pairs, and people, are gone
