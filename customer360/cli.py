@@ -32,6 +32,7 @@ from customer360.core.forget import ForgetError, forget, select_records
 from customer360.core.spec import (
     DEFAULT_SERVICE_PORT,
     SPEC_ENV_VAR,
+    Spec,
     SpecError,
     default_spec_path,
     load_spec,
@@ -120,12 +121,23 @@ def main(argv: list[str] | None = None) -> int:
     return _sample(args.out, args.records, args.seed, args.if_missing)
 
 
-def _run(spec_path: Path | None, artifacts: Path | None) -> int:
-    spec_file = spec_path.expanduser().resolve() if spec_path else default_spec_path()
+def _spec_file(spec_path: Path | None) -> Path:
+    return spec_path.expanduser().resolve() if spec_path else default_spec_path()
+
+
+def _load_or_report(spec_file: Path) -> Spec | None:
+    """The spec, or None once the reason it cannot be used is printed."""
     try:
-        spec = load_spec(spec_file)
+        return load_spec(spec_file)
     except SpecError as exc:
         print(f"customer360: {exc}", file=sys.stderr)
+        return None
+
+
+def _run(spec_path: Path | None, artifacts: Path | None) -> int:
+    spec_file = _spec_file(spec_path)
+    spec = _load_or_report(spec_file)
+    if spec is None:
         return 2
     output_dir = artifacts.resolve() if artifacts else artifacts_dir(spec)
     instance = _instance()
@@ -158,7 +170,7 @@ def _forget(
     identifier: list[str] | None,
 ) -> int:
     """Forget the person, then run the graph so every output is rebuilt without them."""
-    spec_file = spec_path.expanduser().resolve() if spec_path else default_spec_path()
+    spec_file = _spec_file(spec_path)
     try:
         spec = load_spec(spec_file)
         store = ArtifactStore(artifacts.resolve() if artifacts else artifacts_dir(spec))
@@ -193,7 +205,7 @@ def _explain(
         if artifacts:
             store = ArtifactStore(artifacts.resolve())
         else:
-            spec_file = spec_path.expanduser().resolve() if spec_path else default_spec_path()
+            spec_file = _spec_file(spec_path)
             store = ArtifactStore(artifacts_dir(load_spec(spec_file)))
         missing = [t for t in ("identity_edges", "membership") if not store.exists(t)]
         if missing:
@@ -227,11 +239,9 @@ def _serve(
     from customer360.service.security import api_key_problem
     from customer360.service.server import configure_logging, serve
 
-    spec_file = spec_path.expanduser().resolve() if spec_path else default_spec_path()
-    try:
-        spec = load_spec(spec_file)
-    except SpecError as exc:
-        print(f"customer360: {exc}", file=sys.stderr)
+    spec_file = _spec_file(spec_path)
+    spec = _load_or_report(spec_file)
+    if spec is None:
         return 2
     if spec.service is None:
         print(

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
+from customer360.core.records import MAX_VALUE_CHARS
 from customer360.core.spec import NAME_PATTERN
 from customer360.service.inbox import InboxWriteError
 from customer360.service.resolver import (
@@ -35,7 +36,6 @@ from customer360.service.security import BodySizeLimit, api_key_guard
 
 log = logging.getLogger("customer360.service")
 
-MAX_VALUE_LENGTH = 1_000
 MAX_EXTERNAL_ID_LENGTH = 256
 MAINTENANCE_SECONDS = 1.0
 
@@ -206,7 +206,7 @@ def _resolve_request_model(columns: list[str]) -> type[BaseModel]:
     data_fields: dict[str, Any] = {
         f"field_{i}": (
             str | None,
-            Field(default=None, alias=column, max_length=MAX_VALUE_LENGTH),
+            Field(default=None, alias=column, max_length=MAX_VALUE_CHARS),
         )
         for i, column in enumerate(columns)
     }
@@ -256,7 +256,7 @@ def _resolve_request_model(columns: list[str]) -> type[BaseModel]:
 
 def _lookup_query_model(identifier_types: list[str]) -> type[BaseModel]:
     fields: dict[str, Any] = {
-        name: (str | None, Field(default=None, max_length=MAX_VALUE_LENGTH))
+        name: (str | None, Field(default=None, max_length=MAX_VALUE_CHARS))
         for name in identifier_types
     }
     return create_model("LookupQuery", __config__=ConfigDict(extra="forbid"), **fields)
