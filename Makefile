@@ -51,8 +51,9 @@ accuracy: $(STAMP)
 	$(BIN)/python scripts/accuracy.py
 
 ## bench: materialize the graph on N generated records (default 1,000,000); prints timings
+## (rules, guards and splits; ARGS=--probabilistic adds the probabilistic stage)
 bench: $(STAMP)
-	$(BIN)/python scripts/benchmark.py --records $(N)
+	$(BIN)/python scripts/benchmark.py --records $(N) $(ARGS)
 
 ## loadtest: 10,000 resolves against the service over a graph of N records; p50/p99/errors
 loadtest: $(STAMP)

@@ -6,6 +6,11 @@ as the incremental run did), time it, and check that both ended with the same
 customers: the same partition of records and the same golden values.
 
     python scripts/benchmark.py --records 1000000      # or: make bench N=1000000
+    python scripts/benchmark.py --records 1000000 --probabilistic
+
+By default the spec's probabilistic stage is left out: the graph then resolves by the
+identifier rules, guards and splits alone, the work the speed targets are set for.
+``--probabilistic`` keeps it (the first run trains the match model; later runs reuse it).
 
 The sample world is generated once per (N, seed, generator version) under --work and
 reused. Each materialization runs in a fresh child process — the real assets, IO manager
@@ -26,6 +31,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BATCH_FILE = "increment.csv"
@@ -37,6 +43,9 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--work", type=Path, default=Path("/tmp/customer360-bench"))
+    parser.add_argument(
+        "--probabilistic", action="store_true", help="keep the spec's probabilistic stage"
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--artifacts", default="artifacts", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -44,7 +53,10 @@ def main() -> int:
         return _materialize(args.child, args.child / args.artifacts)
     generator = _generator_version()
     workdir = _prepare(
-        args.work / f"n{args.records}-s{args.seed}-g{generator}", args.records, args.seed
+        args.work / f"n{args.records}-s{args.seed}-g{generator}",
+        args.records,
+        args.seed,
+        args.probabilistic,
     )
     full = _timed_run(workdir)
     if full is None:
@@ -144,8 +156,9 @@ def _generator_version() -> str:
     return digest.hexdigest()
 
 
-def _prepare(workdir: Path, records: int, seed: int) -> Path:
-    """Generate the sample world once; copy the bundled spec beside it."""
+def _prepare(workdir: Path, records: int, seed: int, probabilistic: bool) -> Path:
+    """Generate the sample world once; copy the bundled spec beside it, without its
+    probabilistic stage unless asked."""
     data = workdir / "data_sources"
     if not (data / "truth.csv").is_file():
         from customer360.sample import generate_sample
@@ -155,6 +168,10 @@ def _prepare(workdir: Path, records: int, seed: int) -> Path:
     spec = (REPO_ROOT / "customer360.yaml").read_text()
     # the CRM source as a folder of batch files, so that a batch can be dropped in
     spec = spec.replace("path: data_sources/crm/customers.csv", "path: data_sources/crm")
+    if not probabilistic:
+        parsed = yaml.safe_load(spec)
+        parsed.pop("matching", None)
+        spec = yaml.safe_dump(parsed, sort_keys=False)
     (workdir / "customer360.yaml").write_text(spec)
     (data / "crm" / BATCH_FILE).unlink(missing_ok=True)
     shutil.rmtree(workdir / "artifacts", ignore_errors=True)
