@@ -2,5 +2,6 @@
 
 ``core`` holds the Dagster-free functions (spec, normalizers, linking, clustering,
 survivorship, storage); ``defs`` wires them into assets, checks and sensors;
-``definitions`` builds the project from the spec; ``cli`` is the `customer360` command.
+``definitions`` builds the project from the spec; ``service`` answers one record at a
+time over the published graph; ``cli`` is the `customer360` command.
 """

@@ -1,4 +1,5 @@
-"""Wires the spec into a Dagster project: assets, checks, the job and the IO manager.
+"""Wires the spec into a Dagster project: assets, checks, jobs, sensors, the schedule and
+the IO manager.
 
 The definitions are built lazily, when Dagster loads the code location, from the spec
 named by ``$CUSTOMER360_SPEC`` (default ``./customer360.yaml``). An invalid spec stops

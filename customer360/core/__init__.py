@@ -1,6 +1,6 @@
 """The Dagster-free core: pure functions over Polars frames.
 
-Spec loading, readers, normalizers, edge building, connected components, survivorship,
-evaluation and storage live here so that tests, benchmarks and any future service share
-them with the asset graph.
+Spec loading, readers, normalizers, edge building, matching, connected components and
+their split, survivorship, evaluation and storage live here so that tests, benchmarks
+and the real-time resolve service share them with the asset graph.
 """

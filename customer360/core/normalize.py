@@ -1,7 +1,7 @@
 """Identifier normalizers: raw text in, canonical text out (null when not a valid value).
 
 Each normalizer is a vectorised function over a Polars Series so that the batch path,
-the tests and any future service share exactly the same rules. Normalization is
+the tests and the resolve service share exactly the same rules. Normalization is
 idempotent: normalizing a normalized value gives it back unchanged.
 """
 

@@ -1,6 +1,8 @@
 """Dry run: what a real run would change, computed from the sources and the published
-state without writing either. Uses exactly the functions of a real run, so the preview
-and the run that follows agree."""
+state without writing either. Uses exactly the functions of a real run for records,
+identifiers, edges, the split and ids, so the preview and the run that follows agree —
+except for probabilistic matches, which the preview does not score: with matching on,
+records that a match joins to their customer can show as split."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The job spec: one YAML file that describes sources, identifiers, exclusions,
-survivorship and quality thresholds.
+"""The job spec: one YAML file that describes sources, identifiers, exclusions, matching,
+splitting, survivorship, quality thresholds and the resolve service.
 
 Loading is two-phase so that every mistake is reported before any data is touched:
 the structure is validated by pydantic models, then references between parts

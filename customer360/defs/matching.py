@@ -2,8 +2,8 @@
 
 ``match_model`` trains once and is then reused: every later run (the sensor's included)
 scores with the persisted model until someone materializes ``match_model`` on its own
-(UI, ``dagster asset materialize --select match_model``, ``customer360 run --retrain``)
-or changes the spec's ``matching`` section.
+(UI, ``dagster asset materialize --select match_model``), launches the main job with
+``retrain: true`` in this asset's config, or changes the spec's ``matching`` section.
 """
 
 import hashlib
