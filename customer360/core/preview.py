@@ -1,8 +1,7 @@
 """Dry run: what a real run would change, computed from the sources and the published
 state without writing either. Uses exactly the functions of a real run for records,
-identifiers, edges, the split and ids, so the preview and the run that follows agree —
-except for probabilistic matches, which the preview does not score: with matching on,
-records that a match joins to their customer can show as split."""
+identifiers, edges, probabilistic matches, the split and ids, so the preview and the run
+that follows agree."""
 
 from __future__ import annotations
 
@@ -14,6 +13,13 @@ import polars as pl
 from customer360.core.clusters import resolve_membership
 from customer360.core.edges import build_edges, skipped_groups
 from customer360.core.identifiers import build_identifiers
+from customer360.core.matching import (
+    Model,
+    comparison_frame,
+    identifier_prior,
+    score_pairs,
+    train_model,
+)
 from customer360.core.records import build_records
 from customer360.core.spec import Spec
 from customer360.core.splitting import split_over_merged
@@ -47,16 +53,26 @@ def preview_changes(
     registry: pl.DataFrame | None,
     now: datetime,
     realtime: pl.DataFrame | None = None,
+    match_model: Model | None = None,
 ) -> Preview:
     """Proposed membership against the published one, per record and in summary.
 
     ``realtime`` (entity_key, resolved_id) are ids the resolve service handed out to
     records not yet in the graph: to the preview, as to the run, they are current ids.
+    ``match_model`` is the model the next run would reuse; without one, and with the
+    spec's matching on, the preview trains one as that run would (and keeps it nowhere).
     """
     records, _ = build_records(spec, extracts)
     identifiers = build_identifiers(spec, records)
     links = build_edges(records, identifiers, spec.corroboration)
     edges = links.edges
+    matching = spec.matching
+    if matching is not None and matching.enabled:
+        frame = comparison_frame(records, matching)
+        if match_model is None:
+            match_model = train_model(frame, matching, identifier_prior(records, edges))
+        matches = score_pairs(frame, match_model, matching.threshold).edges
+        edges = pl.concat([edges, matches])
     current = current_membership
     if realtime is not None:
         current = with_realtime_assignments(current, realtime, records.get_column("entity_key"))

@@ -16,6 +16,7 @@ from dagster import AssetExecutionContext
 from pydantic import Field
 
 from customer360.core.matching import (
+    Model,
     comparison_frame,
     identifier_prior,
     model_parameters,
@@ -70,12 +71,9 @@ def build_matching_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDef
         records: pl.DataFrame,
         identity_edges: pl.DataFrame,
     ) -> pl.DataFrame:
-        fingerprint = _fingerprint(matching)
-        persisted = store.read_state(MODEL_STATE)
-        reusable = persisted is not None and persisted["fingerprint"][0] == fingerprint
-        if reusable and not config.retrain:
-            model = json.loads(persisted["model"][0])
-            trained_at = persisted["trained_at"][0]
+        persisted = reusable_model(store, matching)
+        if persisted is not None and not config.retrain:
+            model, trained_at = persisted
             context.log.info(f"reusing the match model trained at {trained_at}")
         else:
             context.log.info(f"training the match model on {records.height:,} records")
@@ -87,7 +85,7 @@ def build_matching_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDef
                 pl.DataFrame(
                     {
                         "model": [json.dumps(model)],
-                        "fingerprint": [fingerprint],
+                        "fingerprint": [_fingerprint(matching)],
                         "trained_at": [trained_at],
                     }
                 ),
@@ -96,7 +94,7 @@ def build_matching_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDef
         context.add_output_metadata(
             {
                 "trained_at": str(trained_at),
-                "reused": bool(reusable and not config.retrain),
+                "reused": persisted is not None and not config.retrain,
                 "prior_match_probability": float(model["probability_two_random_records_match"]),
                 "parameters": figures(parameters),
             }
@@ -135,6 +133,15 @@ def build_matching_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDef
         return edges
 
     return [match_model, match_edges]
+
+
+def reusable_model(store: ArtifactStore, matching: Matching) -> tuple[Model, datetime] | None:
+    """The persisted model and when it was trained, if it was trained for these matching
+    settings: what a run that does not retrain scores with."""
+    persisted = store.read_state(MODEL_STATE)
+    if persisted is None or persisted["fingerprint"][0] != _fingerprint(matching):
+        return None
+    return json.loads(persisted["model"][0]), persisted["trained_at"][0]
 
 
 def _fingerprint(matching: Matching) -> str:

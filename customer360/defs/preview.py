@@ -4,6 +4,7 @@ writes nothing else — no published table, no state, no sensor cursor."""
 from datetime import UTC, datetime
 
 import dagster as dg
+import polars as pl
 from dagster import AssetExecutionContext
 
 from customer360.core.batch_cache import BatchCache
@@ -13,6 +14,7 @@ from customer360.core.ingest import ingest_source
 from customer360.core.preview import preview_changes
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
+from customer360.defs.matching import reusable_model
 from customer360.defs.metadata import figures
 from customer360.defs.resolution import ID_REGISTRY_STATE
 
@@ -55,14 +57,17 @@ def build_preview_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
             source.name: ingest_source(spec, source, forgotten, kept).frame
             for source in spec.sources
         }
+        published_edges = [t for t in ("identity_edges", "match_edges") if store.exists(t)]
+        persisted = reusable_model(store, spec.matching) if spec.matching else None
         result = preview_changes(
             spec,
             extracts,
             store.read("membership") if store.exists("membership") else None,
-            store.read("identity_edges") if store.exists("identity_edges") else None,
+            pl.concat([store.read(t) for t in published_edges]) if published_edges else None,
             store.read_state(ID_REGISTRY_STATE),
             datetime.now(UTC).replace(tzinfo=None),
             realtime_assignments(spec),
+            persisted[0] if persisted else None,
         )
         counts = dict(result.summary.iter_rows())
         context.log.info(", ".join(f"{k} {v}" for k, v in counts.items()))

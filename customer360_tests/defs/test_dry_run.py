@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +13,10 @@ from customer360.cli import main
 from customer360.core.spec import load_spec
 from customer360.definitions import build_definitions
 from customer360.defs.preview import PREVIEW_JOB
+from customer360.sample import generate_sample
 from customer360_tests.conftest import run_job
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 JOHNS_RECORDS = [
     "crm_customers:C001",
@@ -78,3 +82,23 @@ def test_a_dry_run_after_forgetting_does_not_bring_the_person_back(
     proposed = pl.read_parquet(artifacts / "dry_run_results.parquet")
     assert summary["new_entities"] == 0
     assert not proposed.get_column("entity_key").is_in(JOHNS_RECORDS).any()
+
+
+def test_with_matching_on_a_dry_run_after_a_run_proposes_no_change(tmp_path: Path) -> None:
+    """Probabilistic matches hold customers together too: a preview that left them out
+    would propose splitting every customer they join."""
+    generate_sample(tmp_path / "data_sources", records=2_000, seed=3)
+    spec = tmp_path / "customer360.yaml"
+    shutil.copy(REPO_ROOT / "customer360.yaml", spec)
+    run = run_job(spec, tmp_path / "artifacts")
+    assert run.result.success and run.table("match_edges").height > 0
+
+    defs = build_definitions(load_spec(spec), tmp_path / "artifacts")
+    preview = defs.resolve_job_def(PREVIEW_JOB).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral()
+    )
+    assert preview.success
+    summary = dict(pl.read_parquet(tmp_path / "artifacts" / "dry_run_summary.parquet").iter_rows())
+    records = run.table("membership").height
+    assert summary["unchanged_entities"] == records
+    assert summary["edges_to_create"] == 0 and summary["edges_to_remove"] == 0
