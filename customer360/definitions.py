@@ -57,7 +57,7 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
         selection=dg.AssetSelection.all() - preview,
         description="Materialize the whole graph: sources to golden profiles and metrics. "
         "Reuses the persisted match model (materialize match_model to retrain it).",
-        config=match_model_config(spec, retrain=False) or None,
+        config=match_model_config(spec) or None,
         tags=writes_tags(artifacts),
     )
     preview_job = dg.define_asset_job(
@@ -92,11 +92,12 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
     )
 
 
-def match_model_config(spec: Spec, retrain: bool) -> dict:
-    """Run config telling match_model whether to retrain (empty without matching)."""
+def match_model_config(spec: Spec) -> dict:
+    """The main job's run config: match_model reuses the persisted model rather than
+    retraining (empty without matching)."""
     if spec.matching is None or not spec.matching.enabled:
         return {}
-    return {"ops": {"match_model": {"config": {"retrain": retrain}}}}
+    return {"ops": {"match_model": {"config": {"retrain": False}}}}
 
 
 @dg.definitions

@@ -34,10 +34,8 @@ def materialize_all(
     instance: dg.DagsterInstance,
     tags: dict[str, str] | None = None,
     log_level: str = "INFO",
-    retrain: bool = False,
 ) -> dg.JobExecutionResult:
-    """Run the main job for a spec, in this process, into ``artifacts``; ``retrain``
-    trains a new match model instead of reusing the persisted one."""
+    """Run the main job for a spec, in this process, into ``artifacts``."""
     stat = spec_path.stat()
     job = dg.build_reconstructable_job(
         __name__,
@@ -50,6 +48,6 @@ def materialize_all(
         tags=tags,
         run_config={
             "loggers": {"console": {"config": {"log_level": log_level}}},
-            **match_model_config(load_spec(spec_path), retrain),
+            **match_model_config(load_spec(spec_path)),
         },
     )

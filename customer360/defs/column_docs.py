@@ -1,7 +1,5 @@
 """What each output column means, shown as the column schema of every asset in the UI."""
 
-from __future__ import annotations
-
 COLUMN_DOCS: dict[str, str] = {
     "entity_key": "'<source>:<record key>': the identity of one source record",
     "source": "name of the source system (from the spec)",

@@ -1,7 +1,5 @@
 """Metadata every asset shows in the UI: column schema, row count, a small preview."""
 
-from __future__ import annotations
-
 import dagster as dg
 import polars as pl
 

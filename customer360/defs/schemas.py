@@ -1,7 +1,5 @@
 """Pandera schemas of tables whose shape other stages and users rely on."""
 
-from __future__ import annotations
-
 import warnings
 
 import dagster as dg
