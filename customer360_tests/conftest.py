@@ -13,8 +13,10 @@ import pytest
 from customer360.core.spec import load_spec
 from customer360.core.storage import ArtifactStore
 from customer360.definitions import JOB_NAME, build_definitions
+from customer360.sample import generate_sample
 
 FIXTURES = Path(__file__).parent / "fixtures"
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -57,3 +59,12 @@ def walkthrough_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def walkthrough_run(walkthrough_dir: Path, tmp_path: Path) -> JobRun:
     return run_job(walkthrough_dir / "customer360.yaml", tmp_path / "artifacts")
+
+
+def sample_world(folder: Path, records: int, seed: int) -> Path:
+    """A generated sample world in ``folder`` with the bundled spec beside it; the spec's
+    path."""
+    generate_sample(folder / "data_sources", records=records, seed=seed)
+    spec = folder / "customer360.yaml"
+    shutil.copy(REPO_ROOT / "customer360.yaml", spec)
+    return spec

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,11 +18,9 @@ from customer360.cli import main
 from customer360.core.spec import load_spec
 from customer360.definitions import build_definitions
 from customer360.defs.preview import PREVIEW_JOB
-from customer360.sample import generate_sample
-from customer360_tests.conftest import JobRun, run_job
+from customer360_tests.conftest import JobRun, run_job, sample_world
 from customer360_tests.defs.test_walkthrough import EXPECTED_RESOLVED_IDS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SALT = "walkthrough-salt-0123456789"
 # Every identifier of the walkthrough in plain text: as in the files and normalized.
 WALKTHROUGH_IDENTIFIERS = [
@@ -176,10 +173,7 @@ def test_the_golden_profile_preview_shows_personal_values_only_when_asked(
 
 @pytest.fixture(scope="module")
 def sample_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("private_world")
-    generate_sample(folder / "data_sources", records=2_000, seed=5)
-    shutil.copy(REPO_ROOT / "customer360.yaml", folder / "customer360.yaml")
-    return folder / "customer360.yaml"
+    return sample_world(tmp_path_factory.mktemp("private_world"), records=2_000, seed=5)
 
 
 def test_no_personal_value_of_the_sample_reaches_logs_or_run_metadata(

@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from customer360.sample import generate_sample
+from customer360_tests.conftest import sample_world
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Tables whose content a run determines completely (no run ids or wall-clock times).
@@ -45,8 +45,7 @@ DATA_TABLES = [
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("world")
-    generate_sample(folder / "data_sources", records=3_000, seed=11)
-    shutil.copy(REPO_ROOT / "customer360.yaml", folder / "customer360.yaml")
+    sample_world(folder, records=3_000, seed=11)
     return folder
 
 

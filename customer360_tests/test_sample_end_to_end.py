@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -14,17 +13,14 @@ from customer360.cli import main
 from customer360.core.spec import load_spec
 from customer360.definitions import build_definitions
 from customer360.defs.preview import PREVIEW_JOB
-from customer360.sample import SOURCE_FILES, generate_sample
-from customer360_tests.conftest import run_job
+from customer360.sample import SOURCE_FILES
+from customer360_tests.conftest import run_job, sample_world
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_default_spec_resolves_a_generated_sample(tmp_path: Path) -> None:
-    generate_sample(tmp_path / "data_sources", records=3_000, seed=7)
-    shutil.copy(REPO_ROOT / "customer360.yaml", tmp_path / "customer360.yaml")
-
-    run = run_job(tmp_path / "customer360.yaml", tmp_path / "artifacts")
+    run = run_job(sample_world(tmp_path, records=3_000, seed=7), tmp_path / "artifacts")
 
     assert run.result.success
     assert all(run.checks().values()), run.checks()
@@ -47,9 +43,7 @@ def test_default_spec_resolves_a_generated_sample(tmp_path: Path) -> None:
 
 
 def test_every_readme_query_runs_on_the_outputs(tmp_path: Path) -> None:
-    generate_sample(tmp_path / "data_sources", records=2_000, seed=3)
-    spec = tmp_path / "customer360.yaml"
-    shutil.copy(REPO_ROOT / "customer360.yaml", spec)
+    spec = sample_world(tmp_path, records=2_000, seed=3)
     artifacts = tmp_path / "artifacts"
     assert main(["run", "--spec", str(spec), "--artifacts", str(artifacts)]) == 0
     preview = build_definitions(load_spec(spec), artifacts).resolve_job_def(PREVIEW_JOB)

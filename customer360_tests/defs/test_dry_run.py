@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -13,10 +12,7 @@ from customer360.cli import main
 from customer360.core.spec import load_spec
 from customer360.definitions import build_definitions
 from customer360.defs.preview import PREVIEW_JOB
-from customer360.sample import generate_sample
-from customer360_tests.conftest import run_job
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from customer360_tests.conftest import run_job, sample_world
 
 JOHNS_RECORDS = [
     "crm_customers:C001",
@@ -87,9 +83,7 @@ def test_a_dry_run_after_forgetting_does_not_bring_the_person_back(
 def test_with_matching_on_a_dry_run_after_a_run_proposes_no_change(tmp_path: Path) -> None:
     """Probabilistic matches hold customers together too: a preview that left them out
     would propose splitting every customer they join."""
-    generate_sample(tmp_path / "data_sources", records=2_000, seed=3)
-    spec = tmp_path / "customer360.yaml"
-    shutil.copy(REPO_ROOT / "customer360.yaml", spec)
+    spec = sample_world(tmp_path, records=2_000, seed=3)
     run = run_job(spec, tmp_path / "artifacts")
     assert run.result.success and run.table("match_edges").height > 0
 

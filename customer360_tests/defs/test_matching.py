@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +17,7 @@ from customer360.core.spec import load_spec
 from customer360.definitions import build_definitions
 from customer360.defs.matching import CHARTS_FOLDER, MODEL_STATE
 from customer360.sample import generate_sample
-from customer360_tests.conftest import JobRun, run_job
+from customer360_tests.conftest import JobRun, run_job, sample_world
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,9 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory: pytest.TempPathFactory) -> JobRun:
     root = tmp_path_factory.mktemp("matching")
-    generate_sample(root / "data_sources", records=3_000, seed=5)
-    shutil.copy(REPO_ROOT / "customer360.yaml", root / "customer360.yaml")
-    return run_job(root / "customer360.yaml", root / "artifacts")
+    return run_job(sample_world(root, records=3_000, seed=5), root / "artifacts")
 
 
 def headline(run: JobRun) -> dict[str, float]:

@@ -4,26 +4,18 @@ sample spec reaches its accuracy bars."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import polars as pl
 import pytest
 
 from customer360.core.explain import explain_pair
 from customer360.core.spec import load_spec
-from customer360.sample import generate_sample
-from customer360_tests.conftest import JobRun, run_job
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from customer360_tests.conftest import JobRun, run_job, sample_world
 
 
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory: pytest.TempPathFactory) -> JobRun:
     root = tmp_path_factory.mktemp("splitting")
-    generate_sample(root / "data_sources", records=3_000, seed=3)
-    shutil.copy(REPO_ROOT / "customer360.yaml", root / "customer360.yaml")
-    return run_job(root / "customer360.yaml", root / "artifacts")
+    return run_job(sample_world(root, records=3_000, seed=3), root / "artifacts")
 
 
 def cut_edges(run: JobRun) -> pl.DataFrame:
