@@ -4,6 +4,7 @@ record sent with an existing customer's email or phone got that customer's id.
 
     python scripts/load_test.py --records 1000000          # or: make loadtest N=1000000
     python scripts/load_test.py --records 1000000 --converge
+    python scripts/load_test.py --records 1000000 --probabilistic
 
 The sample world is generated and materialized once per (N, seed, generator version)
 under --work, with the benchmark's helpers, and reused. The real service
@@ -15,6 +16,11 @@ expected id is the published membership's (a phone is guarded by first names in 
 sample's spec: the record's own name agrees with the records the batch linked it to).
 --converge then stops the service (its inbox becomes a batch file), runs the batch
 again and checks that it kept every id the service gave.
+
+--probabilistic keeps the spec's matching stage and turns on the service's scoring;
+10% of the requests (taken from the email share) then carry a published record's name,
+birth date and address with a mistyped email, so they link by nothing and are scored.
+Their latency is reported apart from the identifier matches'.
 
 The graph is rebuilt when the generator or the bundled spec changes.
 """
@@ -33,14 +39,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
+import yaml
 from benchmark import REPO_ROOT, _generator_version, _prepare, _timed_run
 
 from customer360.core.inbox import entity_key, inbox_folder
 from customer360.core.spec import Spec, load_spec
 
 MIX = {"email": 0.4, "phone": 0.3, "new": 0.3}
+TYPO_SHARE = 0.1  # of the requests, with --probabilistic (taken from the email share)
+PERSON = ["first_name", "last_name", "date_of_birth", "postcode", "street"]
 READY_TIMEOUT_SECONDS = 600
 
 
@@ -54,23 +64,31 @@ def main() -> int:
     parser.add_argument(
         "--converge", action="store_true", help="then run the batch and compare its ids"
     )
+    parser.add_argument(
+        "--probabilistic",
+        action="store_true",
+        help="keep the matching stage, turn on the service's scoring, send mistyped emails",
+    )
     args = parser.parse_args()
 
-    version = f"g{_generator_version()}-c{_spec_version()}"
+    version = f"g{_generator_version()}-c{_spec_version()}" + ("-p" if args.probabilistic else "")
     workdir = args.work / f"n{args.records}-s{args.seed}-{version}"
     if not _graph_published(workdir):
-        _prepare(workdir, args.records, args.seed)
+        _prepare(workdir, args.records, args.seed, args.probabilistic)
         print(f"materializing the graph of {args.records:,} records …", file=sys.stderr)
         if _timed_run(workdir) is None:
             return 1
+    if args.probabilistic:
+        _turn_scoring_on(workdir / "customer360.yaml")
     spec = load_spec(workdir / "customer360.yaml")
     shutil.rmtree(inbox_folder(spec), ignore_errors=True)  # earlier load tests' records
-    requests = _requests(workdir, spec, args.requests, args.seed)
+    typo_share = TYPO_SHARE if args.probabilistic else 0.0
+    requests = _requests(workdir, spec, args.requests, args.seed, typo_share)
 
     key = secrets.token_urlsafe(32)
     server, load_seconds = _start_server(workdir, args.port, key)
     try:
-        latencies, answers, errors = _fire(args.port, key, requests)
+        latencies, answers, paths, errors = _fire(args.port, key, requests)
         rss_mb = _rss_mb(server.pid)
     finally:
         server.send_signal(signal.SIGINT)
@@ -78,6 +96,8 @@ def main() -> int:
 
     mismatches = _wrong_ids(requests, answers)
     _report(args.records, load_seconds, rss_mb, latencies, errors, requests, mismatches)
+    if args.probabilistic:
+        _report_paths(requests, latencies, answers, paths)
     ok = not errors and mismatches.is_empty()
     if args.converge:
         ok = _converges(workdir, spec, requests, answers) and ok
@@ -89,13 +109,21 @@ def _spec_version() -> str:
     return hashlib.blake2b((REPO_ROOT / "customer360.yaml").read_bytes(), digest_size=4).hexdigest()
 
 
+def _turn_scoring_on(spec_path: Path) -> None:
+    parsed = yaml.safe_load(spec_path.read_text())
+    parsed["service"]["probabilistic"] = True
+    spec_path.write_text(yaml.safe_dump(parsed, sort_keys=False))
+
+
 def _graph_published(workdir: Path) -> bool:
     return (workdir / "artifacts" / "membership.parquet").is_file()
 
 
-def _requests(workdir: Path, spec: Spec, count: int, seed: int) -> pl.DataFrame:
+def _requests(workdir: Path, spec: Spec, count: int, seed: int, typo_share: float) -> pl.DataFrame:
     """The requests with the id each must get (null for new people): raw values of
-    records in the graph, each value once, that one more record keeps linkable."""
+    records in the graph, each value once, that one more record keeps linkable — and
+    ``typo_share`` of published people with a mistyped email, whose expected id is
+    their customer's, not checked (the model decides)."""
     artifacts = workdir / "artifacts"
     limits = pl.DataFrame(
         {
@@ -114,12 +142,13 @@ def _requests(workdir: Path, spec: Spec, count: int, seed: int) -> pl.DataFrame:
             on="entity_key",
         )
         .join(
-            pl.scan_parquet(artifacts / "records.parquet").select("entity_key", "first_name"),
+            pl.scan_parquet(artifacts / "records.parquet").select("entity_key", *PERSON),
             on="entity_key",
         )
         .select(
             "identifier_type",
             "value_raw",
+            pl.struct(PERSON).alias("person"),
             # a guarded phone links a record with no name to nobody when its group names
             # several people: send the phone with the record's own first name
             pl.when(pl.col("identifier_type") == "phone")
@@ -129,13 +158,27 @@ def _requests(workdir: Path, spec: Spec, count: int, seed: int) -> pl.DataFrame:
         )
         .collect()
     )
-    parts = []
+    typos = round(count * typo_share)
+    parts = [
+        usable.filter(
+            pl.col("identifier_type") == "email",
+            pl.all_horizontal(pl.col("person").struct.field(c).is_not_null() for c in PERSON),
+        )
+        .sample(n=typos, seed=seed + 1)
+        .with_columns(
+            pl.lit("typo").alias("identifier_type"),
+            ("zq" + pl.col("value_raw")).alias("value_raw"),
+            pl.col("expected").alias("typo_of"),
+            pl.lit(None, pl.String).alias("expected"),
+        )
+    ]
     for kind in ("email", "phone"):
-        wanted = round(count * MIX[kind])
+        wanted = round(count * MIX[kind]) - (typos if kind == "email" else 0)
         of_kind = usable.filter(pl.col("identifier_type") == kind)
         if kind == "phone":
             of_kind = of_kind.drop_nulls("first_name")
-        parts.append(of_kind.sample(n=wanted, seed=seed))
+        sample = of_kind.sample(n=wanted, seed=seed)
+        parts.append(sample.with_columns(pl.lit(None, pl.String).alias("typo_of")))
     run = secrets.token_hex(4)
     new = count - sum(part.height for part in parts)
     parts.append(
@@ -143,14 +186,16 @@ def _requests(workdir: Path, spec: Spec, count: int, seed: int) -> pl.DataFrame:
             {
                 "identifier_type": ["email"] * new,
                 "value_raw": [f"load.{run}.{i}@new-customers.test" for i in range(new)],
+                "person": [None] * new,
                 "first_name": [None] * new,
                 "expected": [None] * new,
+                "typo_of": [None] * new,
             },
-            schema=usable.schema,
+            schema=parts[0].schema,
         )
     )
     return (
-        pl.concat(parts)
+        pl.concat(parts, how="vertical_relaxed")
         .sample(fraction=1.0, shuffle=True, seed=seed)
         .with_columns((pl.lit(f"lt-{run}-") + pl.int_range(pl.len()).cast(pl.String)).alias("id"))
     )
@@ -178,17 +223,26 @@ def _start_server(workdir: Path, port: int, key: str) -> tuple[subprocess.Popen,
     raise SystemExit("the service did not become ready")
 
 
-def _fire(port: int, key: str, requests: pl.DataFrame) -> tuple[list[float], list, int]:
+class Fired(NamedTuple):
+    latencies: list[float]  # ms, per answered request
+    answers: list[str | None]  # resolved_id per request (None: error)
+    paths: list[str]  # per answered request, see _path
+    errors: int
+
+
+def _fire(port: int, key: str, requests: pl.DataFrame) -> Fired:
     """Send every request on one keep-alive connection; latency per request in ms."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Content-Type": "application/json", "X-API-Key": key}
     for _ in range(50):  # warm the connection up with lookups (not resolves), not counted
         connection.request("GET", "/v1/lookup?email=warm.up%40example.test", headers=headers)
         connection.getresponse().read()
-    latencies, answers, errors = [], [], 0
-    rows = requests.select("identifier_type", "value_raw", "first_name", "id").iter_rows()
-    for kind, raw, first_name, external_id in rows:
+    latencies, answers, paths, errors = [], [], [], 0
+    rows = requests.select("identifier_type", "value_raw", "first_name", "person", "id")
+    for kind, raw, first_name, person, external_id in rows.iter_rows():
         data = {kind: raw} | ({"first_name": first_name} if first_name else {})
+        if kind == "typo":  # a published person with a mistyped email
+            data = {"email": raw} | person
         body = json.dumps({"source": "load_test", "external_id": external_id, "data": data})
         started = time.perf_counter()
         try:
@@ -200,13 +254,23 @@ def _fire(port: int, key: str, requests: pl.DataFrame) -> tuple[list[float], lis
             answers.append(None)
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             continue
-        latencies.append((time.perf_counter() - started) * 1000)
         if response.status != 200:
             errors += 1
             answers.append(None)
         else:
-            answers.append(json.loads(payload)["resolved_id"])
-    return latencies, answers, errors
+            latencies.append((time.perf_counter() - started) * 1000)
+            answer = json.loads(payload)
+            answers.append(answer["resolved_id"])
+            paths.append(_path(kind, answer["matched_on"]))
+    return Fired(latencies, answers, paths, errors)
+
+
+def _path(kind: str, matched_on: list[str]) -> str:
+    """How a request was resolved: by identifiers (or as a new customer), or scored by
+    the model — matched, or not (a mistyped email the model did not place)."""
+    if matched_on == ["probabilistic"]:
+        return "scored, matched"
+    return "scored, no match" if kind == "typo" else "identifiers"
 
 
 def _wrong_ids(requests: pl.DataFrame, answers: list) -> pl.DataFrame:
@@ -247,6 +311,30 @@ def _report(records, load_seconds, rss_mb, latencies, errors, requests, mismatch
         print(f"  {label:<42}{value:>12}")
     if mismatches.height:
         print(mismatches.head(5))
+
+
+def _report_paths(
+    requests: pl.DataFrame, latencies: list[float], answers: list, paths: list[str]
+) -> None:
+    """Latency per path, and how many mistyped emails found their person's customer."""
+    timed = pl.DataFrame({"path": paths, "ms": latencies})
+    print("  by path (count, p50 ms, p99 ms):")
+    for path, count, p50, p99 in (
+        timed.group_by("path")
+        .agg(
+            pl.len(),
+            pl.col("ms").quantile(0.5).alias("p50"),
+            pl.col("ms").quantile(0.99).alias("p99"),
+        )
+        .sort("path")
+        .iter_rows()
+    ):
+        print(f"    {path:<40}{count:>8,}{p50:>10.2f}{p99:>10.2f}")
+    typos = requests.with_columns(pl.Series("answer", answers, dtype=pl.String)).filter(
+        pl.col("typo_of").is_not_null()
+    )
+    found = typos.filter(pl.col("answer") == pl.col("typo_of")).height
+    print(f"  {'mistyped emails given their customer':<42}{found:>6,} of {typos.height:,}")
 
 
 def _converges(workdir: Path, spec: Spec, requests: pl.DataFrame, answers: list) -> bool:

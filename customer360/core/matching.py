@@ -19,11 +19,14 @@ are duplicates of one person (the estimate is then dominated by true matches).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
 import shutil
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,8 +38,11 @@ from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 from customer360.core.clusters import component_labels
 from customer360.core.edges import EDGE_SCHEMA
 from customer360.core.spec import Matching
+from customer360.core.storage import ArtifactStore
 
 MATCH_RULE = "probabilistic"
+MODEL_STATE = "match_model"
+"""The state file holding the persisted model."""
 RANDOM_SEED = 42
 """u sampling is random; a fixed seed makes training repeatable."""
 
@@ -248,3 +254,17 @@ def _field_weight(scored: pl.DataFrame, field: str) -> pl.Expr:
 
 def _log2_ratio(m: float | None, u: float | None) -> float | None:
     return math.log2(m / u) if m and u else None
+
+
+def reusable_model(store: ArtifactStore, matching: Matching) -> tuple[Model, datetime] | None:
+    """The persisted model and when it was trained, if it was trained for these matching
+    settings: what a run that does not retrain scores with."""
+    persisted = store.read_state(MODEL_STATE)
+    if persisted is None or persisted["fingerprint"][0] != matching_fingerprint(matching):
+        return None
+    return json.loads(persisted["model"][0]), persisted["trained_at"][0]
+
+
+def matching_fingerprint(matching: Matching) -> str:
+    """Changes whenever the matching settings do, so a stale model is never reused."""
+    return hashlib.blake2b(matching.model_dump_json().encode(), digest_size=16).hexdigest()

@@ -434,6 +434,12 @@ class Service(_Strict):
         "becomes a batch file the sensor sees",
     )
     max_body_bytes: Annotated[int, Field(ge=1024, le=10_485_760)] = 65_536
+    probabilistic: bool = Field(
+        default=False,
+        description="score a record that links to nobody by identifiers against the "
+        "published records sharing a blocking key, with the batch's trained model; a match "
+        "at or above matching.threshold joins that customer",
+    )
 
 
 class Settings(_Strict):
@@ -742,6 +748,11 @@ def _service_problems(spec: Spec, service: Service) -> list[str]:
     if inbox.updated_at_format:
         problems.append(
             f"{where}: remove updated_at_format; the service writes ISO 8601 timestamps"
+        )
+    if service.probabilistic and (spec.matching is None or not spec.matching.enabled):
+        problems.append(
+            "service.probabilistic: scoring needs the batch's trained model; add an enabled "
+            "matching section or set service.probabilistic: false"
         )
     written = {inbox.key, inbox.updated_at, *SERVICE_COLUMNS} - {None}
     for key, mapping in {

@@ -6,7 +6,6 @@ scores with the persisted model until someone materializes ``match_model`` on it
 ``retrain: true`` in this asset's config, or changes the spec's ``matching`` section.
 """
 
-import hashlib
 import json
 from datetime import UTC, datetime
 
@@ -16,21 +15,22 @@ from dagster import AssetExecutionContext
 from pydantic import Field
 
 from customer360.core.matching import (
-    Model,
+    MODEL_STATE,
     comparison_frame,
     identifier_prior,
+    matching_fingerprint,
     model_parameters,
+    reusable_model,
     score_pairs,
     train_model,
 )
-from customer360.core.spec import Matching, Spec
+from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
 from customer360.defs.io_manager import columns
 from customer360.defs.metadata import figures
 
 GROUP = "resolution"
 KINDS = {"splink", "duckdb", "parquet"}
-MODEL_STATE = "match_model"
 CHARTS_FOLDER = "charts"
 
 
@@ -85,7 +85,7 @@ def build_matching_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDef
                 pl.DataFrame(
                     {
                         "model": [json.dumps(model)],
-                        "fingerprint": [_fingerprint(matching)],
+                        "fingerprint": [matching_fingerprint(matching)],
                         "trained_at": [trained_at],
                     }
                 ),
@@ -133,17 +133,3 @@ def build_matching_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDef
         return edges
 
     return [match_model, match_edges]
-
-
-def reusable_model(store: ArtifactStore, matching: Matching) -> tuple[Model, datetime] | None:
-    """The persisted model and when it was trained, if it was trained for these matching
-    settings: what a run that does not retrain scores with."""
-    persisted = store.read_state(MODEL_STATE)
-    if persisted is None or persisted["fingerprint"][0] != _fingerprint(matching):
-        return None
-    return json.loads(persisted["model"][0]), persisted["trained_at"][0]
-
-
-def _fingerprint(matching: Matching) -> str:
-    """Changes whenever the matching settings do, so a stale model is never reused."""
-    return hashlib.blake2b(matching.model_dump_json().encode(), digest_size=16).hexdigest()

@@ -11,10 +11,10 @@ from customer360.core.batch_cache import BatchCache
 from customer360.core.forget import suppressed_keys
 from customer360.core.inbox import realtime_assignments
 from customer360.core.ingest import ingest_source
+from customer360.core.matching import reusable_model
 from customer360.core.preview import preview_changes
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
-from customer360.defs.matching import reusable_model
 from customer360.defs.metadata import figures
 from customer360.defs.resolution import ID_REGISTRY_STATE
 

@@ -11,9 +11,11 @@ is an identifier type reaching a customer: an email reaching A and a phone reach
 are two links, one for A; a guarded phone whose agreeing records belong to A and B is
 also two. Customers are never merged in real time.
 
-A probabilistic scorer would be another chooser with the same signature: it receives the
-record's observation and the candidates blocked by exact identifiers, and returns its
-choice with its own confidence.
+A record that links to nobody by identifiers may still be the same person as a published
+record by name, birth date and address: with probabilistic scoring on, the records it
+shares a blocking key with are scored by the batch's model, and
+:func:`choose_by_match_probability` picks among the customers scored at or above the
+threshold the way the batch will, since its match edges merge them all: the oldest.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Candidate:
     identifier_type: str
     entity_key: str  # the record holding the value
     issued_seq: int | None  # the registry's order; None: handed out in real time
+    probability: float = 1.0  # the match probability, for a probabilistic candidate
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,26 @@ def choose_by_exact_identifiers(observation: Observation, candidates: list[Candi
         matched_entity_key=chosen[0].entity_key,
         confidence=round(len(supporting) / links, 4),
         conflicts=[Conflict(group[0].resolved_id, _types(group)) for group in others],
+    )
+
+
+def choose_by_match_probability(candidates: list[Candidate]) -> Choice:
+    """The oldest of the scored customers; its best-scoring record is the match and its
+    probability the confidence; the other customers are conflicts."""
+    if not candidates:
+        return NEW_CUSTOMER
+    best: dict[str, Candidate] = {}
+    for candidate in candidates:
+        known = best.get(candidate.resolved_id)
+        if known is None or candidate.probability > known.probability:
+            best[candidate.resolved_id] = candidate
+    chosen, *others = sorted(best.values(), key=_issue_order)
+    return Choice(
+        resolved_id=chosen.resolved_id,
+        matched_on=[chosen.identifier_type],
+        matched_entity_key=chosen.entity_key,
+        confidence=round(chosen.probability, 4),
+        conflicts=[Conflict(c.resolved_id, [c.identifier_type]) for c in others],
     )
 
 

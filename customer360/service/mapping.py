@@ -11,12 +11,15 @@ a hashed identifier type's value is normalized, screened by the type's exclusion
 replaced by its keyed hash, as ingestion does (so a plain email finds the customer whose
 email the graph holds only as a hash); and the attribute a guarded type is corroborated
 by (``corroborate: first_name``) is read as the batch's name key.
+
+With probabilistic scoring on, the attributes the matching stage compares or blocks on
+are mapped too, as the records table holds them, for the model to score.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -45,12 +48,15 @@ class Observation:
 
     identifiers: list[ObservedIdentifier]
     names: dict[str, str | None]  # corroborating attribute → its name key, as the batch's
+    # matching attribute → its value as the records table holds it (probabilistic only)
+    attributes: dict[str, str | None] = field(default_factory=dict)
 
     def linkable(self) -> list[ObservedIdentifier]:
         return [identifier for identifier in self.identifiers if identifier.linkable]
 
 
 KnownLinkable = Callable[[str, str], bool] | None
+MATCHED_PREFIX = "matched:"
 
 
 class RecordMapper:
@@ -62,13 +68,21 @@ class RecordMapper:
         self.identifier_types = list(inbox.identifiers)
         # identifiers, and the attributes guards read: other attributes take no part
         self.corroborating = sorted(set(spec.corroboration.values()) & set(inbox.attributes))
+        fields = mapped_fields(spec, inbox, self.columns)
         self._fields = [
-            field
-            for field in mapped_fields(spec, inbox, self.columns)
-            if field.meta.output_name() in (*inbox.identifiers, *self.corroborating)
+            f for f in fields if f.meta.output_name() in (*inbox.identifiers, *self.corroborating)
+        ]
+        self.matched = _matched_attributes(spec, list(inbox.attributes))
+        # under their own names: a corroborating attribute's column becomes its name key
+        self._matched_fields = [
+            f.alias(MATCHED_PREFIX + f.meta.output_name())
+            for f in fields
+            if f.meta.output_name() in self.matched
         ]
         self._name_keys = [name_key(attribute).alias(attribute) for attribute in self.corroborating]
-        self._inputs = sorted({c for f in self._fields for c in f.meta.root_names()})
+        self._inputs = sorted(
+            {c for f in [*self._fields, *self._matched_fields] for c in f.meta.root_names()}
+        )
         region = spec.settings.default_region
         # a hashed type is classified on its plain value, as ingestion screens it, and
         # then hashed; the batch's classifier of hashed values would take text as a hash
@@ -90,7 +104,7 @@ class RecordMapper:
         row = pl.DataFrame([pl.Series(c, [data.get(c)], pl.String) for c in self._inputs])
         mapped = (  # one plan, one collect: each Polars call costs tens of microseconds
             row.lazy()
-            .select(self._fields)
+            .select(*self._fields, *self._matched_fields)
             .with_columns(self._name_keys)
             .collect()
             .row(0, named=True)
@@ -107,7 +121,11 @@ class RecordMapper:
                 identifiers.append(ObservedIdentifier(name, value, "linkable"))
             else:
                 identifiers.append(ObservedIdentifier(name, value, self._status(name, plain)))
-        return Observation(identifiers, {a: mapped[a] for a in self.corroborating})
+        return Observation(
+            identifiers,
+            {a: mapped[a] for a in self.corroborating},
+            {a: mapped[MATCHED_PREFIX + a] for a in self.matched},
+        )
 
     def classify(self, identifier_type: str, raw: str) -> ObservedIdentifier:
         """One raw value of an identifier type, normalized and classified."""
@@ -153,3 +171,12 @@ class RecordMapper:
         ]
         schema = {"entity_key": pl.String, "identifier_type": pl.String, "value": pl.String}
         return pl.concat([pl.DataFrame(schema=schema), *parts])
+
+
+def _matched_attributes(spec: Spec, mapped: list[str]) -> list[str]:
+    """The matching attributes the inbox maps, when the service scores probabilistically;
+    an attribute the inbox does not map is null, as in the batch's records."""
+    service, matching = spec.service, spec.matching
+    if service is None or not service.probabilistic or matching is None:
+        return []
+    return [attribute for attribute in matching.attributes if attribute in mapped]

@@ -19,7 +19,12 @@ batch will give its inbox line. Resolving it:
    (see :mod:`customer360.service.choice`); with none, the record is a new customer and
    gets the id the batch would give it — its entity_key, made unique against every id
    ever issued;
-5. the line, with the assigned id, is appended durably to the inbox before the answer.
+5. with ``service.probabilistic`` on, a record that links to nobody by identifiers is
+   scored by the batch's trained model against the published records sharing one of its
+   blocking keys (:mod:`customer360.service.probabilistic`); a match at or above the
+   threshold makes it that customer's (``matched_on: ["probabilistic"]``, the match
+   probability as confidence), as the batch's match edges will;
+6. the line, with the assigned id, is appended durably to the inbox before the answer.
 
 Records accepted since the last published graph are kept in memory ("pending") with
 their values, so that a second sign-up with the same email finds the first one. When a
@@ -55,19 +60,23 @@ from customer360.core.inbox import (
     read_inbox,
     record_key,
 )
+from customer360.core.matching import MATCH_RULE, reusable_model
 from customer360.core.readers import list_batches
 from customer360.core.spec import Spec
 from customer360.core.stable_ids import unique_id
 from customer360.core.storage import ArtifactStore
 from customer360.service.choice import (
     Candidate,
+    Choice,
     Chooser,
     Conflict,
     choose_by_exact_identifiers,
+    choose_by_match_probability,
 )
 from customer360.service.graph import GraphIndex, GroupMember, file_stamp, graph_fingerprint
 from customer360.service.inbox import InboxWriter
 from customer360.service.mapping import Observation, ObservedIdentifier, RecordMapper
+from customer360.service.probabilistic import ProbabilisticMatcher
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +175,7 @@ class Resolver:
         self._corroboration = spec.corroboration
         self._lock = threading.Lock()
         self._graph: GraphIndex | None = None
+        self._matcher: ProbabilisticMatcher | None = None  # with the graph, when on
         self._failed_fingerprint: tuple | None = None
         self._accepted: dict[str, _Accepted] = {}
         self._issued_here: set[str] = set()
@@ -197,6 +207,8 @@ class Resolver:
                 return replay
             candidates = self._candidates(graph, observation)
             choice = self._chooser(observation, candidates)
+            if choice.resolved_id is None and self._matcher is not None:
+                choice = self._probabilistic_choice(graph, self._matcher, key, observation)
             resolved_id = choice.resolved_id or unique_id(key, self._is_taken)
             self._inbox.append(self._inbox_line(source, external_id, resolved_id, data_hash, data))
             values = tuple((i.identifier_type, i.value) for i in observation.linkable() if i.value)
@@ -308,6 +320,7 @@ class Resolver:
         started = datetime.now(UTC)
         try:
             graph = GraphIndex(self.store, fingerprint, self._corroboration)
+            matcher = self._load_matcher()
         except Exception:
             log.exception("could not load the published graph; keeping the previous one")
             self._failed_fingerprint = fingerprint
@@ -316,6 +329,7 @@ class Resolver:
             return False  # rewritten while read: the next tick loads the finished one
         with self._lock:
             self._graph = graph
+            self._matcher = matcher
             self._pending = self._pending_after(graph)
         seconds = (datetime.now(UTC) - started).total_seconds()
         log.info(
@@ -402,6 +416,39 @@ class Resolver:
         partners = guarded_partners([m.name for m in members], name, graph.names)
         reached = anchors if partners is None else [members[i] for i in partners]
         return [m for m in reached if m.resolved_id not in self._forgotten_ids]
+
+    def _probabilistic_choice(
+        self, graph: GraphIndex, matcher: ProbabilisticMatcher, key: str, observation: Observation
+    ) -> Choice:
+        """The customer the model matches the record to, if any (forgotten customers
+        left out)."""
+        candidates = [
+            Candidate(
+                match.resolved_id,
+                MATCH_RULE,
+                match.entity_key,
+                graph.issued_seq(match.resolved_id),
+                match.probability,
+            )
+            for match in matcher.matches(key, observation.attributes)
+            if match.resolved_id not in self._forgotten_ids
+        ]
+        return choose_by_match_probability(candidates)
+
+    def _load_matcher(self) -> ProbabilisticMatcher | None:
+        """The published graph's matcher, when the spec turns scoring on and a model
+        trained for its matching settings exists (else scoring is off, and said so)."""
+        service, matching = self.spec.service, self.spec.matching
+        if service is None or not service.probabilistic or matching is None:
+            return None
+        persisted = reusable_model(self.store, matching)
+        if persisted is None:
+            log.warning(
+                "probabilistic scoring is off: no model trained for the spec's matching "
+                "settings yet (the next run with the matching stage trains one)"
+            )
+            return None
+        return ProbabilisticMatcher(self.store, matching, persisted[0])
 
     def _known_linkable(self, identifier_type: str, value: str) -> bool:
         """A value the published graph, or a record accepted since, links on."""

@@ -230,8 +230,13 @@ def test_several_reference_problems_reported_together(crm_dir):
 def test_several_file_problems_reported_together(crm_dir):
     write_csv(crm_dir / "shop.csv", ["order_id", "mail"], [["O1", "ann@example.com"]])
     shop = crm_source(
-        name="shop", path="shop.csv", key="order_id", updated_at=None, trust=2,
-        identifiers={"email": "customer_email"}, attributes={},
+        name="shop",
+        path="shop.csv",
+        key="order_id",
+        updated_at=None,
+        trust=2,
+        identifiers={"email": "customer_email"},
+        attributes={},
     )
     crm = crm_source(path="gone.csv")
     error = spec_error(write_spec(crm_dir, spec_dict(crm, shop)))
@@ -289,6 +294,16 @@ def test_service_section_names_an_inbox_folder_that_need_not_exist_yet(crm_dir):
     assert spec.service is not None
     assert (spec.service.inbox_source, spec.service.port) == ("inbox", 8360)
     assert spec.service.max_body_bytes == 65_536
+    assert spec.service.probabilistic is False  # identifiers only, unless asked
+
+
+def test_service_probabilistic_scoring_needs_the_matching_stage(crm_dir):
+    service = {"inbox_source": "inbox", "probabilistic": True}
+    raw = spec_dict(crm_source(), inbox_source(), service=service)
+    assert spec_error(write_spec(crm_dir, raw)).problems == [
+        "service.probabilistic: scoring needs the batch's trained model; add an enabled "
+        "matching section or set service.probabilistic: false"
+    ]
 
 
 def test_service_inbox_must_be_a_known_source(crm_dir):
