@@ -9,7 +9,12 @@ import pytest
 from customer360.core.clusters import resolve_membership
 from customer360.core.edges import EDGE_SCHEMA
 from customer360.core.spec import Splitting
-from customer360.core.splitting import SIZE_GUARD, conflicting_customers, split_over_merged
+from customer360.core.splitting import (
+    SIZE_GUARD,
+    conflict_connection,
+    conflicting_customers,
+    split_over_merged,
+)
 
 NAMES = Splitting(conflicts={"first_name": "name"})
 
@@ -224,6 +229,11 @@ def record(first_name: str | None, last_name: str | None, date_of_birth: str | N
     return {"first_name": first_name, "last_name": last_name, "date_of_birth": date_of_birth}
 
 
+def conflicts_of(record: dict, held: pl.DataFrame, splitting: Splitting | None) -> set[str]:
+    with conflict_connection() as con:
+        return conflicting_customers(record, held, splitting, con)
+
+
 def test_customers_whose_records_cannot_be_the_records_person_conflict():
     held = customers(
         ("crm:1", "jacob", "brown", "1980-03-14"),
@@ -234,15 +244,15 @@ def test_customers_whose_records_cannot_be_the_records_person_conflict():
         ("crm:5", "jacbo", "brown", "1908-03-14"),  # a slip in each
         ("crm:6", None, None, None),  # nothing to compare
     )
-    found = conflicting_customers(record("jacob", "brown", "1980-03-14"), held, PERSON)
+    found = conflicts_of(record("jacob", "brown", "1980-03-14"), held, PERSON)
     assert found == {"crm:2", "crm:3"}
 
 
 def test_a_swapped_given_name_is_no_conflict():
     held = customers(("crm:1", "brown", "jacob", None), ("crm:2", "emma", "stone", None))
-    assert conflicting_customers(record("jacob", "brown", None), held, PERSON) == {"crm:2"}
+    assert conflicts_of(record("jacob", "brown", None), held, PERSON) == {"crm:2"}
     no_swaps = Splitting(conflicts=PERSON.conflicts)
-    assert conflicting_customers(record("jacob", "brown", None), held, no_swaps) == {
+    assert conflicts_of(record("jacob", "brown", None), held, no_swaps) == {
         "crm:1",
         "crm:2",
     }
@@ -250,5 +260,5 @@ def test_a_swapped_given_name_is_no_conflict():
 
 def test_without_conflict_attributes_or_values_nobody_conflicts():
     held = customers(("crm:1", "emma", "stone", "1970-01-01"))
-    assert conflicting_customers(record("jacob", "brown", None), held, None) == set()
-    assert conflicting_customers(record(None, None, None), held, PERSON) == set()
+    assert conflicts_of(record("jacob", "brown", None), held, None) == set()
+    assert conflicts_of(record(None, None, None), held, PERSON) == set()
