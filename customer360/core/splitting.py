@@ -81,7 +81,8 @@ def split_over_merged(
     ends_a, ends_b = links.get_column("a").to_numpy(), links.get_column("b").to_numpy()
     labels = component_labels(records.height, ends_a, ends_b)
     values = _conflict_values(records, splitting.conflicts, splitting.swappable, labels)
-    pairs = _incompatible_pairs(values, splitting.conflicts)
+    with conflict_connection() as con:
+        pairs = _incompatible_pairs(values, splitting.conflicts, con)
     offending = pairs.get_column("component").unique().to_numpy()
     if splitting.max_cluster_size is not None:
         oversize = np.flatnonzero(np.bincount(labels) > splitting.max_cluster_size)
@@ -315,30 +316,46 @@ def _conflict_values(
     """(component, position, attribute, value) of every record's conflict attributes,
     for components that hold more than one value of the attribute."""
     linked = np.bincount(labels)[labels] > 1  # a record alone has nothing to conflict with
-    records = records.with_row_index("position").with_columns(
-        pl.Series("component", labels, dtype=pl.Int64)
-    )
-    records = records.filter(pl.Series(linked))
-    frames = [
-        records.select(
+    keys = (
+        records.with_row_index("position")
+        .with_columns(pl.Series("component", labels, dtype=pl.Int64))
+        .filter(pl.Series(linked))
+        .select(
             "position",
             "component",
-            name_key(attribute).alias("value"),
-            pl.lit(attribute).alias("attribute"),
+            *[name_key(a) for a in dict.fromkeys([*conflicts, *swappable.values()])],
         )
-        for attribute in conflicts
-    ]
+    )
+    return _held_values(keys, conflicts, swappable)
+
+
+def _held_values(
+    keys: pl.DataFrame, conflicts: dict[str, str], swappable: dict[str, str]
+) -> pl.DataFrame:
+    """(component, position, attribute, value) from ``keys`` — ``component``,
+    ``position`` and the name key of every attribute the guard reads — for components
+    that hold more than one value of an attribute, swapped fields set aside."""
     schema = {
         "component": pl.Int64,
         "position": pl.Int64,
         "attribute": pl.String,
         "value": pl.String,
     }
-    if not frames:
+    if not conflicts:
         return pl.DataFrame(schema=schema)
-    held = pl.concat(frames).filter(pl.col("value").is_not_null())
+    held = pl.concat(
+        [
+            keys.select(
+                "position",
+                "component",
+                pl.col(attribute).alias("value"),
+                pl.lit(attribute).alias("attribute"),
+            )
+            for attribute in conflicts
+        ]
+    ).filter(pl.col("value").is_not_null())
     swapped = [
-        records.select("component", name_key(partner).alias("value"))
+        keys.select("component", pl.col(partner).alias("value"))
         .with_columns(pl.lit(attribute).alias("attribute"))
         .filter(pl.col("value").is_not_null())
         for attribute, partner in swappable.items()
@@ -354,30 +371,78 @@ def _conflict_values(
     )
 
 
-def _incompatible_pairs(values: pl.DataFrame, conflicts: dict[str, str]) -> pl.DataFrame:
+def conflicting_customers(
+    record: dict[str, str | None],
+    customers: pl.DataFrame,
+    splitting: Splitting | None,
+    con: duckdb.DuckDBPyConnection,
+) -> set[str]:
+    """The customers a record could not join without the split cutting it off again.
+
+    ``record`` holds the record's name key (:func:`name_key`) of every attribute the
+    guard reads (``splitting.attributes``); ``customers`` holds ``resolved_id`` and the
+    same keys of each of the customers' records. A customer conflicts when the record
+    and its records, taken as one cluster, hold two values of a conflict attribute that
+    cannot be one person's — the batch's own rule (``swappable`` honoured), so that a
+    real-time answer picks among customers the way the next run's split will leave them.
+    ``con`` comes from :func:`conflict_connection`.
+    """
+    if splitting is None or not splitting.conflicts or customers.is_empty():
+        return set()
+    attributes = splitting.attributes
+    ids = customers.get_column("resolved_id").unique(maintain_order=True)
+    # one cluster per customer: its records, positions 1.., and the record, position 0
+    theirs = customers.select(
+        pl.col("resolved_id")
+        .replace_strict(ids, range(len(ids)), return_dtype=pl.Int64)
+        .alias("component"),
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("position"),
+        *[pl.col(a).cast(pl.String) for a in attributes],
+    )
+    mine = pl.DataFrame(
+        {a: [record.get(a)] * len(ids) for a in attributes},
+        schema=dict.fromkeys(attributes, pl.String),
+    ).select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("component"),
+        pl.lit(0, pl.Int64).alias("position"),
+        *attributes,
+    )
+    values = _held_values(pl.concat([mine, theirs]), splitting.conflicts, splitting.swappable)
+    pairs = _incompatible_pairs(values, splitting.conflicts, con)
+    own = values.filter(pl.col("position") == 0).select("component", "attribute", "value")
+    against = pairs.join(own, on=["component", "attribute", "value"], how="semi")
+    components = against.get_column("component").unique().to_list()
+    return set(ids.gather(components).to_list())
+
+
+def conflict_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection the conflict test runs on (the nickname table
+    registered). Opening one costs about 10 ms: a caller that tests often keeps one."""
+    con = duckdb.connect()
+    con.register("nickname_pairs", nickname_pairs().to_arrow())
+    return con
+
+
+def _incompatible_pairs(
+    values: pl.DataFrame, conflicts: dict[str, str], con: duckdb.DuckDBPyConnection
+) -> pl.DataFrame:
     """(component, attribute, value, other) for each ordered pair of distinct values of
     one attribute in one component that cannot belong to one person."""
     schema = {"component": pl.Int64, "attribute": pl.String, "value": pl.String, "other": pl.String}
-    frames = [pl.DataFrame(schema=schema)]
-    with duckdb.connect() as con:
-        con.register("nickname_pairs", nickname_pairs().to_arrow())
-        for attribute, method in conflicts.items():
-            distinct = (
-                values.filter(pl.col("attribute") == attribute)
-                .select("component", "value")
-                .unique()
-            )
-            con.register("held", distinct.to_arrow())
-            pairs = con.sql(
-                f"""
-                SELECT a.component, a.value, b.value AS other
-                FROM held a JOIN held b ON a.component = b.component AND a.value <> b.value
-                WHERE NOT {_COMPATIBLE_SQL[method]("a.value", "b.value")}
-                """
-            ).pl()
-            frames.append(
-                pairs.with_columns(pl.lit(attribute).alias("attribute"))
-                .select(list(schema))
-                .cast(schema)
-            )
-    return pl.concat(frames)
+    if not conflicts:
+        return pl.DataFrame(schema=schema)
+    # one query for every attribute: its planning, not the few rows, is most of the cost
+    branches = [
+        f"""
+        SELECT a.component, a.attribute, a.value, b.value AS other
+        FROM held a JOIN held b
+          ON a.component = b.component AND a.attribute = b.attribute AND a.value <> b.value
+        WHERE a.attribute = ? AND NOT {_COMPATIBLE_SQL[method]("a.value", "b.value")}
+        """
+        for method in conflicts.values()
+    ]
+    held = values.select("component", "attribute", "value").unique()
+    con.register("held", held.to_arrow())
+    pairs = con.sql(" UNION ALL ".join(branches), params=list(conflicts)).pl()
+    con.unregister("held")
+    return pl.DataFrame(schema=schema).vstack(pairs.select(list(schema)).cast(schema))

@@ -6,7 +6,15 @@ decides. The default, :func:`choose_by_exact_identifiers`, follows what the next
 run will do with the record: one candidate is the record's customer; several mean the
 record links customers the batch will merge, and a merge keeps the oldest id (first
 issued), so that one is chosen and the others are reported as conflicts, with the
-confidence lowered to the share of the record's links that point at the choice. A link
+confidence lowered to the share of the record's links that point at the choice.
+
+Unless the batch would cut the record away again: a customer whose records hold a first
+name or birth date the record's cannot be one person's with (the split of over-merged
+clusters, ``splitting.conflicts``, by the batch's own rule) is marked ``conflicting`` by
+the resolver, and such customers are passed over for the oldest of the others — the one
+the split leaves the record with. When every candidate conflicts, the oldest is chosen
+as before. Passed-over customers are still reported as conflicts and still count among
+the record's links. A link
 is an identifier type reaching a customer: an email reaching A and a phone reaching B
 are two links, one for A; a guarded phone whose agreeing records belong to A and B is
 also two. Customers are never merged in real time.
@@ -36,6 +44,7 @@ class Candidate:
     entity_key: str  # the record holding the value
     issued_seq: int | None  # the registry's order; None: handed out in real time
     probability: float = 1.0  # the match probability, for a probabilistic candidate
+    conflicting: bool = False  # its customer's records conflict with the record's (split)
 
 
 @dataclass(frozen=True)
@@ -58,14 +67,17 @@ NEW_CUSTOMER = Choice(None, [], None, 1.0, [])
 
 
 def choose_by_exact_identifiers(observation: Observation, candidates: list[Candidate]) -> Choice:
-    """The oldest candidate customer; the others are conflicts."""
+    """The oldest candidate customer the record does not conflict with (the oldest of
+    all when it conflicts with every one); the others are conflicts."""
     if not candidates:
         return NEW_CUSTOMER
     by_customer: dict[str, list[Candidate]] = {}
     for candidate in candidates:
         by_customer.setdefault(candidate.resolved_id, []).append(candidate)
     ranked = sorted(by_customer.values(), key=lambda group: _issue_order(group[0]))
-    chosen, *others = ranked
+    compatible = [group for group in ranked if not group[0].conflicting]
+    chosen = (compatible or ranked)[0]
+    others = [group for group in ranked if group is not chosen]
     links = sum(len(_types(group)) for group in ranked)
     supporting = _types(chosen)
     return Choice(

@@ -10,6 +10,10 @@ For identifier types the corroboration guard watches, the index also keeps each 
 value's records and every record's name key, and learns up front whether the spellings
 inside each group agree (one vectorised query), so that a request only asks about the
 spellings it brings.
+
+For the attributes the split of over-merged clusters compares (``splitting:``), it keeps
+every record's name key by customer, so that a record whose identifiers point at several
+customers can be told which of them the split would cut it away from.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from customer360.core.names import NameAgreement, name_key
+from customer360.core.spec import Splitting
 from customer360.core.stable_ids import ID_REGISTRY_STATE
 from customer360.core.storage import ArtifactStore
 
@@ -101,8 +106,10 @@ class GraphIndex:
         store: ArtifactStore,
         fingerprint: Fingerprint,
         corroboration: dict[str, str] | None = None,
+        splitting: Splitting | None = None,
     ) -> None:
-        """``corroboration``: guarded identifier type → its corroborating attribute."""
+        """``corroboration``: guarded identifier type → its corroborating attribute;
+        ``splitting``: the spec's split of over-merged clusters, whose attributes are kept."""
         self.fingerprint = fingerprint
         self._corroboration = corroboration or {}
         self.loaded_at = datetime.now(UTC)
@@ -119,7 +126,14 @@ class GraphIndex:
         self._shared = {
             name: _as_dict(frame, "value", "positions") for name, frame in shared.items()
         }
-        self._names = _name_keys(store, membership, set(self._corroboration.values()))
+        split_attributes = splitting.attributes if splitting and splitting.conflicts else []
+        self._names = _name_keys(
+            store, membership, set(self._corroboration.values()) | set(split_attributes)
+        )
+        self._split_keys = pl.DataFrame(
+            [self._resolved_ids, *(self._names[a].alias(a) for a in split_attributes)]
+        ).sort("resolved_id")
+        self._split_key_index = SortedKeys(self._split_keys.get_column("resolved_id"))
         self.names = NameAgreement()
         self.names.learn(self._spellings_in_groups(shared))
 
@@ -208,6 +222,14 @@ class GraphIndex:
             else []
         )
 
+    def split_keys(self, resolved_ids: list[str]) -> pl.DataFrame:
+        """``resolved_id`` and the name key of every attribute the split compares, one
+        row per record of these customers."""
+        spans = [self._split_key_index.span(resolved_id) for resolved_id in resolved_ids]
+        return pl.concat(
+            [self._split_keys.clear(), *(self._split_keys.slice(s.start, len(s)) for s in spans)]
+        )
+
     def lineage(self, resolved_id: str) -> list[dict[str, Any]]:
         """Every recorded change of id that involves this customer, oldest first."""
         if not self._lineage_path.is_file():
@@ -287,7 +309,7 @@ def _value_index(
 def _name_keys(
     store: ArtifactStore, membership: pl.DataFrame, attributes: set[str]
 ) -> dict[str, pl.Series]:
-    """Each corroborating attribute's name key per record, by membership position."""
+    """Each attribute's name key per record, by membership position."""
     if not attributes:
         return {}
     records = store.read("records", ["entity_key", *sorted(attributes)])

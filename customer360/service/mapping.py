@@ -10,7 +10,8 @@ Two things the batch does elsewhere are done here the same way, with the same co
 a hashed identifier type's value is normalized, screened by the type's exclusions and
 replaced by its keyed hash, as ingestion does (so a plain email finds the customer whose
 email the graph holds only as a hash); and the attribute a guarded type is corroborated
-by (``corroborate: first_name``) is read as the batch's name key.
+by (``corroborate: first_name``), and the attributes the split of over-merged clusters
+compares (``splitting:``), are read as the batch's name keys.
 
 With probabilistic scoring on, the attributes the matching stage compares or blocks on
 are mapped too, as the records table holds them, for the model to score.
@@ -47,7 +48,7 @@ class Observation:
     """One record's identifiers as the batch will see them."""
 
     identifiers: list[ObservedIdentifier]
-    names: dict[str, str | None]  # corroborating attribute → its name key, as the batch's
+    names: dict[str, str | None]  # compared attribute → its name key, as the batch's
     # matching attribute → its value as the records table holds it (probabilistic only)
     attributes: dict[str, str | None] = field(default_factory=dict)
 
@@ -66,20 +67,23 @@ class RecordMapper:
         inbox = inbox_source(spec)
         self.columns = data_columns(inbox)
         self.identifier_types = list(inbox.identifiers)
-        # identifiers, and the attributes guards read: other attributes take no part
-        self.corroborating = sorted(set(spec.corroboration.values()) & set(inbox.attributes))
+        # identifiers, and the attributes the guards compare: others take no part
+        guarded = set(spec.corroboration.values())
+        if spec.splitting and spec.splitting.conflicts:
+            guarded |= set(spec.splitting.attributes)
+        self.compared = sorted(guarded & set(inbox.attributes))
         fields = mapped_fields(spec, inbox, self.columns)
         self._fields = [
-            f for f in fields if f.meta.output_name() in (*inbox.identifiers, *self.corroborating)
+            f for f in fields if f.meta.output_name() in (*inbox.identifiers, *self.compared)
         ]
         self.matched = _matched_attributes(spec, list(inbox.attributes))
-        # under their own names: a corroborating attribute's column becomes its name key
+        # under their own names: a compared attribute's column becomes its name key
         self._matched_fields = [
             f.alias(MATCHED_PREFIX + f.meta.output_name())
             for f in fields
             if f.meta.output_name() in self.matched
         ]
-        self._name_keys = [name_key(attribute).alias(attribute) for attribute in self.corroborating]
+        self._name_keys = [name_key(attribute).alias(attribute) for attribute in self.compared]
         self._inputs = sorted(
             {c for f in [*self._fields, *self._matched_fields] for c in f.meta.root_names()}
         )
@@ -123,7 +127,7 @@ class RecordMapper:
                 identifiers.append(ObservedIdentifier(name, value, self._status(name, plain)))
         return Observation(
             identifiers,
-            {a: mapped[a] for a in self.corroborating},
+            {a: mapped[a] for a in self.compared},
             {a: mapped[MATCHED_PREFIX + a] for a in self.matched},
         )
 
@@ -147,7 +151,7 @@ class RecordMapper:
         return self.classifiers[identifier_type].with_statuses(frame).get_column("status")[0]
 
     def name_keys(self, lines: pl.DataFrame) -> pl.DataFrame:
-        """``entity_key`` and the name key of each corroborating attribute, of many inbox
+        """``entity_key`` and the name key of each compared attribute, of many inbox
         lines at once."""
         return lines.select("entity_key", *self._fields).select("entity_key", *self._name_keys)
 

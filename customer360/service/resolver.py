@@ -15,10 +15,12 @@ batch will give its inbox line. Resolving it:
    group's anchor — or, for a type with a corroboration guard whose group (with the
    record) names conflicting people, only the records whose names agree with the
    record's (:func:`customer360.core.edges.guarded_partners`, the batch's rule);
-4. the customers so reached are the candidates and a chooser picks one
-   (see :mod:`customer360.service.choice`); with none, the record is a new customer and
-   gets the id the batch would give it — its entity_key, made unique against every id
-   ever issued;
+4. the customers so reached are the candidates; when they are several, those whose
+   records the split of over-merged clusters would cut the record away from are marked
+   (:func:`customer360.core.splitting.conflicting_customers`, the batch's rule), and a
+   chooser picks one (see :mod:`customer360.service.choice`); with none, the record is
+   a new customer and gets the id the batch would give it — its entity_key, made unique
+   against every id ever issued;
 5. with ``service.probabilistic`` on, a record that links to nobody by identifiers is
    scored by the batch's trained model against the published records sharing one of its
    blocking keys (:mod:`customer360.service.probabilistic`); a match at or above the
@@ -43,7 +45,7 @@ import hashlib
 import json
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +65,7 @@ from customer360.core.inbox import (
 from customer360.core.matching import MATCH_RULE, reusable_model
 from customer360.core.readers import list_batches
 from customer360.core.spec import Spec
+from customer360.core.splitting import conflict_connection, conflicting_customers
 from customer360.core.stable_ids import unique_id
 from customer360.core.storage import ArtifactStore
 from customer360.service.choice import (
@@ -131,7 +134,7 @@ class _Accepted:
     resolved_id: str
     data_hash: str
     values: tuple[tuple[str, str], ...]  # (identifier type, normalized linkable value)
-    names: dict[str, str | None]  # corroborating attribute → name key
+    names: dict[str, str | None]  # compared attribute → name key
 
 
 @dataclass
@@ -173,6 +176,8 @@ class Resolver:
         self.mapper = RecordMapper(spec)
         self._limits = {name: t.max_group_size for name, t in spec.identifier_types.items()}
         self._corroboration = spec.corroboration
+        # kept open: opening one costs more than the few conflict tests it serves
+        self._conflict_con = conflict_connection()
         self._lock = threading.Lock()
         self._graph: GraphIndex | None = None
         self._matcher: ProbabilisticMatcher | None = None  # with the graph, when on
@@ -205,7 +210,9 @@ class Resolver:
             replay = self._replay(graph, key, data_hash)
             if replay is not None:
                 return replay
-            candidates = self._candidates(graph, observation)
+            candidates = self._mark_split_conflicts(
+                graph, observation, self._candidates(graph, observation)
+            )
             choice = self._chooser(observation, candidates)
             if choice.resolved_id is None and self._matcher is not None:
                 choice = self._probabilistic_choice(graph, self._matcher, key, observation)
@@ -319,7 +326,7 @@ class Resolver:
             return False
         started = datetime.now(UTC)
         try:
-            graph = GraphIndex(self.store, fingerprint, self._corroboration)
+            graph = GraphIndex(self.store, fingerprint, self._corroboration, self.spec.splitting)
             matcher = self._load_matcher()
         except Exception:
             log.exception("could not load the published graph; keeping the previous one")
@@ -344,6 +351,7 @@ class Resolver:
     def close(self) -> None:
         with self._lock:
             self._inbox.close()
+            self._conflict_con.close()
 
     # --- resolution steps
 
@@ -396,6 +404,26 @@ class Resolver:
                 for m in self._partners(graph, name, value, request_name)
             ]
         return candidates
+
+    def _mark_split_conflicts(
+        self, graph: GraphIndex, observation: Observation, candidates: list[Candidate]
+    ) -> list[Candidate]:
+        """The candidates, those of customers the record conflicts with marked. Only
+        when they span several customers (rare): one customer is the answer either way."""
+        splitting = self.spec.splitting
+        customers = list(dict.fromkeys(c.resolved_id for c in candidates))
+        if len(customers) < 2 or splitting is None or not splitting.conflicts:
+            return candidates
+        published = graph.split_keys(customers)
+        accepted = [
+            {"resolved_id": resolved_id}
+            | {a: self._accepted[key].names.get(a) for a in splitting.attributes}
+            for resolved_id in customers
+            for key in self._pending.customers.get(resolved_id, [])
+        ]
+        held = pl.concat([published, pl.DataFrame(accepted, schema=published.schema)])
+        conflicting = conflicting_customers(observation.names, held, splitting, self._conflict_con)
+        return [replace(c, conflicting=c.resolved_id in conflicting) for c in candidates]
 
     def _partners(
         self, graph: GraphIndex, identifier_type: str, value: str, name: str | None
@@ -546,7 +574,7 @@ class Resolver:
             .join(self.mapper.name_keys(lines), on="entity_key", how="left")
             .unique("entity_key", keep="first", maintain_order=True)
         )
-        attributes = self.mapper.corroborating
+        attributes = self.mapper.compared
         for key, resolved_id, data_hash, pairs, *names in accepted.select(
             "entity_key", ASSIGNED_ID_COLUMN, DATA_HASH_COLUMN, "values", *attributes
         ).iter_rows():

@@ -9,7 +9,12 @@ import pytest
 from customer360.core.clusters import resolve_membership
 from customer360.core.edges import EDGE_SCHEMA
 from customer360.core.spec import Splitting
-from customer360.core.splitting import SIZE_GUARD, split_over_merged
+from customer360.core.splitting import (
+    SIZE_GUARD,
+    conflict_connection,
+    conflicting_customers,
+    split_over_merged,
+)
 
 NAMES = Splitting(conflicts={"first_name": "name"})
 
@@ -206,3 +211,54 @@ def _pieces(keys: list[str], kept: pl.DataFrame) -> list[int]:
     records = pl.DataFrame({"entity_key": keys, "source": "s", "record_key": keys})
     membership = resolve_membership(records, kept).membership
     return membership.group_by("resolved_id").len().get_column("len").to_list()
+
+
+PERSON = Splitting(
+    conflicts={"first_name": "name", "date_of_birth": "date"},
+    swappable={"first_name": "last_name"},
+)
+
+
+def customers(*rows: tuple[str, str | None, str | None, str | None]) -> pl.DataFrame:
+    """(resolved_id, first_name, last_name, date_of_birth) name keys, one row a record."""
+    columns = ["resolved_id", "first_name", "last_name", "date_of_birth"]
+    return pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.String), orient="row")
+
+
+def record(first_name: str | None, last_name: str | None, date_of_birth: str | None) -> dict:
+    return {"first_name": first_name, "last_name": last_name, "date_of_birth": date_of_birth}
+
+
+def conflicts_of(record: dict, held: pl.DataFrame, splitting: Splitting | None) -> set[str]:
+    with conflict_connection() as con:
+        return conflicting_customers(record, held, splitting, con)
+
+
+def test_customers_whose_records_cannot_be_the_records_person_conflict():
+    held = customers(
+        ("crm:1", "jacob", "brown", "1980-03-14"),
+        ("crm:1", "jake", "brown", None),  # a nickname of the record's name
+        ("crm:2", "jacob", "brown", "1992-07-01"),  # another birth date
+        ("crm:3", "emma", "brown", None),  # another first name
+        ("crm:4", "jacob", "brown", "1980-14-03"),  # day and month swapped
+        ("crm:5", "jacbo", "brown", "1908-03-14"),  # a slip in each
+        ("crm:6", None, None, None),  # nothing to compare
+    )
+    found = conflicts_of(record("jacob", "brown", "1980-03-14"), held, PERSON)
+    assert found == {"crm:2", "crm:3"}
+
+
+def test_a_swapped_given_name_is_no_conflict():
+    held = customers(("crm:1", "brown", "jacob", None), ("crm:2", "emma", "stone", None))
+    assert conflicts_of(record("jacob", "brown", None), held, PERSON) == {"crm:2"}
+    no_swaps = Splitting(conflicts=PERSON.conflicts)
+    assert conflicts_of(record("jacob", "brown", None), held, no_swaps) == {
+        "crm:1",
+        "crm:2",
+    }
+
+
+def test_without_conflict_attributes_or_values_nobody_conflicts():
+    held = customers(("crm:1", "emma", "stone", "1970-01-01"))
+    assert conflicts_of(record("jacob", "brown", None), held, None) == set()
+    assert conflicts_of(record(None, None, None), held, PERSON) == set()

@@ -52,3 +52,25 @@ def test_ids_handed_out_in_real_time_order_by_id_as_the_batch_registers_them_tog
         ],
     )
     assert choice.resolved_id == "inbox:web:10"  # '1' sorts before '9'
+
+
+def test_customers_the_record_conflicts_with_are_passed_over_but_still_reported() -> None:
+    candidates = [
+        Candidate("crm:A", "phone", "crm:A", 1, conflicting=True),  # oldest, another birth date
+        Candidate("crm:B", "email", "crm:B", 5),
+        Candidate("crm:B", "phone", "crm:B2", 5),
+        Candidate("crm:C", "loyalty_id", "crm:C", 7),
+    ]
+    choice = choose_by_exact_identifiers(RECORD, candidates)
+    assert (choice.resolved_id, choice.matched_on) == ("crm:B", ["email", "phone"])
+    assert choice.conflicts == [Conflict("crm:A", ["phone"]), Conflict("crm:C", ["loyalty_id"])]
+    assert choice.confidence == 0.5  # two of the four links point at the choice
+
+
+def test_when_every_customer_conflicts_the_oldest_is_chosen_as_before() -> None:
+    candidates = [
+        Candidate("crm:B", "email", "crm:B", 5, conflicting=True),
+        Candidate("crm:A", "phone", "crm:A", 1, conflicting=True),
+    ]
+    choice = choose_by_exact_identifiers(RECORD, candidates)
+    assert choice.resolved_id == "crm:A" and choice.conflicts == [Conflict("crm:B", ["email"])]
