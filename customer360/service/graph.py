@@ -130,10 +130,7 @@ class GraphIndex:
         self._names = _name_keys(
             store, membership, set(self._corroboration.values()) | set(split_attributes)
         )
-        self._split_keys = pl.DataFrame(
-            [self._resolved_ids, *(self._names[a].alias(a) for a in split_attributes)]
-        ).sort("resolved_id")
-        self._split_key_index = SortedKeys(self._split_keys.get_column("resolved_id"))
+        self._split_attributes = list(split_attributes)
         self.names = NameAgreement()
         self.names.learn(self._spellings_in_groups(shared))
 
@@ -141,8 +138,11 @@ class GraphIndex:
         self._entity_index = SortedKeys(by_entity.get_column("entity_key"))
         self._entity_resolved_ids = by_entity.get_column("resolved_id")
 
-        self._members = membership.select("resolved_id", "entity_key", "source", "record_key").sort(
-            "resolved_id", "entity_key"
+        # each customer's records side by side, with the name keys the split compares
+        self._members = (
+            membership.select("resolved_id", "entity_key", "source", "record_key")
+            .with_columns(self._names[a].alias(a) for a in self._split_attributes)
+            .sort("resolved_id", "entity_key")
         )
         self._member_index = SortedKeys(self._members.get_column("resolved_id"))
         self.customer_count = self._members.get_column("resolved_id").n_unique()
@@ -217,7 +217,9 @@ class GraphIndex:
     def members(self, resolved_id: str) -> list[dict[str, Any]]:
         rows = self._member_index.span(resolved_id)
         return (
-            self._members.slice(rows.start, len(rows)).drop("resolved_id").to_dicts()
+            self._members.slice(rows.start, len(rows))
+            .select("entity_key", "source", "record_key")
+            .to_dicts()
             if rows
             else []
         )
@@ -225,10 +227,9 @@ class GraphIndex:
     def split_keys(self, resolved_ids: list[str]) -> pl.DataFrame:
         """``resolved_id`` and the name key of every attribute the split compares, one
         row per record of these customers."""
-        spans = [self._split_key_index.span(resolved_id) for resolved_id in resolved_ids]
-        return pl.concat(
-            [self._split_keys.clear(), *(self._split_keys.slice(s.start, len(s)) for s in spans)]
-        )
+        keys = self._members.select("resolved_id", *self._split_attributes)
+        spans = [self._member_index.span(resolved_id) for resolved_id in resolved_ids]
+        return pl.concat([keys.clear(), *(keys.slice(s.start, len(s)) for s in spans)])
 
     def lineage(self, resolved_id: str) -> list[dict[str, Any]]:
         """Every recorded change of id that involves this customer, oldest first."""
