@@ -26,7 +26,7 @@ import math
 import os
 import shutil
 import tempfile
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -263,6 +263,23 @@ def reusable_model(store: ArtifactStore, matching: Matching) -> tuple[Model, dat
     if persisted is None or persisted["fingerprint"][0] != matching_fingerprint(matching):
         return None
     return json.loads(persisted["model"][0]), persisted["trained_at"][0]
+
+
+def save_model(store: ArtifactStore, matching: Matching, model: Model) -> datetime:
+    """Persist a model trained for these matching settings, for :func:`reusable_model`;
+    when it was trained."""
+    trained_at = datetime.now(UTC).replace(tzinfo=None)
+    store.write_state(
+        MODEL_STATE,
+        pl.DataFrame(
+            {
+                "model": [json.dumps(model)],
+                "fingerprint": [matching_fingerprint(matching)],
+                "trained_at": [trained_at],
+            }
+        ),
+    )
+    return trained_at
 
 
 def matching_fingerprint(matching: Matching) -> str:

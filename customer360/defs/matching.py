@@ -6,21 +6,17 @@ scores with the persisted model until someone materializes ``match_model`` on it
 ``retrain: true`` in this asset's config, or changes the spec's ``matching`` section.
 """
 
-import json
-from datetime import UTC, datetime
-
 import dagster as dg
 import polars as pl
 from dagster import AssetExecutionContext
 from pydantic import Field
 
 from customer360.core.matching import (
-    MODEL_STATE,
     comparison_frame,
     identifier_prior,
-    matching_fingerprint,
     model_parameters,
     reusable_model,
+    save_model,
     score_pairs,
     train_model,
 )
@@ -79,17 +75,7 @@ def build_matching_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDef
             context.log.info(f"training the match model on {records.height:,} records")
             prior = identifier_prior(records, identity_edges)
             model = train_model(comparison_frame(records, matching), matching, prior)
-            trained_at = datetime.now(UTC).replace(tzinfo=None)
-            store.write_state(
-                MODEL_STATE,
-                pl.DataFrame(
-                    {
-                        "model": [json.dumps(model)],
-                        "fingerprint": [matching_fingerprint(matching)],
-                        "trained_at": [trained_at],
-                    }
-                ),
-            )
+            trained_at = save_model(store, matching, model)
         parameters = model_parameters(model)
         context.add_output_metadata(
             {
@@ -115,7 +101,13 @@ def build_matching_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDef
         ),
     )
     def match_edges(context: AssetExecutionContext, records: pl.DataFrame) -> pl.DataFrame:
-        model = json.loads(store.read_state(MODEL_STATE)["model"][0])
+        persisted = reusable_model(store, matching)
+        if persisted is None:
+            raise dg.Failure(
+                "no match model trained for the spec's matching section in "
+                f"{store.root}/state; materialize match_model first"
+            )
+        model = persisted[0]
         frame = comparison_frame(records, matching)
         edges, charts = score_pairs(
             frame, model, matching.threshold, charts_folder=store.root / CHARTS_FOLDER

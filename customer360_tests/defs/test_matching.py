@@ -12,10 +12,16 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from customer360.core.matching import CHART_FILES, STAGING_PREFIX, comparison_frame, score_pairs
+from customer360.core.matching import (
+    CHART_FILES,
+    MODEL_STATE,
+    STAGING_PREFIX,
+    comparison_frame,
+    score_pairs,
+)
 from customer360.core.spec import load_spec
 from customer360.definitions import build_definitions
-from customer360.defs.matching import CHARTS_FOLDER, MODEL_STATE
+from customer360.defs.matching import CHARTS_FOLDER
 from customer360.sample import generate_sample
 from customer360_tests.conftest import JobRun, run_job, sample_world
 
