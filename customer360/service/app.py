@@ -37,6 +37,12 @@ from customer360.service.security import BodySizeLimit, api_key_guard
 log = logging.getLogger("customer360.service")
 
 MAX_EXTERNAL_ID_LENGTH = 256
+# The resolver's refusals and the status each answers with.
+REFUSAL_STATUS: dict[type[Exception], int] = {
+    NotReadyError: 503,
+    ReplayConflictError: 409,
+    ForgottenRecordError: 410,
+}
 MAINTENANCE_SECONDS = 1.0
 
 
@@ -125,17 +131,12 @@ def create_app(resolver: Resolver, api_key: str | None, max_body_bytes: int) -> 
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": _problems(exc)})
 
-    @app.exception_handler(NotReadyError)
-    async def not_ready(_: Request, exc: NotReadyError) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": str(exc)})
+    async def refused(_: Request, exc: Exception) -> JSONResponse:
+        """The resolver's refusals, whose messages hold no personal value, as they are."""
+        return JSONResponse(status_code=REFUSAL_STATUS[type(exc)], content={"detail": str(exc)})
 
-    @app.exception_handler(ReplayConflictError)
-    async def replay_conflict(_: Request, exc: ReplayConflictError) -> JSONResponse:
-        return JSONResponse(status_code=409, content={"detail": str(exc)})
-
-    @app.exception_handler(ForgottenRecordError)
-    async def forgotten(_: Request, exc: ForgottenRecordError) -> JSONResponse:
-        return JSONResponse(status_code=410, content={"detail": str(exc)})
+    for refusal in REFUSAL_STATUS:
+        app.add_exception_handler(refusal, refused)
 
     @app.exception_handler(InboxWriteError)
     async def not_stored(_: Request, exc: InboxWriteError) -> JSONResponse:
