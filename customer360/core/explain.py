@@ -27,7 +27,6 @@ from scipy.sparse.csgraph import dijkstra
 
 from customer360.core.edges import EDGE_SCHEMA
 
-PROBABILISTIC_RULE = "probabilistic"
 MASK = "***"
 _PHONE_SHAPE = re.compile(r"^\+?[\d\s().-]{7,}$")
 
