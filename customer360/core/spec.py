@@ -260,7 +260,8 @@ class Splitting(_Strict):
     swappable: dict[str, str] = Field(
         default_factory=dict,
         description="conflict attribute -> an attribute sources sometimes put its value in "
-        "(given and family name swapped): a value the cluster also holds there is no conflict",
+        "(given and family name swapped): a record whose values the cluster holds mostly the "
+        "other way round is read as swapped, and its value is no conflict",
     )
 
     @property

@@ -355,20 +355,54 @@ def _held_values(
         ]
     ).filter(pl.col("value").is_not_null())
     swapped = [
-        keys.select("component", pl.col(partner).alias("value"))
-        .with_columns(pl.lit(attribute).alias("attribute"))
-        .filter(pl.col("value").is_not_null())
-        for attribute, partner in swappable.items()
+        _swapped_records(keys, attribute, partner) for attribute, partner in swappable.items()
     ]
     if swapped:
-        # a value the component also holds under the paired attribute may be a swapped
-        # field ("Gomez Hiroshi"), so it cannot show a conflict
-        held = held.join(pl.concat(swapped), on=["component", "attribute", "value"], how="anti")
+        held = held.join(pl.concat(swapped), on=["component", "position", "attribute"], how="anti")
     return (
         held.filter(pl.col("value").n_unique().over("component", "attribute") > 1)
         .select(list(schema))
         .cast(schema)
     )
+
+
+def _swapped_records(keys: pl.DataFrame, attribute: str, partner: str) -> pl.DataFrame:
+    """(component, position, attribute) of records that look swapped ("Gomez Hiroshi"): their
+    ``partner`` value is held in the component at least as often as an ``attribute``
+    value, or their ``attribute`` value at least as often as a ``partner`` value. Such a
+    record's ``attribute`` value cannot show a conflict. The test is per record, not per
+    value: a relative's swapped "Garcia Karen" must not excuse every Karen beside a
+    Lawrence, while a swapped record with a slip ("Smxth Sean") is still set aside."""
+
+    def held_as(column: str, name: str) -> pl.DataFrame:
+        return keys.group_by("component", pl.col(column).alias("value")).agg(pl.len().alias(name))
+
+    counts = held_as(attribute, "as_attribute").join(
+        held_as(partner, "as_partner"), on=["component", "value"], how="full", coalesce=True
+    )
+    own = (
+        keys.select("component", "position", attribute, partner)
+        .join(counts.rename({"value": attribute}), on=["component", attribute], how="left")
+        .join(
+            counts.rename(
+                {
+                    "value": partner,
+                    "as_attribute": "its_partner_as_attribute",
+                    "as_partner": "its_partner_as_partner",
+                }
+            ),
+            on=["component", partner],
+            how="left",
+        )
+    )
+    # a null value counts nowhere: the comparison is null, and not taken as a swap
+    value_is_a_partner = pl.col("as_partner").fill_null(0) >= pl.col("as_attribute")
+    partner_is_an_attribute = pl.col("its_partner_as_attribute").fill_null(0) >= pl.col(
+        "its_partner_as_partner"
+    )
+    return own.filter(
+        value_is_a_partner.fill_null(False) | partner_is_an_attribute.fill_null(False)
+    ).select("component", "position", pl.lit(attribute).alias("attribute"))
 
 
 def conflicting_customers(

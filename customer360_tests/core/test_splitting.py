@@ -113,6 +113,46 @@ def test_a_first_name_the_cluster_holds_as_a_last_name_is_no_conflict_when_swapp
     assert split_over_merged(records, edges, NAMES).cut.height == 1
 
 
+def named(*rows: tuple[str, str | None, str | None]) -> pl.DataFrame:
+    """(entity_key, first_name, last_name) rows in canonical order."""
+    columns = ["entity_key", "first_name", "last_name"]
+    return pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.String), orient="row")
+
+
+SWAPPABLE = Splitting(conflicts={"first_name": "name"}, swappable={"first_name": "last_name"})
+
+
+def test_a_relatives_swapped_record_does_not_excuse_a_first_name_held_as_itself():
+    # Karen's order keyed her names the other way round; the model linked her to
+    # Lawrence of the same address. "karen" is a last name once, a first name twice.
+    records = named(
+        ("crm:1", "Lawrence", "Garcia"),
+        ("web:1", "Lawrence", "Garcia"),
+        ("crm:2", "Karen", "Garcia"),
+        ("web:2", "Karen", "Garcia"),
+        ("shop:2", "Garcia", "Karen"),
+    )
+    edges = links(
+        ("crm:1", "web:1", "email", "l"),
+        ("crm:2", "web:2", "email", "k"),
+        ("crm:2", "shop:2", "email", "k"),
+        ("crm:1", "crm:2", "probabilistic", 3.0),
+    )
+    assert cut_pairs(split_over_merged(records, edges, SWAPPABLE).cut) == {
+        ("crm:1", "crm:2", "conflicting first_name")
+    }
+
+
+def test_a_swapped_record_with_a_slip_is_still_read_as_swapped():
+    # "Smxth Sean": the family name, mistyped, in the given-name field
+    records = named(
+        ("crm:1", "Sean", "Smith"), ("web:1", "Sean", "Smith"), ("shop:1", "Smxth", "Sean")
+    )
+    edges = links(("crm:1", "web:1", "email", "s"), ("web:1", "shop:1", "email", "s"))
+    assert split_over_merged(records, edges, SWAPPABLE).cut.is_empty()
+    assert split_over_merged(records, edges, NAMES).cut.height == 1
+
+
 def test_every_conflicting_value_ends_in_its_own_piece():
     # three people chained by two shared phones: both links must go
     records = people(("s:1", "Ann", None), ("s:2", "Mary", None), ("s:3", "Zoe", None))
@@ -262,3 +302,13 @@ def test_without_conflict_attributes_or_values_nobody_conflicts():
     held = customers(("crm:1", "emma", "stone", "1970-01-01"))
     assert conflicts_of(record("jacob", "brown", None), held, None) == set()
     assert conflicts_of(record(None, None, None), held, PERSON) == set()
+
+
+def test_a_relatives_swapped_record_does_not_hide_a_customer_the_record_conflicts_with():
+    held = customers(
+        ("crm:1", "karen", "garcia", None),
+        ("crm:1", "karen", "garcia", None),
+        ("crm:1", "garcia", "karen", None),  # one of Karen's records, names swapped
+    )
+    assert conflicts_of(record("lawrence", "garcia", None), held, PERSON) == {"crm:1"}
+    assert conflicts_of(record("karen", "garcia", None), held, PERSON) == set()
