@@ -46,9 +46,10 @@ clean:
 	rm -rf artifacts/*.parquet artifacts/*.duckdb artifacts/.customer360.lock
 
 ## accuracy: pairwise precision/recall/F1 of the spec with and without guards and matching
+## (ARGS=--missed: only the spec as written, its missed pairs broken down by reason)
 accuracy: $(STAMP)
 	$(BIN)/customer360 sample --if-missing
-	$(BIN)/python scripts/accuracy.py
+	$(BIN)/python scripts/accuracy.py $(ARGS)
 
 ## bench: materialize the graph on N generated records (default 1,000,000); prints timings
 ## (rules, guards and splits; ARGS=--probabilistic adds the probabilistic stage)
