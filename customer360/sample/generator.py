@@ -126,7 +126,7 @@ class SampleSummary:
     """What a generation run produced, so callers can report and locate it."""
 
     out_dir: Path
-    people: int
+    people: int  # people with at least one record in the truth file
     records: dict[str, int]
     truth_path: Path
 
@@ -268,15 +268,18 @@ def generate_sample(out_dir: Path, records: int = 20_000, seed: int = 42) -> Sam
     owners = _owners(presence, _rng(seed, "volumes"))
     truth_path = out_dir / TRUTH_FILE
     written: dict[str, int] = {}
+    recorded: list[pl.Series] = []  # who left a record: some people reach no source
     with truth_path.open("wb") as truth_file:
         for source in _SOURCES:
             frame = source.build(people, owners[source.name], _rng(seed, source.name))
             target = out_dir / SOURCE_FILES[source.name]
             target.parent.mkdir(parents=True, exist_ok=True)
             source.write(frame.drop("_person"), target)
-            _truth(source.name, source.key, frame).write_csv(truth_file, include_header=not written)
+            truth = _truth(source.name, source.key, frame)
+            truth.write_csv(truth_file, include_header=not written)
+            recorded.append(truth["person_id"])
             written[source.name] = frame.height
-    return SampleSummary(out_dir, population, written, truth_path)
+    return SampleSummary(out_dir, pl.concat(recorded).n_unique(), written, truth_path)
 
 
 def _rng(seed: int, stream: str) -> np.random.Generator:
