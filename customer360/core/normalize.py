@@ -57,32 +57,34 @@ def _text_normalizer(normalizer: str, expression: str | None) -> pl.Expr:
     raise AssertionError(f"unhandled normalizer {normalizer}")
 
 
-def _evaluate(values: pl.Series, *steps: pl.Expr) -> pl.Series:
-    """Expressions over ``value`` applied to a Series, each step to the result of the
-    last. Few calls into Polars, each computing a value once: a call costs tens of
-    microseconds whatever its size, and the resolve service normalizes one value at a time.
-    """
-    frame = pl.DataFrame({"value": values})
-    for step in steps:
-        frame = frame.select(step.alias("value"))
-    return frame.to_series().alias(values.name)
+def _evaluate(values: pl.Series, step: pl.Expr) -> pl.Series:
+    """An expression over ``value`` applied to a Series in one call into Polars: a call
+    costs tens of microseconds whatever its size, and the resolve service normalizes one
+    value at a time. (Each normalizer is one expression that names the value it cleans
+    once: composing steps by repeating a sub-expression grows the tree Polars plans on
+    every call, and costs more than a second call.)"""
+    return (
+        pl.DataFrame({"value": values}).select(step.alias("value")).to_series().alias(values.name)
+    )
 
 
 def normalize_email(values: pl.Series) -> pl.Series:
     """Lower-case, trimmed, without ``mailto:`` or angle brackets; null unless it looks
     like ``local@domain.tld``. No provider-specific rewriting (dots, plus tags): that
     would merge addresses that really are different mailboxes on most providers."""
-    return _evaluate(values, *_EMAIL_STEPS)
+    return _evaluate(values, _EMAIL)
 
 
-_EMAIL_STEPS = (
+# Built once: constructing expressions costs as much as running them on one value. The
+# address is kept when the whole cleaned text matches the pattern (group 1 spans it all).
+_EMAIL = (
     pl.col("value")
     .str.replace_all(INVISIBLE, "")
     .str.strip_chars()
     .str.to_lowercase()
     .str.replace(r"^mailto:", "")
-    .str.strip_chars("<> \t"),
-    pl.when(pl.col("value").str.contains(EMAIL_PATTERN)).then(pl.col("value")),
+    .str.strip_chars("<> \t")
+    .str.extract(f"^({EMAIL_PATTERN.removeprefix('^').removesuffix('$')})$", 1)
 )
 
 
@@ -103,8 +105,7 @@ def normalize_phone(values: pl.Series, region: str, validation: str = "possible"
     stages = (
         pl.DataFrame({"value": values})
         .select(_PHONE_REDUCED)
-        .select(fast, "reduced")
-        .select("fast", _PHONE_PENDING)
+        .select(fast, pl.when(fast.is_null()).then(pl.col("reduced")).alias("pending"))
     )
     fast_values = stages.get_column("fast").alias(values.name)
     pending = stages.get_column("pending")
@@ -126,6 +127,7 @@ def normalize_phone(values: pl.Series, region: str, validation: str = "possible"
 
 
 # Built once: constructing expressions costs as much as running them on one value.
+# Digits, '+' and extension markers: what phonenumbers reads.
 _PHONE_REDUCED = (
     pl.col("value")
     .str.strip_chars()
@@ -133,24 +135,10 @@ _PHONE_REDUCED = (
     .str.to_lowercase()
     .alias("reduced")
 )
-_PHONE_PENDING = pl.when(pl.col("fast").is_null()).then("reduced").alias("pending")
+# E.164 for '2125550187', '12125550187' and '+12125550187' (an optional '1' or '+1'
+# before a 10-digit number whose area code starts 2-9); null for anything else.
+_NANP_FAST = ("+1" + pl.col("reduced").str.extract(r"^(?:\+?1)?([2-9]\d{9})$", 1)).alias("fast")
 _NO_FAST = pl.lit(None, dtype=pl.String).alias("fast")
-
-
-def _nanp_fast_path(reduced: pl.Expr) -> pl.Expr:
-    """E.164 for '2125550187', '12125550187' and '+12125550187'; null for anything else."""
-    return (
-        pl.when(reduced.str.contains(r"^[2-9]\d{9}$"))
-        .then("+1" + reduced)
-        .when(reduced.str.contains(r"^1[2-9]\d{9}$"))
-        .then("+" + reduced)
-        .when(reduced.str.contains(r"^\+1[2-9]\d{9}$"))
-        .then(reduced)
-        .otherwise(None)
-    )
-
-
-_NANP_FAST = _nanp_fast_path(pl.col("reduced")).alias("fast")
 
 
 def phone_e164(value: str, region: str, validation: str = "possible") -> str | None:
