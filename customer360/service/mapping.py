@@ -90,8 +90,8 @@ class RecordMapper:
         self._inputs = sorted({c for f in self._outputs for c in f.meta.root_names()})
         # a request brings a few of the columns: only the outputs that read one of them
         # are computed, the others are what they are over absent columns, computed once
-        self._when_absent = _row(self._outputs, dict.fromkeys(self._inputs))
-        self._plans: dict[frozenset[str], list[pl.Expr]] = {}
+        self._when_absent = _row(_Plan.of(self._outputs), {})
+        self._plans: dict[frozenset[str], _Plan] = {}
         region = spec.settings.default_region
         # a hashed type is classified on its plain value, as ingestion screens it, and
         # then hashed; the batch's classifier of hashed values would take text as a hash
@@ -153,11 +153,11 @@ class RecordMapper:
         reading a present column from one Polars call (each call costs tens of
         microseconds, whatever it computes), the others as over absent columns."""
         shape = frozenset(present)
-        outputs = self._plans.get(shape)
-        if outputs is None:  # one per set of columns requests bring: a handful
-            outputs = [f for f in self._outputs if shape.intersection(f.meta.root_names())]
-            self._plans[shape] = outputs
-        return self._when_absent | _row(outputs, present)
+        plan = self._plans.get(shape)
+        if plan is None:  # one per set of columns requests bring: a handful
+            plan = _Plan.of([f for f in self._outputs if shape.intersection(f.meta.root_names())])
+            self._plans[shape] = plan
+        return self._when_absent | _row(plan, present)
 
     def name_keys(self, lines: pl.DataFrame) -> pl.DataFrame:
         """``entity_key`` and the name key of each compared attribute, of many inbox
@@ -190,13 +190,24 @@ def _named(field: pl.Expr, names: list[str]) -> bool:
     return field.meta.output_name() in names
 
 
-def _row(outputs: list[pl.Expr], data: dict[str, str | None]) -> dict[str, str | None]:
-    """``outputs`` over one row holding ``data`` and nulls in every other column read."""
-    if not outputs:
+@dataclass(frozen=True)
+class _Plan:
+    """Outputs to compute together, and the columns they read."""
+
+    outputs: list[pl.Expr]
+    columns: list[str]
+
+    @classmethod
+    def of(cls, outputs: list[pl.Expr]) -> _Plan:
+        return cls(outputs, sorted({c for f in outputs for c in f.meta.root_names()}))
+
+
+def _row(plan: _Plan, data: dict[str, str]) -> dict[str, str | None]:
+    """The plan's outputs over one row holding ``data`` (null in every other column)."""
+    if not plan.outputs:
         return {}
-    columns = sorted({c for f in outputs for c in f.meta.root_names()})
-    row = pl.DataFrame([pl.Series(c, [data.get(c)], pl.String) for c in columns])
-    return row.select(outputs).row(0, named=True)
+    row = pl.DataFrame([pl.Series(c, [data.get(c)], pl.String) for c in plan.columns])
+    return row.select(plan.outputs).row(0, named=True)
 
 
 def _matched_attributes(spec: Spec, mapped: list[str]) -> list[str]:
