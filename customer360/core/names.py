@@ -28,9 +28,11 @@ def nickname_pairs() -> pl.DataFrame:
     return pl.concat([pairs, pairs.select(name="other", other="name")]).unique()
 
 
-def name_key(column: str) -> pl.Expr:
-    """The comparable form of a name column: trimmed, lower case, null when blank."""
-    cleaned = pl.col(column).str.strip_chars().str.to_lowercase()
+def name_key(column: str | pl.Expr) -> pl.Expr:
+    """The comparable form of a name column (or of a name computed by an expression):
+    trimmed, lower case, null when blank."""
+    source = pl.col(column) if isinstance(column, str) else column
+    cleaned = source.str.strip_chars().str.to_lowercase()
     return pl.when(cleaned != "").then(cleaned)
 
 

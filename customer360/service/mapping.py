@@ -73,20 +73,25 @@ class RecordMapper:
             guarded |= set(spec.splitting.attributes)
         self.compared = sorted(guarded & set(inbox.attributes))
         fields = mapped_fields(spec, inbox, self.columns)
-        self._fields = [
-            f for f in fields if f.meta.output_name() in (*inbox.identifiers, *self.compared)
-        ]
-        self.matched = _matched_attributes(spec, list(inbox.attributes))
-        # under their own names: a compared attribute's column becomes its name key
-        self._matched_fields = [
-            f.alias(MATCHED_PREFIX + f.meta.output_name())
-            for f in fields
-            if f.meta.output_name() in self.matched
-        ]
+        self._fields = [f for f in fields if _named(f, [*inbox.identifiers, *self.compared])]
         self._name_keys = [name_key(attribute).alias(attribute) for attribute in self.compared]
-        self._inputs = sorted(
-            {c for f in [*self._fields, *self._matched_fields] for c in f.meta.root_names()}
-        )
+        self.matched = _matched_attributes(spec, list(inbox.attributes))
+        # what observe reads of a record, each under its own name: the identifiers, the
+        # name key of each compared attribute, the matched attributes (prefixed)
+        self._outputs = [
+            *[f for f in fields if _named(f, inbox.identifiers)],
+            *[name_key(f).alias(f.meta.output_name()) for f in fields if _named(f, self.compared)],
+            *[
+                f.alias(MATCHED_PREFIX + f.meta.output_name())
+                for f in fields
+                if _named(f, self.matched)
+            ],
+        ]
+        self._inputs = sorted({c for f in self._outputs for c in f.meta.root_names()})
+        # a request brings a few of the columns: only the outputs that read one of them
+        # are computed, the others are what they are over absent columns, computed once
+        self._when_absent = _row(_Plan.of(self._outputs), {})
+        self._plans: dict[frozenset[str], _Plan] = {}
         region = spec.settings.default_region
         # a hashed type is classified on its plain value, as ingestion screens it, and
         # then hashed; the batch's classifier of hashed values would take text as a hash
@@ -105,14 +110,7 @@ class RecordMapper:
         on it. Such a value is not classified again — the same spec and code gave that
         answer — which spares a Polars pass per identifier on the hot path.
         """
-        row = pl.DataFrame([pl.Series(c, [data.get(c)], pl.String) for c in self._inputs])
-        mapped = (  # one plan, one collect: each Polars call costs tens of microseconds
-            row.lazy()
-            .select(*self._fields, *self._matched_fields)
-            .with_columns(self._name_keys)
-            .collect()
-            .row(0, named=True)
-        )
+        mapped = self._mapped({c: data[c] for c in self._inputs if data.get(c) is not None})
         identifiers = []
         for name in self.identifier_types:
             if mapped[name] is None:
@@ -150,6 +148,17 @@ class RecordMapper:
         frame = pl.DataFrame([pl.Series("value", [plain], pl.String)])
         return self.classifiers[identifier_type].with_statuses(frame).get_column("status")[0]
 
+    def _mapped(self, present: dict[str, str]) -> dict[str, str | None]:
+        """Every output of one record whose present columns are ``present``: those
+        reading a present column from one Polars call (each call costs tens of
+        microseconds, whatever it computes), the others as over absent columns."""
+        shape = frozenset(present)
+        plan = self._plans.get(shape)
+        if plan is None:  # one per set of columns requests bring: a handful
+            plan = _Plan.of([f for f in self._outputs if shape.intersection(f.meta.root_names())])
+            self._plans[shape] = plan
+        return self._when_absent | _row(plan, present)
+
     def name_keys(self, lines: pl.DataFrame) -> pl.DataFrame:
         """``entity_key`` and the name key of each compared attribute, of many inbox
         lines at once."""
@@ -175,6 +184,30 @@ class RecordMapper:
         ]
         schema = {"entity_key": pl.String, "identifier_type": pl.String, "value": pl.String}
         return pl.concat([pl.DataFrame(schema=schema), *parts])
+
+
+def _named(field: pl.Expr, names: list[str]) -> bool:
+    return field.meta.output_name() in names
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Outputs to compute together, and the columns they read."""
+
+    outputs: list[pl.Expr]
+    columns: list[str]
+
+    @classmethod
+    def of(cls, outputs: list[pl.Expr]) -> _Plan:
+        return cls(outputs, sorted({c for f in outputs for c in f.meta.root_names()}))
+
+
+def _row(plan: _Plan, data: dict[str, str]) -> dict[str, str | None]:
+    """The plan's outputs over one row holding ``data`` (null in every other column)."""
+    if not plan.outputs:
+        return {}
+    row = pl.DataFrame([pl.Series(c, [data.get(c)], pl.String) for c in plan.columns])
+    return row.select(plan.outputs).row(0, named=True)
 
 
 def _matched_attributes(spec: Spec, mapped: list[str]) -> list[str]:

@@ -103,3 +103,53 @@ def test_one_value_at_a_time_gives_what_the_whole_column_gives(normalizer, value
     column = classifier.classify(pl.Series(values, dtype=pl.String)).rows()
     one_by_one = [classifier.classify(pl.Series([value])).row(0) for value in values]
     assert one_by_one == column
+
+
+def test_outputs_over_absent_columns_are_what_the_batch_maps_them_to(tmp_path: Path) -> None:
+    """A request brings a few columns; mappings that give a value without their column
+    (a default) or read several columns must still map as the batch maps the line."""
+    spec_dict = json.loads(json.dumps(SPEC))
+    spec_dict["identifier_types"]["fax"] = {"normalizer": "digits"}
+    spec_dict["identifier_types"]["loyalty_id"] = {
+        "normalizer": "expression",
+        "expression": "upper(value)",
+    }
+    inbox = spec_dict["sources"][0]
+    inbox["identifiers"] |= {
+        "loyalty_id": "coalesce(card, 'ly-guest')",  # a default when the card is absent
+        "fax": "concat_ws('', fax, phone)",  # two columns, either may be absent
+    }
+    inbox["attributes"] = {"first_name": "coalesce(first_name, nickname)"}
+    spec_dict["identifier_types"]["phone"]["corroborate"] = "first_name"
+    spec = make_spec(spec_dict, tmp_path)
+    records = [
+        {"email": "ann@example.com"},
+        {"card": "ly 7"},
+        {"phone": "212 555 0101", "nickname": "Annie"},
+        {"fax": "1-800", "first_name": " ANN "},
+        {"fax": "1-800", "phone": "212 555 0101", "card": "x", "first_name": "Ann"},
+    ]
+    (tmp_path / "inbox").mkdir()
+    lines = [{"inbox_key": str(n), **record} for n, record in enumerate(records)]
+    (tmp_path / "inbox" / "batch.ndjson").write_text("\n".join(map(json.dumps, lines)) + "\n")
+    batch_records, _ = build_records(spec, {"inbox": read_source(spec, spec.sources[0])})
+    batch = {
+        (key, name): (value, status)
+        for key, name, value, status in build_identifiers(spec, batch_records)
+        .select("entity_key", "identifier_type", "value", "status")
+        .iter_rows()
+    }
+
+    mapper = RecordMapper(spec)
+    observed = [mapper.observe(record) for record in records]
+    service = {
+        (f"inbox:{n}", i.identifier_type): (i.value, i.status)
+        for n, observation in enumerate(observed)
+        for i in observation.identifiers
+    }
+
+    assert service == batch
+    assert batch[("inbox:0", "loyalty_id")] == ("LY-GUEST", "linkable")
+    assert batch[("inbox:2", "fax")] == ("2125550101", "linkable")
+    names = [o.names["first_name"] for o in observed]
+    assert names == [None, None, "annie", "ann", "ann"]

@@ -74,3 +74,21 @@ def test_a_record_that_agrees_with_both_keeps_the_oldest(split_household: World)
     resolver.close()
     assert answer.resolved_id == older
     assert [c.resolved_id for c in answer.conflicts] == [younger]
+
+
+def test_a_record_with_only_a_value_the_split_divided_joins_its_groups_first_record(
+    split_household: World,
+) -> None:
+    """The phone's records now belong to two customers; the batch links a newcomer to
+    the group's first record (its anchor), whose customer the service answers."""
+    older, younger = batch_ids(split_household, "R1", "R2")
+    resolver = split_household.resolver()
+    answer = resolver.resolve("web", "R5", {"phone": HOUSEHOLD_PHONE})
+    resolver.close()
+    assert (answer.resolved_id, answer.matched_entity_key) == (older, "signups:web:R1")
+    assert answer.conflicts == []
+
+    split_household.run_batch()
+
+    assert batch_ids(split_household, "R5") == [older]
+    assert batch_ids(split_household, "R1", "R2") == [older, younger]
