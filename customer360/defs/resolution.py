@@ -56,10 +56,12 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         outs={
             "records": _out(
                 spec,
-                "Every accepted source record with provenance (entity_key = "
-                "'<source>:<record key>', batch, row, updated_at, trust) and its identifier "
-                "and attribute values as mapped by the spec, trimmed, placeholders nulled. "
-                "Sorted by trust, then earliest update: the order that picks resolved ids.",
+                "Every accepted record of the sources' current batch files (read here, "
+                "kept by content; the extracts' partitions are the batches as they landed) "
+                "with provenance (entity_key = '<source>:<record key>', batch, row, "
+                "updated_at, trust) and its identifier and attribute values as mapped by "
+                "the spec, trimmed, placeholders nulled. Sorted by trust, then earliest "
+                "update: the order that picks resolved ids.",
             ),
             "quarantine": _out(
                 spec,
