@@ -29,7 +29,7 @@ from customer360.defs.preview import PREVIEW_JOB, build_preview_assets
 from customer360.defs.profiles import build_profile_assets
 from customer360.defs.resolution import build_resolution_assets
 from customer360.defs.run_history import build_run_history_sensors
-from customer360.defs.sources import build_source_assets
+from customer360.defs.sources import build_ingest_jobs, build_source_assets
 
 JOB_NAME = "resolve_customers"
 
@@ -52,11 +52,14 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
         *build_preview_assets(spec, store),
     ]
     preview = dg.AssetSelection.groups(PREVIEW_GROUP)
+    extracts = dg.AssetSelection.assets(*(source.name for source in spec.sources))
     job = dg.define_asset_job(
         JOB_NAME,
-        selection=dg.AssetSelection.all() - preview,
-        description="Materialize the whole graph: sources to golden profiles and metrics. "
-        "Reuses the persisted match model (materialize match_model to retrain it).",
+        selection=dg.AssetSelection.all() - preview - extracts,
+        description="Materialize the whole graph from the sources' current batch files to "
+        "golden profiles and metrics (the extracts' per-batch partitions are ingested by "
+        "the ingest_<source> jobs). Reuses the persisted match model (materialize "
+        "match_model to retrain it).",
         config=match_model_config(spec) or None,
         tags=writes_tags(artifacts),
     )
@@ -66,6 +69,7 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
         description="Dry run: what the next run would change. Writes only the dry_run tables.",
         tags=writes_tags(artifacts),
     )
+    ingest_jobs = build_ingest_jobs(spec, store)
     forget_job, rebuild_after_forget = build_forget_job(spec, store, job)
     return dg.Definitions(
         assets=assets,
@@ -74,9 +78,9 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
             *build_output_checks(spec, store),
             *build_accuracy_checks(spec),
         ],
-        jobs=[job, preview_job, forget_job],
+        jobs=[job, preview_job, forget_job, *ingest_jobs],
         sensors=[
-            build_batch_sensor(spec, JOB_NAME),
+            build_batch_sensor(spec, JOB_NAME, [job, *ingest_jobs]),
             *build_run_history_sensors(spec, store),
             rebuild_after_forget,
         ],

@@ -164,8 +164,10 @@ def launch(job: str, workspace: Path, env: dict[str, str], config: dict | None =
 def runs_once(
     instance: dg.DagsterInstance, done: Callable[[list[dg.RunRecord]], bool]
 ) -> list[dg.RunRecord]:
-    """Every run of the instance, as soon as ``done`` says so of them."""
-    deadline = time.monotonic() + 300
+    """Every run of the instance, as soon as ``done`` says so of them. The sensor's first
+    look alone queues an ingestion run per batch and a resolution, each in its own
+    process, one at a time: on a busy machine that takes minutes."""
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         records = instance.get_run_records()
         if done(records):

@@ -42,6 +42,7 @@ class BatchCache:
         self.folder = store.root / "state" / CACHE_FOLDER
         self.writable = writable
         self.reuse = reuse
+        self.batches = 0  # batches asked for
         self.files_read = 0  # batches read from their files (not found in the cache)
 
     def read(
@@ -50,10 +51,17 @@ class BatchCache:
         source: Source,
         paths: list[Path],
         read: Callable[[Path], pl.DataFrame],
+        *,
+        every_batch: bool = True,
     ) -> list[pl.DataFrame]:
         """Each batch's rows, kept or freshly read with ``read`` (counted in
-        ``files_read``)."""
+        ``files_read``).
+
+        ``paths`` are all the source's batches unless ``every_batch`` is False (one
+        batch ingested on its own): then entries of the other batches are left alone
+        rather than removed as gone."""
         folder = self.folder / source.name
+        self.batches += len(paths)
         if not keeps(spec, source):
             if self.writable:  # kept before hashing was turned on: plain text must go
                 shutil.rmtree(folder, ignore_errors=True)
@@ -73,9 +81,11 @@ class BatchCache:
                 if self.writable:
                     _write_entry(frame, entry)
             frames.append(frame)
-        if self.writable:
+        if self.writable and every_batch:
             _save_index(folder, used)
             _remove_unused(folder, spec, source, used, settings)
+        elif self.writable:
+            _save_index(folder, {**index, **used})
         return frames
 
 

@@ -1,8 +1,9 @@
 """Which batch files exist, and which changed since last time — by content, not by name.
 
-A fingerprint per file (size, modification time, content hash) is kept between looks.
-Only files whose size or modification time moved are hashed again, so looking at an
-unchanged folder costs one ``stat`` per file.
+A fingerprint per batch (size, modification time, content hash) is kept between looks,
+per source and by batch name (the file's path relative to the source's path, as outputs
+name it). Only files whose size or modification time moved are hashed again, so looking
+at an unchanged folder costs one ``stat`` per file.
 """
 
 from __future__ import annotations
@@ -11,32 +12,34 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from customer360.core.readers import list_batches
+from customer360.core.readers import batch_name, list_batches
 from customer360.core.spec import Spec
 
 HASH_CHUNK = 1 << 20
 
-Fingerprints = dict[str, list]  # path → [size, mtime_ns, content hash]
+Fingerprint = list  # [size, mtime_ns, content hash]
+Fingerprints = dict[str, dict[str, Fingerprint]]  # source → batch name → fingerprint
+Batch = tuple[str, str]  # (source, batch name)
 
 
 @dataclass(frozen=True)
 class BatchChanges:
-    added: list[str]
-    changed: list[str]
-    removed: list[str]
+    added: list[Batch]
+    changed: list[Batch]
+    removed: list[Batch]
 
     def __bool__(self) -> bool:
         return bool(self.added or self.changed or self.removed)
 
     def describe(self) -> str:
         parts = [
-            f"{len(names)} {label}"
-            for label, names in (
+            f"{len(batches)} {label}"
+            for label, batches in (
                 ("new", self.added),
                 ("changed", self.changed),
                 ("removed", self.removed),
             )
-            if names
+            if batches
         ]
         return ", ".join(parts) or "no change"
 
@@ -53,23 +56,33 @@ def fingerprint_batches(spec: Spec, previous: Fingerprints) -> Fingerprints:
     """Fingerprints of every batch file of every source, reusing unchanged hashes."""
     current: Fingerprints = {}
     for source in spec.sources:
+        known_batches = previous.get(source.name, {})
+        batches = current.setdefault(source.name, {})
         for path in list_batches(spec, source):
             stat = path.stat()
-            key = str(path)
-            known = previous.get(key)
+            name = batch_name(spec, source, path)
+            known = known_batches.get(name)
             if known and known[0] == stat.st_size and known[1] == stat.st_mtime_ns:
-                current[key] = known
+                batches[name] = known
             else:
-                current[key] = [stat.st_size, stat.st_mtime_ns, content_hash(path)]
+                batches[name] = [stat.st_size, stat.st_mtime_ns, content_hash(path)]
     return current
 
 
 def compare(previous: Fingerprints, current: Fingerprints) -> BatchChanges:
-    """New, changed (different content) and removed batch files."""
+    """New, changed (different content) and removed batches."""
+    before, now = _flatten(previous), _flatten(current)
     return BatchChanges(
-        added=sorted(set(current) - set(previous)),
-        changed=sorted(
-            path for path in set(current) & set(previous) if current[path][2] != previous[path][2]
-        ),
-        removed=sorted(set(previous) - set(current)),
+        added=sorted(set(now) - set(before)),
+        changed=sorted(batch for batch in set(now) & set(before) if now[batch] != before[batch]),
+        removed=sorted(set(before) - set(now)),
     )
+
+
+def _flatten(fingerprints: Fingerprints) -> dict[Batch, str]:
+    """(source, batch) → content hash."""
+    return {
+        (source, name): fingerprint[2]
+        for source, batches in fingerprints.items()
+        for name, fingerprint in batches.items()
+    }

@@ -22,12 +22,15 @@ from customer360.core.readers import (
     RAW_LINE_COLUMN,
     SourceReadError,
     hashed_column_problems,
+    read_one_batch,
     read_source,
 )
 from customer360.core.records import clean_text
 from customer360.core.spec import Source, Spec
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from customer360.core.batch_cache import BatchCache
 
 # Stands in for a malformed line of a source with hashed identifiers: the line could not
@@ -47,7 +50,17 @@ def ingest_source(
 ) -> Ingested:
     """Every batch of a source, without forgotten records, hashed identifiers hashed;
     batches read before come from ``cache`` when one is given."""
-    frame = read_source(spec, source, cache)
+    return _ingest(spec, source, read_source(spec, source, cache), forgotten)
+
+
+def ingest_batch(
+    spec: Spec, source: Source, path: Path, forgotten: pl.Series, cache: BatchCache | None = None
+) -> Ingested:
+    """One batch file of a source, as :func:`ingest_source` ingests each of them."""
+    return _ingest(spec, source, read_one_batch(spec, source, path, cache), forgotten)
+
+
+def _ingest(spec: Spec, source: Source, frame: pl.DataFrame, forgotten: pl.Series) -> Ingested:
     kept = without_forgotten(frame, source, forgotten)
     hashed, dropped = hash_identifiers(spec, source, kept)
     return Ingested(hashed, frame.height - kept.height, dropped)

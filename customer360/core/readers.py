@@ -107,6 +107,26 @@ def read_batch(spec: Spec, source: Source, path: Path) -> pl.DataFrame:
     )
 
 
+def batch_path(spec: Spec, source: Source, name: str) -> Path:
+    """The file of a batch named as :func:`batch_name` names it."""
+    root = spec.resolve(source.path)
+    return root if root.is_file() and root.name == name else root / name
+
+
+def read_one_batch(
+    spec: Spec, source: Source, path: Path, cache: BatchCache | None = None
+) -> pl.DataFrame:
+    """One batch of a source as :func:`read_source` reads it (an unreadable file becomes
+    one rejected row); with a ``cache``, kept when read before."""
+
+    def read(batch: Path) -> pl.DataFrame:
+        return _read_batch_or_reject(spec, source, batch)
+
+    if cache is None:
+        return read(path)
+    return cache.read(spec, source, [path], read, every_batch=False)[0]
+
+
 def read_source(spec: Spec, source: Source, cache: BatchCache | None = None) -> pl.DataFrame:
     """Every batch of a source, stacked; columns missing from a batch are null there.
 

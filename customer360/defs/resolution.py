@@ -7,11 +7,14 @@ import dagster as dg
 import polars as pl
 from dagster import AssetExecutionContext
 
+from customer360.core.batch_cache import BatchCache
 from customer360.core.clusters import resolve_membership, summarize_clusters
 from customer360.core.edges import build_edges, skipped_groups
 from customer360.core.explain import weakest_links
+from customer360.core.forget import suppressed_keys
 from customer360.core.identifiers import VALUE_COLUMNS, build_identifiers
 from customer360.core.inbox import realtime_assignments
+from customer360.core.ingest import ingest_source
 from customer360.core.records import build_records
 from customer360.core.spec import Spec
 from customer360.core.splitting import split_over_merged
@@ -22,6 +25,7 @@ from customer360.core.stable_ids import (
     with_realtime_assignments,
 )
 from customer360.core.storage import ArtifactStore
+from customer360.defs.automation import is_full_run
 from customer360.defs.gates import evaluate_gates, gate_specs, stop_if_failed
 from customer360.defs.io_manager import columns
 from customer360.defs.metadata import preview
@@ -43,18 +47,21 @@ def _out(spec: Spec, description: str, **kwargs: object) -> dg.AssetOut:
 
 def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefinition]:
     owners = [spec.settings.owner]
-    source_ins = {source.name: dg.AssetIn(key=source.name) for source in spec.sources}
 
     @dg.multi_asset(
         name="map_records",
-        ins=source_ins,
+        # the extracts' partitions are the batches as they landed; this step reads the
+        # current ones itself (kept by content), so a removed batch's rows leave at once
+        deps=[source.name for source in spec.sources],
         outs={
             "records": _out(
                 spec,
-                "Every accepted source record with provenance (entity_key = "
-                "'<source>:<record key>', batch, row, updated_at, trust) and its identifier "
-                "and attribute values as mapped by the spec, trimmed, placeholders nulled. "
-                "Sorted by trust, then earliest update: the order that picks resolved ids.",
+                "Every accepted record of the sources' current batch files (read here, "
+                "kept by content; the extracts' partitions are the batches as they landed) "
+                "with provenance (entity_key = '<source>:<record key>', batch, row, "
+                "updated_at, trust) and its identifier and attribute values as mapped by "
+                "the spec, trimmed, placeholders nulled. Sorted by trust, then earliest "
+                "update: the order that picks resolved ids.",
             ),
             "quarantine": _out(
                 spec,
@@ -65,11 +72,32 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             ),
         },
     )
-    def map_records(context: AssetExecutionContext, **extracts: pl.DataFrame):
+    def map_records(context: AssetExecutionContext):
+        cache = BatchCache(store, reuse=not is_full_run(context))
+        forgotten = suppressed_keys(store)
+        ingested = {
+            source.name: ingest_source(spec, source, forgotten, cache) for source in spec.sources
+        }
+        extracts = {name: result.frame for name, result in ingested.items()}
+        for name, frame in extracts.items():  # the sources' tables: their current batches
+            store.write(name, frame)
         records, quarantine = build_records(spec, extracts)
         context.log.info(f"{records.height} records accepted, {quarantine.height} quarantined")
         reasons = quarantine.group_by(pl.col("reason").str.extract(r"^([a-z ]+)")).len()
-        yield dg.Output(records, "records", metadata={"sources": len(extracts)})
+        hashed_dropped = {
+            name: result.hashed_values_dropped
+            for name, result in ingested.items()
+            if result.hashed_values_dropped  # invalid or excluded: not hashed, not kept
+        }
+        figures = {
+            "sources": len(extracts),
+            "batches": cache.batches,
+            "batches_read_from_files": cache.files_read,
+            "forgotten_rows_dropped": sum(r.forgotten_rows_dropped for r in ingested.values()),
+        }
+        if hashed_dropped:
+            figures["hashed_values_dropped"] = dg.MetadataValue.json(hashed_dropped)
+        yield dg.Output(records, "records", metadata=figures)
         yield dg.Output(
             quarantine,
             "quarantine",

@@ -1,8 +1,8 @@
 """``run_history``: one row per run of the project's jobs — mode (full; incremental when
-it built on what earlier runs kept; preview), trigger, start and end, seconds per step,
-rows in and out, and the error of a failed run. Written by the `customer360` command
-after its runs and by run-status sensors for runs started in the UI, by a sensor or by
-a schedule."""
+it built on what earlier runs kept; ingest for a run that read one batch; preview),
+trigger, start and end, seconds per step, rows in and out, and the error of a failed run.
+Written by the `customer360` command after its runs and by run-status sensors for runs
+started in the UI, by a sensor or by a schedule."""
 
 import json
 from datetime import UTC, datetime
@@ -12,6 +12,7 @@ import polars as pl
 
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
+from customer360.defs.partitions import INGEST_JOB_PREFIX
 
 MODES = {"resolve_customers": "full", "preview_changes": "preview"}
 HISTORY_TABLE = "run_history"
@@ -57,7 +58,7 @@ def record_run(instance: dg.DagsterInstance, run_id: str, spec: Spec, store: Art
     row = {
         "run_id": run_id,
         "job": run.job_name,
-        "mode": "incremental" if reused else MODES.get(run.job_name, "other"),
+        "mode": "incremental" if reused else _mode(run.job_name),
         "trigger": run.tags.get(
             "customer360/trigger", run.tags.get("dagster/sensor_name", "manual")
         ),
@@ -73,6 +74,12 @@ def record_run(instance: dg.DagsterInstance, run_id: str, spec: Spec, store: Art
     }
     frame = pl.DataFrame([row], schema=HISTORY_SCHEMA)
     store.append(HISTORY_TABLE, frame)
+
+
+def _mode(job_name: str) -> str:
+    if job_name.startswith(INGEST_JOB_PREFIX):
+        return "ingest"  # one batch file read into its partition
+    return MODES.get(job_name, "other")
 
 
 def _moment(epoch_seconds: float | None) -> datetime | None:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from customer360.core.batch_cache import BatchCache, clear_batch_cache
-from customer360.core.readers import read_source
+from customer360.core.readers import read_one_batch, read_source
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
 
@@ -149,3 +149,21 @@ def test_cached_reads_equal_reading_every_file_over_any_history(tmp_path_factory
         cached = read_source(spec, source, BatchCache(store))
         assert cached.equals(read_source(spec, source))
         assert len(kept_entries(store)) == len(list((base / "crm").glob("*.csv")))
+
+
+def test_one_batch_read_alone_is_kept_for_the_next_read_of_all_and_leaves_the_others(tmp_path):
+    spec, store = folder_spec(tmp_path), ArtifactStore(tmp_path / "artifacts")
+    source = spec.sources[0]
+    put(tmp_path, "b1.csv", [("C1", "a@x.io")])
+    read_source(spec, source, BatchCache(store))
+    put(tmp_path, "b2.csv", [("C2", "b@x.io")])
+
+    alone = BatchCache(store)
+    frame = read_one_batch(spec, source, tmp_path / "crm" / "b2.csv", alone)
+    assert frame.get_column("customer_id").to_list() == ["C2"]
+    assert alone.files_read == 1
+    assert len(kept_entries(store)) == 2  # b1's entry is not taken for a removed batch
+
+    every = BatchCache(store)
+    assert read_source(spec, source, every).equals(read_source(spec, source))
+    assert (every.batches, every.files_read) == (2, 0)

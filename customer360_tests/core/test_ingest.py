@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from customer360.core.identifiers import build_identifiers
-from customer360.core.ingest import WITHHELD_LINE, ingest_source
+from customer360.core.ingest import WITHHELD_LINE, ingest_batch, ingest_source
 from customer360.core.readers import RAW_LINE_COLUMN, SourceReadError
 from customer360.core.records import build_records
 from customer360.core.spec import Spec, SpecError, load_spec
@@ -66,6 +66,17 @@ def test_hashed_columns_hold_the_keyed_hash_of_the_normalized_value(spec: Spec) 
     assert frame.get_column("phone").to_list() == [ann_phone, ann_phone, None, None, None]
     assert frame.get_column("first_name").to_list() == ["Ann", "Ann", "Bob", "Cat", "Dan"]
     assert frame.get_column("customer_id").to_list() == ["C1", "C2", "C3", "C4", "C5"]
+
+
+def test_one_batch_alone_is_ingested_as_with_the_others(tmp_path: Path) -> None:
+    write_csv(tmp_path / "crm" / "day1.csv", CRM_HEADER, ROWS[:2])
+    write_csv(tmp_path / "crm" / "day2.csv", CRM_HEADER, ROWS[2:])
+    spec = make_spec(hashing_spec(path="crm"), base_dir=tmp_path)
+    source, forgotten = spec.sources[0], pl.Series("entity_key", ["crm:C3"])
+    together = ingest_source(spec, source, forgotten)
+    alone = ingest_batch(spec, source, tmp_path / "crm" / "day2.csv", forgotten)
+    assert alone.frame.equals(together.frame.filter(pl.col("_batch") == "day2.csv"))
+    assert alone.forgotten_rows_dropped == together.forgotten_rows_dropped == 1
 
 
 def test_values_that_could_never_link_are_dropped_and_counted_placeholders_are_not(

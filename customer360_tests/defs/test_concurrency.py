@@ -75,7 +75,8 @@ def test_every_writing_job_tags_its_runs_with_the_artifacts_folder(
     defs: dg.Definitions, tmp_path: Path
 ) -> None:
     folder = str((tmp_path / "out").resolve())
-    for name in (JOB_NAME, PREVIEW_JOB, FORGET_JOB):
+    ingest_jobs = ("ingest_crm_customers", "ingest_ecom_orders", "ingest_support_tickets")
+    for name in (JOB_NAME, PREVIEW_JOB, FORGET_JOB, *ingest_jobs):
         job = defs.resolve_job_def(name)
         assert job.tags[WRITES_TAG] == folder, name  # what a launch from the UI copies
         assert job.run_tags[WRITES_TAG] == folder, name  # what sensors and schedules copy

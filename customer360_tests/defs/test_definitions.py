@@ -32,6 +32,7 @@ EXPECTED_GROUPS = {
     "dry_run_summary": "preview",
 }
 PREVIEW_ASSETS = {"dry_run_results", "dry_run_summary"}
+SOURCES = {"crm_customers", "ecom_orders", "support_tickets"}
 EXPECTED_CHECKS = {
     ("membership", "keys_unique_not_null"),
     ("membership", "every_record_resolved"),
@@ -79,10 +80,27 @@ def test_the_quality_checks_are_defined_and_the_size_check_blocks(
     assert check_specs[("cluster_lineage", "moved_share_within_limit")].blocking
 
 
-def test_the_main_job_selects_every_asset_but_the_dry_run(asset_graph: dg.Definitions) -> None:
+def test_the_main_job_selects_every_asset_but_the_extracts_and_the_dry_run(
+    asset_graph: dg.Definitions,
+) -> None:
     job = asset_graph.resolve_job_def(JOB_NAME)
     selected = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
-    assert selected == set(EXPECTED_GROUPS) - PREVIEW_ASSETS
+    assert selected == set(EXPECTED_GROUPS) - PREVIEW_ASSETS - SOURCES
+
+
+def test_each_source_is_partitioned_by_its_own_batches_and_ingested_by_its_own_job(
+    asset_graph: dg.Definitions,
+) -> None:
+    graph = asset_graph.resolve_asset_graph()
+    for source in SOURCES:
+        partitions = graph.get(dg.AssetKey(source)).partitions_def
+        assert isinstance(partitions, dg.DynamicPartitionsDefinition)
+        assert partitions.name == f"{source}_batches"
+        job = asset_graph.resolve_job_def(f"ingest_{source}")
+        assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {source}
+    downstream = graph.get(dg.AssetKey("records"))
+    assert downstream.partitions_def is None
+    assert {k.to_user_string() for k in downstream.parent_keys} == SOURCES
 
 
 def test_materialized_assets_carry_row_counts_and_column_schemas(walkthrough_run) -> None:
@@ -90,7 +108,7 @@ def test_materialized_assets_carry_row_counts_and_column_schemas(walkthrough_run
         event.asset_key.to_user_string(): event.step_materialization_data.materialization.metadata
         for event in walkthrough_run.result.get_asset_materialization_events()
     }
-    assert set(materializations) == set(EXPECTED_GROUPS) - PREVIEW_ASSETS
+    assert set(materializations) == set(EXPECTED_GROUPS) - PREVIEW_ASSETS - SOURCES
     membership = materializations["membership"]
     assert membership["dagster/row_count"].value == 10
     columns = [c.name for c in membership["dagster/column_schema"].schema.columns]

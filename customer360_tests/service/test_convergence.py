@@ -9,7 +9,7 @@ import polars as pl
 
 from customer360.definitions import build_definitions
 from customer360.service.resolver import Resolver
-from customer360_tests.defs.test_automation import evaluate
+from customer360_tests.defs.test_automation import look, requested
 
 from .conftest import JANE, JOHN, World
 
@@ -98,15 +98,20 @@ def test_when_the_batch_evidence_disagrees_the_record_splits_off_and_lineage_say
 
 
 def test_the_sensor_sees_an_inbox_batch_only_once_it_is_complete(world: World) -> None:
-    sensor = build_definitions(world.spec, world.artifacts).resolve_sensor_def("batch_files_sensor")
-    instance = dg.DagsterInstance.ephemeral()
-    _, cursor = evaluate(sensor, instance, None)  # the first look: every batch is new
+    defs = build_definitions(world.spec, world.artifacts)
+    with dg.instance_for_test() as instance:
+        cursor = look(defs, instance, None).cursor  # the first look: every batch is new
 
-    resolver = world.resolver()
-    resolver.resolve("web", "S8", {"email": "zoe@new.org"})
-    requests, cursor = evaluate(sensor, instance, cursor)
-    assert requests == []  # the open inbox file is hidden
-    resolver.close()  # rotation
+        resolver = world.resolver()
+        resolver.resolve("web", "S8", {"email": "zoe@new.org"})
+        early = look(defs, instance, cursor)
+        assert early.run_requests == []  # the open inbox file is hidden
+        resolver.close()  # rotation
 
-    requests, _ = evaluate(sensor, instance, cursor)
-    assert [r.tags["customer360/changes"] for r in requests] == ["1 new"]
+        rotated = look(defs, instance, early.cursor or cursor)
+        inbox = next(r for r in rotated.run_requests if r.partition_key)
+        assert inbox.partition_key.startswith("accepted-")
+        assert [(job, change) for job, _, change in requested(rotated)] == [
+            (inbox.job_name, "1 new"),
+            ("resolve_customers", "1 new"),
+        ]
