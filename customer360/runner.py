@@ -12,8 +12,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from customer360.core.spec import load_spec
+from customer360.core.spec import Spec, load_spec
 from customer360.definitions import JOB_NAME, build_definitions, match_model_config
+
+
+@lru_cache(maxsize=8)
+def checked_spec(spec_path: str, spec_version: str) -> Spec:
+    """The spec, checked against its source files once per ``spec_version``: a run needs
+    it for its config and again for its job, and checking opens every source file."""
+    return load_spec(spec_path)
 
 
 @lru_cache(maxsize=8)
@@ -25,7 +32,8 @@ def job_for(spec_path: str, artifacts: str, spec_version: str) -> dg.JobDefiniti
     are kept by these arguments. ``spec_version`` (the spec file's size and modification
     time) makes an edited spec build a new job in a long process.
     """
-    return build_definitions(load_spec(spec_path), Path(artifacts)).resolve_job_def(JOB_NAME)
+    spec = checked_spec(spec_path, spec_version)
+    return build_definitions(spec, Path(artifacts)).resolve_job_def(JOB_NAME)
 
 
 def materialize_all(
@@ -37,10 +45,9 @@ def materialize_all(
 ) -> dg.JobExecutionResult:
     """Run the main job for a spec, in this process, into ``artifacts``."""
     stat = spec_path.stat()
+    version = f"{stat.st_size}:{stat.st_mtime_ns}"
     job = dg.build_reconstructable_job(
-        __name__,
-        job_for.__name__,
-        reconstructable_args=(str(spec_path), str(artifacts), f"{stat.st_size}:{stat.st_mtime_ns}"),
+        __name__, job_for.__name__, reconstructable_args=(str(spec_path), str(artifacts), version)
     )
     return dg.execute_job(
         job,
@@ -48,6 +55,6 @@ def materialize_all(
         tags=tags,
         run_config={
             "loggers": {"console": {"config": {"log_level": log_level}}},
-            **match_model_config(load_spec(spec_path)),
+            **match_model_config(checked_spec(str(spec_path), version)),
         },
     )

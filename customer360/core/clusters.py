@@ -84,19 +84,22 @@ def summarize_clusters(
 ) -> pl.DataFrame:
     """One row per cluster: size, sources, the rules whose edges hold it together and
     the guards that split it off (``cut``: links cut, with the ``guard`` that cut each)."""
+    # the few sources and rules are compared as the codes of a sorted Enum, not as text
+    sources = _sorted_enum(membership.get_column("source"))
     sizes = membership.group_by("resolved_id").agg(
         pl.len().alias("size"),
         pl.col("source").n_unique().alias("source_count"),
-        pl.col("source").unique().sort().alias("sources"),
+        pl.col("source").cast(sources).unique().sort().alias("sources"),
     )
-    edge_clusters = edges.join(
+    edge_clusters = edges.select("entity_key_b", "rule").join(
         membership.select("entity_key", "resolved_id"),
         left_on="entity_key_b",
         right_on="entity_key",
         how="inner",
     )
+    rules = _sorted_enum(edge_clusters.get_column("rule"))
     links = edge_clusters.group_by("resolved_id").agg(
-        pl.col("rule").unique().sort().alias("linked_by"),
+        pl.col("rule").cast(rules).unique().sort().alias("linked_by"),
         pl.len().alias("edge_count"),
     )
     no_guards = pl.DataFrame(schema={"entity_key": pl.String, "guard": pl.String})
@@ -128,3 +131,8 @@ def summarize_clusters(
         .select(list(CLUSTER_SCHEMA))
         .cast(CLUSTER_SCHEMA)
     )
+
+
+def _sorted_enum(values: pl.Series) -> pl.Enum:
+    """An Enum of the distinct values in text order: its codes sort as the text does."""
+    return pl.Enum(values.drop_nulls().unique().sort())

@@ -204,12 +204,19 @@ def weakest_links(
     largest = clusters.sort(["size", "resolved_id"], descending=[True, False]).head(top_clusters)
     members = membership.join(largest.select("resolved_id"), on="resolved_id", how="semi")
     inside = _edges_among(edges, members).filter(pl.col("resolved_id_a") == pl.col("resolved_id_b"))
-    value_group_sizes = edges.group_by("identifier_type", "value").agg(
-        (pl.len() + 1).alias("value_group_size")  # a star of n records has n - 1 edges
+    bridges = _bridges(inside)
+    # only the bridges' values are counted, not every value of the run
+    value_group_sizes = (
+        edges.join(
+            bridges.select("identifier_type", "value").unique(),
+            on=["identifier_type", "value"],
+            how="semi",
+        )
+        .group_by("identifier_type", "value")
+        .agg((pl.len() + 1).alias("value_group_size"))  # a star of n records has n - 1 edges
     )
     weakest = (
-        _bridges(inside)
-        .join(value_group_sizes, on=["identifier_type", "value"], how="left")
+        bridges.join(value_group_sizes, on=["identifier_type", "value"], how="left")
         .join(
             largest.select("resolved_id", pl.col("size").alias("cluster_size")),
             left_on="resolved_id_a",

@@ -100,12 +100,20 @@ def _counted(frame: pl.DataFrame, metric: str, dimension: str) -> pl.DataFrame:
 
 def _cut_links(edges: pl.DataFrame, membership: pl.DataFrame) -> int:
     """Edges whose ends ended up in different clusters: links a split cut."""
-    lookup = membership.select("entity_key", "resolved_id")
-    ends = edges.select("entity_key_a", "entity_key_b").join(
-        lookup, left_on="entity_key_a", right_on="entity_key"
+    # both ends looked up in one join, so membership is hashed once
+    ends = pl.concat([edges.get_column("entity_key_a"), edges.get_column("entity_key_b")])
+    found = (
+        ends.to_frame("entity_key")
+        .join(
+            membership.select("entity_key", "resolved_id"),
+            on="entity_key",
+            how="left",
+            maintain_order="left",
+        )
+        .get_column("resolved_id")
     )
-    ends = ends.join(lookup, left_on="entity_key_b", right_on="entity_key", suffix="_b")
-    return ends.filter(pl.col("resolved_id") != pl.col("resolved_id_b")).height
+    a, b = found.head(edges.height), found.tail(edges.height)
+    return int((a != b).sum())
 
 
 def _match_rates(membership: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:

@@ -136,7 +136,18 @@ def _map_columns(spec: Spec, source: Source, raw: pl.DataFrame) -> pl.DataFrame:
     markers = (BATCH_COLUMN, ROW_COLUMN, REJECT_COLUMN, RAW_LINE_COLUMN)
     raw_columns = [c for c in raw.columns if c not in markers]
     try:
-        mapped = mapped_fields(spec, source, raw.columns)
+        # an expression is evaluated once here, not twice inside clean_text's condition
+        fields = {**source.identifiers, **source.attributes}
+        evaluated = {
+            field: f"_mapped_{field}"
+            for field, mapping in fields.items()
+            if mapping not in raw.columns
+        }
+        raw = raw.with_columns(
+            mapping_expr(fields[field], raw.columns).alias(column)
+            for field, column in evaluated.items()
+        )
+        mapped = mapped_fields(spec, source, raw.columns, evaluated)
         updated_raw = (
             clean_text(pl.col(source.updated_at), missing_tokens)
             if source.updated_at
@@ -175,14 +186,21 @@ def _map_columns(spec: Spec, source: Source, raw: pl.DataFrame) -> pl.DataFrame:
         ) from (exc if spec.settings.show_personal_data else None)
 
 
-def mapped_fields(spec: Spec, source: Source, columns: list[str]) -> list[pl.Expr]:
+def mapped_fields(
+    spec: Spec, source: Source, columns: list[str], evaluated: dict[str, str] | None = None
+) -> list[pl.Expr]:
     """The source's identifiers and attributes as expressions over its raw columns:
     trimmed text, placeholders that mean 'no value' null. The resolve service maps a
-    request's data with these same expressions."""
+    request's data with these same expressions. ``evaluated`` names, per field, a column
+    that already holds its mapping's value (see _map_columns)."""
     missing_tokens = [token.lower() for token in spec.settings.missing_values]
+    evaluated = evaluated or {}
     fields = {**source.identifiers, **source.attributes}
     return [
-        clean_text(mapping_expr(mapping, columns), missing_tokens).alias(field)
+        clean_text(
+            pl.col(evaluated[field]) if field in evaluated else mapping_expr(mapping, columns),
+            missing_tokens,
+        ).alias(field)
         for field, mapping in fields.items()
     ]
 

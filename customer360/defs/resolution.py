@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext
 
 from customer360.core.batch_cache import BatchCache
 from customer360.core.clusters import resolve_membership, summarize_clusters
-from customer360.core.edges import build_edges, skipped_groups
+from customer360.core.edges import EDGE_SCHEMA, build_edges, skipped_groups
 from customer360.core.explain import weakest_links
 from customer360.core.forget import suppressed_keys
 from customer360.core.identifiers import VALUE_COLUMNS, build_identifiers
@@ -175,10 +175,12 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             },
         )
 
-    edge_ins = {"identity_edges": dg.AssetIn()}
+    # every edge column but the match evidence, which clustering never reads
+    edge_columns = columns(*(name for name in EDGE_SCHEMA if name != "evidence"))
+    edge_ins = {"identity_edges": edge_columns}
     guarded_attributes = spec.splitting.attributes if spec.splitting else []
     if spec.matching and spec.matching.enabled:
-        edge_ins["match_edges"] = dg.AssetIn()
+        edge_ins["match_edges"] = edge_columns
 
     @dg.multi_asset(
         ins={
