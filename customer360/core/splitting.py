@@ -294,17 +294,21 @@ def _link_strength(edges: pl.DataFrame, record_count: int) -> pl.Series:
     group_sizes = members.group_by("identifier_type", "value").agg(
         pl.col("entity_key").n_unique().alias("group_size")
     )
-    strength = (
+    return (
         edges.select("identifier_type", "value", "match_weight")
         .join(group_sizes, on=["identifier_type", "value"], how="left", maintain_order="left")
-        .select(
-            pl.coalesce(
-                "match_weight", (record_count / pl.col("group_size").cast(pl.Float64)).log(2)
-            )
-        )
+        .select(link_strength(pl.col("match_weight"), pl.col("group_size"), record_count))
         .to_series()
     )
-    return (strength * STRENGTH_SCALE).round().clip(1, _MAX_CAPACITY // 4).cast(pl.Int64)
+
+
+def link_strength(match_weight: pl.Expr, group_size: pl.Expr, record_count: int) -> pl.Expr:
+    """A link's strength in hundredths of a bit, as the minimum cut weighs it: its match
+    weight, else log2(``record_count`` / ``group_size``, the records its value links) —
+    rounded and bounded like the flow's integer capacities. Public so that the resolve
+    service weighs a record's links to customers the split will divide exactly so."""
+    bits = pl.coalesce(match_weight, (record_count / group_size.cast(pl.Float64)).log(2))
+    return (bits * STRENGTH_SCALE).round().clip(1, _MAX_CAPACITY // 4).cast(pl.Int64)
 
 
 def _conflict_values(
@@ -447,6 +451,45 @@ def conflicting_customers(
     against = pairs.join(own, on=["component", "attribute", "value"], how="semi")
     components = against.get_column("component").unique().to_list()
     return set(ids.gather(components).to_list())
+
+
+def customers_kept_apart(
+    record: dict[str, str | None],
+    customers: pl.DataFrame,
+    splitting: Splitting | None,
+    con: duckdb.DuckDBPyConnection,
+) -> bool:
+    """Whether the split would cut these customers apart again after a record links them.
+
+    The record and the customers' records taken as one cluster — what the next run's
+    merge makes of them — hold two values of a conflict attribute that cannot be one
+    person's, held by different customers' records (or by one of them and the record):
+    the batch's own test, with the arguments of :func:`conflicting_customers`. A
+    conflict inside one customer says nothing about keeping them together.
+    """
+    if splitting is None or not splitting.conflicts or customers.is_empty():
+        return False
+    attributes = splitting.attributes
+    mine = pl.DataFrame(
+        {"resolved_id": [""]} | {a: [record.get(a)] for a in attributes},
+        schema=dict.fromkeys(["resolved_id", *attributes], pl.String),
+    )
+    theirs = customers.select("resolved_id", *[pl.col(a).cast(pl.String) for a in attributes])
+    keys = pl.concat([mine, theirs]).with_columns(
+        pl.lit(0, pl.Int64).alias("component"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("position"),
+    )
+    values = _held_values(keys, splitting.conflicts, splitting.swappable)
+    pairs = _incompatible_pairs(values, splitting.conflicts, con)
+    owners = (
+        values.join(keys.select("position", "resolved_id"), on="position")
+        .select("attribute", "value", "resolved_id")
+        .unique()
+    )
+    across = pairs.join(owners, on=["attribute", "value"]).join(
+        owners.rename({"value": "other", "resolved_id": "other_id"}), on=["attribute", "other"]
+    )
+    return not across.filter(pl.col("resolved_id") != pl.col("other_id")).is_empty()
 
 
 def conflict_connection() -> duckdb.DuckDBPyConnection:
