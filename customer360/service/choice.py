@@ -20,7 +20,7 @@ belong to A and B is also two. Customers are never merged in real time.
 
 Which of the others depends on whether they would stay merged. Usually they would, and
 the merge keeps the oldest. But customers the split cut apart because *their* records
-conflict with each other (``splitting.customers_kept_apart``) are cut apart again after
+conflict with each other (``splitting.split_verdict``) are cut apart again after
 the record merges them, at the minimum cut, which leaves the record with the side its
 links are stronger to. The resolver then gives each of their candidates the
 ``strength`` the split gives the link — ``splitting.link_strength``, log2(records /

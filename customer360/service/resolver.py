@@ -17,7 +17,7 @@ batch will give its inbox line. Resolving it:
    record's (:func:`customer360.core.edges.guarded_partners`, the batch's rule);
 4. the customers so reached are the candidates; when they are several, those whose
    records the split of over-merged clusters would cut the record away from are marked
-   (:func:`customer360.core.splitting.conflicting_customers`, the batch's rule) — and,
+   (:func:`customer360.core.splitting.split_verdict`, the batch's rule) — and,
    when the others would be cut apart again, each link weighed as the split's minimum
    cut weighs it — and a chooser picks one (see :mod:`customer360.service.choice`);
    with none, the record is a new customer and gets the id the batch would give it —
@@ -66,12 +66,7 @@ from customer360.core.inbox import (
 from customer360.core.matching import MATCH_RULE, reusable_model
 from customer360.core.readers import list_batches
 from customer360.core.spec import Spec
-from customer360.core.splitting import (
-    conflict_connection,
-    conflicting_customers,
-    customers_kept_apart,
-    link_strength,
-)
+from customer360.core.splitting import conflict_connection, link_strength, split_verdict
 from customer360.core.stable_ids import unique_id
 from customer360.core.storage import ArtifactStore
 from customer360.service.choice import (
@@ -435,15 +430,9 @@ class Resolver:
             for key in self._pending.customers.get(resolved_id, [])
         ]
         held = pl.concat([published, pl.DataFrame(accepted, schema=published.schema)])
-        con = self._conflict_con
-        conflicting = conflicting_customers(observation.names, held, splitting, con)
-        marked = [replace(c, conflicting=c.resolved_id in conflicting) for c in candidates]
-        others = [c for c in customers if c not in conflicting]
-        if len(others) < 2 or not customers_kept_apart(
-            observation.names, held.filter(pl.col("resolved_id").is_in(others)), splitting, con
-        ):
-            return marked
-        return self._weighed(graph, marked)
+        verdict = split_verdict(observation.names, held, splitting, self._conflict_con)
+        marked = [replace(c, conflicting=c.resolved_id in verdict.conflicting) for c in candidates]
+        return self._weighed(graph, marked) if verdict.kept_apart else marked
 
     def _weighed(self, graph: GraphIndex, candidates: list[Candidate]) -> list[Candidate]:
         """The candidates with the strength the split's minimum cut gives each link, over

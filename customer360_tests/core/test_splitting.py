@@ -12,10 +12,9 @@ from customer360.core.spec import Splitting
 from customer360.core.splitting import (
     SIZE_GUARD,
     conflict_connection,
-    conflicting_customers,
-    customers_kept_apart,
     link_strength,
     split_over_merged,
+    split_verdict,
 )
 
 NAMES = Splitting(conflicts={"first_name": "name"})
@@ -273,7 +272,7 @@ def record(first_name: str | None, last_name: str | None, date_of_birth: str | N
 
 def conflicts_of(record: dict, held: pl.DataFrame, splitting: Splitting | None) -> set[str]:
     with conflict_connection() as con:
-        return conflicting_customers(record, held, splitting, con)
+        return split_verdict(record, held, splitting, con).conflicting
 
 
 def test_customers_whose_records_cannot_be_the_records_person_conflict():
@@ -318,7 +317,7 @@ def test_a_relatives_swapped_record_does_not_hide_a_customer_the_record_conflict
 
 def kept_apart(record: dict, held: pl.DataFrame, splitting: Splitting | None = PERSON) -> bool:
     with conflict_connection() as con:
-        return customers_kept_apart(record, held, splitting, con)
+        return split_verdict(record, held, splitting, con).kept_apart
 
 
 def test_customers_whose_records_conflict_with_each_other_are_kept_apart():
@@ -333,6 +332,16 @@ def test_customers_whose_records_conflict_with_each_other_are_kept_apart():
     twins = customers(("crm:1", "jacob", "brown", "1980-03-14"), ("crm:2", "jake", None, None))
     assert not kept_apart(record("jacob", "brown", None), twins)
     assert not kept_apart(record("jacob", "brown", None), twins, None)
+
+
+def test_only_customers_the_record_can_join_are_weighed_against_each_other():
+    held = customers(
+        ("crm:1", "jacob", "brown", None),
+        ("crm:2", "jake", "brown", None),
+        ("crm:3", "emma", "brown", None),  # conflicts with all: the record is cut from her
+    )
+    assert conflicts_of(record("jacob", "brown", None), held, PERSON) == {"crm:3"}
+    assert not kept_apart(record("jacob", "brown", None), held)
 
 
 def test_a_conflict_inside_one_customer_does_not_keep_customers_apart():
