@@ -294,17 +294,21 @@ def _link_strength(edges: pl.DataFrame, record_count: int) -> pl.Series:
     group_sizes = members.group_by("identifier_type", "value").agg(
         pl.col("entity_key").n_unique().alias("group_size")
     )
-    strength = (
+    return (
         edges.select("identifier_type", "value", "match_weight")
         .join(group_sizes, on=["identifier_type", "value"], how="left", maintain_order="left")
-        .select(
-            pl.coalesce(
-                "match_weight", (record_count / pl.col("group_size").cast(pl.Float64)).log(2)
-            )
-        )
+        .select(link_strength(pl.col("match_weight"), pl.col("group_size"), record_count))
         .to_series()
     )
-    return (strength * STRENGTH_SCALE).round().clip(1, _MAX_CAPACITY // 4).cast(pl.Int64)
+
+
+def link_strength(match_weight: pl.Expr, group_size: pl.Expr, record_count: int) -> pl.Expr:
+    """A link's strength in hundredths of a bit, as the minimum cut weighs it: its match
+    weight, else log2(``record_count`` / ``group_size``, the records its value links) —
+    rounded and bounded like the flow's integer capacities. Public so that the resolve
+    service weighs a record's links to customers the split will divide exactly so."""
+    bits = pl.coalesce(match_weight, (record_count / group_size.cast(pl.Float64)).log(2))
+    return (bits * STRENGTH_SCALE).round().clip(1, _MAX_CAPACITY // 4).cast(pl.Int64)
 
 
 def _conflict_values(
@@ -405,48 +409,73 @@ def _swapped_records(keys: pl.DataFrame, attribute: str, partner: str) -> pl.Dat
     ).select("component", "position", pl.lit(attribute).alias("attribute"))
 
 
-def conflicting_customers(
+class SplitVerdict(NamedTuple):
+    """What the next run's split makes of a record that links several customers."""
+
+    conflicting: set[str]
+    """The customers it could not join without the split cutting it off again."""
+    kept_apart: bool
+    """Whether the others, merged through it, would be cut apart again."""
+
+
+def split_verdict(
     record: dict[str, str | None],
     customers: pl.DataFrame,
     splitting: Splitting | None,
     con: duckdb.DuckDBPyConnection,
-) -> set[str]:
-    """The customers a record could not join without the split cutting it off again.
+) -> SplitVerdict:
+    """The split's verdict on a record linking ``customers``, by the batch's own rule
+    (``swappable`` honoured), so that a real-time answer picks among customers the way
+    the next run's split will leave them.
 
     ``record`` holds the record's name key (:func:`name_key`) of every attribute the
     guard reads (``splitting.attributes``); ``customers`` holds ``resolved_id`` and the
     same keys of each of the customers' records. A customer conflicts when the record
     and its records, taken as one cluster, hold two values of a conflict attribute that
-    cannot be one person's — the batch's own rule (``swappable`` honoured), so that a
-    real-time answer picks among customers the way the next run's split will leave them.
+    cannot be one person's. The others are kept apart when all of them and the record,
+    taken as one cluster — what the next run's merge makes of them — hold such values
+    in two of the others' records (a conflict inside one customer says nothing about
+    keeping them together). One query answers both: it is most of the cost.
     ``con`` comes from :func:`conflict_connection`.
     """
     if splitting is None or not splitting.conflicts or customers.is_empty():
-        return set()
+        return SplitVerdict(set(), False)
     attributes = splitting.attributes
     ids = customers.get_column("resolved_id").unique(maintain_order=True)
-    # one cluster per customer: its records, positions 1.., and the record, position 0
+    merged = len(ids)  # components 0..merged-1: one customer and the record; merged: all
     theirs = customers.select(
+        "resolved_id",
         pl.col("resolved_id")
-        .replace_strict(ids, range(len(ids)), return_dtype=pl.Int64)
+        .replace_strict(ids, range(merged), return_dtype=pl.Int64)
         .alias("component"),
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("position"),
         *[pl.col(a).cast(pl.String) for a in attributes],
     )
     mine = pl.DataFrame(
-        {a: [record.get(a)] * len(ids) for a in attributes},
-        schema=dict.fromkeys(attributes, pl.String),
-    ).select(
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("component"),
-        pl.lit(0, pl.Int64).alias("position"),
-        *attributes,
+        {"resolved_id": [None] * (merged + 1)}
+        | {a: [record.get(a)] * (merged + 1) for a in attributes},
+        schema=dict.fromkeys(["resolved_id", *attributes], pl.String),
+    ).select("resolved_id", pl.int_range(pl.len(), dtype=pl.Int64).alias("component"), *attributes)
+    keys = pl.concat(
+        [mine, theirs, theirs.with_columns(pl.lit(merged, pl.Int64).alias("component"))]
+    ).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("position"))
+    values = _held_values(keys, splitting.conflicts, splitting.swappable).join(
+        keys.select("position", "resolved_id"), on="position"
     )
-    values = _held_values(pl.concat([mine, theirs]), splitting.conflicts, splitting.swappable)
     pairs = _incompatible_pairs(values, splitting.conflicts, con)
-    own = values.filter(pl.col("position") == 0).select("component", "attribute", "value")
-    against = pairs.join(own, on=["component", "attribute", "value"], how="semi")
-    components = against.get_column("component").unique().to_list()
-    return set(ids.gather(components).to_list())
+    on = ["component", "attribute", "value"]
+    own = values.filter(pl.col("resolved_id").is_null()).select(on)
+    against = pairs.filter(pl.col("component") < merged).join(own, on=on, how="semi")
+    conflicting = set(ids.gather(against.get_column("component").unique().to_list()).to_list())
+    others = ~pl.col("resolved_id").is_in(list(conflicting))  # the record's values: null
+    owners = (
+        values.filter(pl.col("component") == merged, others).select(*on, "resolved_id").unique()
+    )
+    across = pairs.join(owners, on=on).join(
+        owners.rename({"value": "other", "resolved_id": "other_id"}),
+        on=["component", "attribute", "other"],
+    )
+    kept_apart = not across.filter(pl.col("resolved_id") != pl.col("other_id")).is_empty()
+    return SplitVerdict(conflicting, kept_apart)
 
 
 def conflict_connection() -> duckdb.DuckDBPyConnection:

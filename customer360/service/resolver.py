@@ -17,10 +17,11 @@ batch will give its inbox line. Resolving it:
    record's (:func:`customer360.core.edges.guarded_partners`, the batch's rule);
 4. the customers so reached are the candidates; when they are several, those whose
    records the split of over-merged clusters would cut the record away from are marked
-   (:func:`customer360.core.splitting.conflicting_customers`, the batch's rule), and a
-   chooser picks one (see :mod:`customer360.service.choice`); with none, the record is
-   a new customer and gets the id the batch would give it — its entity_key, made unique
-   against every id ever issued;
+   (:func:`customer360.core.splitting.split_verdict`, the batch's rule) — and,
+   when the others would be cut apart again, each link weighed as the split's minimum
+   cut weighs it — and a chooser picks one (see :mod:`customer360.service.choice`);
+   with none, the record is a new customer and gets the id the batch would give it —
+   its entity_key, made unique against every id ever issued;
 5. with ``service.probabilistic`` on, a record that links to nobody by identifiers is
    scored by the batch's trained model against the published records sharing one of its
    blocking keys (:mod:`customer360.service.probabilistic`); a match at or above the
@@ -65,7 +66,7 @@ from customer360.core.inbox import (
 from customer360.core.matching import MATCH_RULE, reusable_model
 from customer360.core.readers import list_batches
 from customer360.core.spec import Spec
-from customer360.core.splitting import conflict_connection, conflicting_customers
+from customer360.core.splitting import conflict_connection, link_strength, split_verdict
 from customer360.core.stable_ids import unique_id
 from customer360.core.storage import ArtifactStore
 from customer360.service.choice import (
@@ -400,7 +401,13 @@ class Resolver:
             attribute = self._corroboration.get(name)
             request_name = observation.names.get(attribute) if attribute else None
             candidates += [
-                Candidate(m.resolved_id, name, m.entity_key, graph.issued_seq(m.resolved_id))
+                Candidate(
+                    m.resolved_id,
+                    name,
+                    m.entity_key,
+                    graph.issued_seq(m.resolved_id),
+                    group_size=sharing + 1,
+                )
                 for m in self._partners(graph, name, value, request_name)
             ]
         return candidates
@@ -408,8 +415,9 @@ class Resolver:
     def _mark_split_conflicts(
         self, graph: GraphIndex, observation: Observation, candidates: list[Candidate]
     ) -> list[Candidate]:
-        """The candidates, those of customers the record conflicts with marked. Only
-        when they span several customers (rare): one customer is the answer either way."""
+        """The candidates, those of customers the record conflicts with marked, and the
+        others weighed when the split will cut them apart again. Only when they span
+        several customers (rare): one customer is the answer either way."""
         splitting = self.spec.splitting
         customers = list(dict.fromkeys(c.resolved_id for c in candidates))
         if len(customers) < 2 or splitting is None or not splitting.conflicts:
@@ -422,8 +430,26 @@ class Resolver:
             for key in self._pending.customers.get(resolved_id, [])
         ]
         held = pl.concat([published, pl.DataFrame(accepted, schema=published.schema)])
-        conflicting = conflicting_customers(observation.names, held, splitting, self._conflict_con)
-        return [replace(c, conflicting=c.resolved_id in conflicting) for c in candidates]
+        verdict = split_verdict(observation.names, held, splitting, self._conflict_con)
+        marked = [replace(c, conflicting=c.resolved_id in verdict.conflicting) for c in candidates]
+        return self._weighed(graph, marked) if verdict.kept_apart else marked
+
+    def _weighed(self, graph: GraphIndex, candidates: list[Candidate]) -> list[Candidate]:
+        """The candidates with the strength the split's minimum cut gives each link, over
+        the next run's records (the graph's, those accepted since and this one). A
+        guarded group counts all its records where the batch counts those its agreeing
+        pairs link — the same for links through one value, the usual case."""
+        records = graph.record_count + sum(map(len, self._pending.customers.values())) + 1
+        strengths = (
+            pl.Series("group_size", [c.group_size for c in candidates], pl.Int64)
+            .to_frame()
+            .select(link_strength(pl.lit(None, pl.Float64), pl.col("group_size"), records))
+            .to_series()
+        )
+        return [
+            replace(c, strength=strength)
+            for c, strength in zip(candidates, strengths.to_list(), strict=True)
+        ]
 
     def _partners(
         self, graph: GraphIndex, identifier_type: str, value: str, name: str | None

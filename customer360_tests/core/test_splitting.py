@@ -12,8 +12,9 @@ from customer360.core.spec import Splitting
 from customer360.core.splitting import (
     SIZE_GUARD,
     conflict_connection,
-    conflicting_customers,
+    link_strength,
     split_over_merged,
+    split_verdict,
 )
 
 NAMES = Splitting(conflicts={"first_name": "name"})
@@ -271,7 +272,7 @@ def record(first_name: str | None, last_name: str | None, date_of_birth: str | N
 
 def conflicts_of(record: dict, held: pl.DataFrame, splitting: Splitting | None) -> set[str]:
     with conflict_connection() as con:
-        return conflicting_customers(record, held, splitting, con)
+        return split_verdict(record, held, splitting, con).conflicting
 
 
 def test_customers_whose_records_cannot_be_the_records_person_conflict():
@@ -312,3 +313,53 @@ def test_a_relatives_swapped_record_does_not_hide_a_customer_the_record_conflict
     )
     assert conflicts_of(record("lawrence", "garcia", None), held, PERSON) == {"crm:1"}
     assert conflicts_of(record("karen", "garcia", None), held, PERSON) == set()
+
+
+def kept_apart(record: dict, held: pl.DataFrame, splitting: Splitting | None = PERSON) -> bool:
+    with conflict_connection() as con:
+        return split_verdict(record, held, splitting, con).kept_apart
+
+
+def test_customers_whose_records_conflict_with_each_other_are_kept_apart():
+    theresa_and_terence = customers(
+        ("crm:1", "theresa", "brown", None),
+        ("crm:2", "terence", "brown", None),
+        ("crm:2", "terence", "brown", None),
+    )
+    # "terry" is a nickname of both: the record conflicts with neither, they with each other
+    assert kept_apart(record("terry", "brown", None), theresa_and_terence)
+    assert conflicts_of(record("terry", "brown", None), theresa_and_terence, PERSON) == set()
+    twins = customers(("crm:1", "jacob", "brown", "1980-03-14"), ("crm:2", "jake", None, None))
+    assert not kept_apart(record("jacob", "brown", None), twins)
+    assert not kept_apart(record("jacob", "brown", None), twins, None)
+
+
+def test_only_customers_the_record_can_join_are_weighed_against_each_other():
+    held = customers(
+        ("crm:1", "jacob", "brown", None),
+        ("crm:2", "jake", "brown", None),
+        ("crm:3", "emma", "brown", None),  # conflicts with all: the record is cut from her
+    )
+    assert conflicts_of(record("jacob", "brown", None), held, PERSON) == {"crm:3"}
+    assert not kept_apart(record("jacob", "brown", None), held)
+
+
+def test_a_conflict_inside_one_customer_does_not_keep_customers_apart():
+    held = customers(
+        ("crm:1", "emma", "stone", None),
+        ("crm:1", "jacob", "stone", None),  # one customer already, conflict or not
+        ("crm:2", None, None, "1980-01-01"),  # nothing that conflicts with crm:1's
+    )
+    assert not kept_apart(record(None, None, None), held)
+    another_birth_date = customers(("crm:3", None, None, "1971-06-30"))
+    assert kept_apart(record(None, None, None), held.vstack(another_birth_date))
+
+
+def test_link_strength_is_the_split_weight_in_hundredths_of_a_bit():
+    links = pl.DataFrame(
+        {"match_weight": [None, None, 3.456, -2.0], "group_size": [2, 1024, 5, 5]},
+        schema={"match_weight": pl.Float64, "group_size": pl.Int64},
+    )
+    strengths = links.select(link_strength(pl.col("match_weight"), pl.col("group_size"), 1024))
+    # log2(1024 / 2) = 9 bits; a value every record shares still links, at the least
+    assert strengths.to_series().to_list() == [900, 1, 346, 1]

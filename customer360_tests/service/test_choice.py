@@ -74,3 +74,35 @@ def test_when_every_customer_conflicts_the_oldest_is_chosen_as_before() -> None:
     ]
     choice = choose_by_exact_identifiers(RECORD, candidates)
     assert choice.resolved_id == "crm:A" and choice.conflicts == [Conflict("crm:B", ["email"])]
+
+
+def test_customers_the_split_will_divide_again_go_by_link_strength_not_age() -> None:
+    # a guarded phone reaches one record of the older B and two of A; B and A conflict
+    candidates = [
+        Candidate("crm:B", "phone", "crm:B", 2, strength=1800),
+        Candidate("crm:A", "phone", "crm:A", 6, strength=1800),
+        Candidate("crm:A", "phone", "crm:A2", 6, strength=1800),
+    ]
+    choice = choose_by_exact_identifiers(RECORD, candidates)
+    assert (choice.resolved_id, choice.matched_entity_key) == ("crm:A", "crm:A")
+    assert choice.conflicts == [Conflict("crm:B", ["phone"])]
+    assert choice.confidence == 0.5  # links count identifier types, not records
+
+
+def test_equal_strength_goes_to_the_oldest() -> None:
+    candidates = [
+        Candidate("crm:A", "email", "crm:A", 6, strength=1900),
+        Candidate("crm:B", "email", "crm:B", 2, strength=1900),
+    ]
+    assert choose_by_exact_identifiers(RECORD, candidates).resolved_id == "crm:B"
+
+
+def test_a_strong_link_to_a_customer_the_record_conflicts_with_does_not_count() -> None:
+    candidates = [
+        Candidate("crm:A", "email", "crm:A", 1, conflicting=True, strength=5000),
+        Candidate("crm:B", "phone", "crm:B", 2, strength=1700),
+        Candidate("crm:C", "loyalty_id", "crm:C", 3, strength=1900),
+    ]
+    choice = choose_by_exact_identifiers(RECORD, candidates)
+    assert choice.resolved_id == "crm:C"
+    assert [c.resolved_id for c in choice.conflicts] == ["crm:A", "crm:B"]

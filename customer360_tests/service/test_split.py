@@ -65,15 +65,48 @@ def test_the_record_gets_the_split_customer_its_birth_date_agrees_with(
     assert batch_ids(split_household, "R3") == [younger]
 
 
-def test_a_record_that_agrees_with_both_keeps_the_oldest(split_household: World) -> None:
+def test_a_record_that_agrees_with_both_goes_with_the_one_it_links_to_more_strongly(
+    split_household: World,
+) -> None:
+    """The record merges the two Jacobs again, and the split parts them again at the
+    cheapest cut: the email only it and the younger share links more strongly than the
+    phone the three of them share, so the record stays with the younger, though the
+    older id came first."""
     older, younger = batch_ids(split_household, "R1", "R2")
     resolver = split_household.resolver()
     answer = resolver.resolve(
         "web", "R4", {"phone": HOUSEHOLD_PHONE, "email": YOUNGER["email"], "first_name": "Jake"}
     )
     resolver.close()
-    assert answer.resolved_id == older
-    assert [c.resolved_id for c in answer.conflicts] == [younger]
+    assert (answer.resolved_id, answer.matched_on) == (younger, ["email"])
+    assert [(c.resolved_id, c.matched_on) for c in answer.conflicts] == [(older, ["phone"])]
+
+    split_household.run_batch()
+
+    assert batch_ids(split_household, "R1", "R2", "R4") == [older, younger, younger]
+
+
+def test_a_record_that_agrees_with_customers_that_stay_merged_keeps_the_oldest(
+    split_household: World,
+) -> None:
+    """Two customers whose records do not conflict are one after the record links them,
+    and the merge keeps the oldest id, however the links weigh."""
+    older, _ = batch_ids(split_household, "R1", "R2")
+    resolver = split_household.resolver()
+    other = resolver.resolve("web", "R6", {"email": "jay.b@mail.org", "first_name": "Jacob"})
+    answer = resolver.resolve(
+        "web", "R7", {"phone": HOUSEHOLD_PHONE, "email": "jay.b@mail.org", "first_name": "Jacob"}
+    )
+    resolver.close()
+    assert other.is_new
+    assert (answer.resolved_id, answer.matched_on) == (older, ["phone"])
+    assert [(c.resolved_id, c.matched_on) for c in answer.conflicts] == [
+        (other.resolved_id, ["email"])
+    ]
+
+    split_household.run_batch()
+
+    assert batch_ids(split_household, "R6", "R7") == [older, older]
 
 
 def test_a_record_with_only_a_value_the_split_divided_joins_its_groups_first_record(
@@ -92,3 +125,56 @@ def test_a_record_with_only_a_value_the_split_divided_joins_its_groups_first_rec
 
     assert batch_ids(split_household, "R5") == [older]
     assert batch_ids(split_household, "R1", "R2") == [older, younger]
+
+
+TERRY_PHONE = "555-314-1590"
+
+
+def guarded_phone_split_by_first_name(spec: str) -> str:
+    guarded = spec.replace(
+        "normalizer: phone\n", "normalizer: phone\n    corroborate: first_name\n", 1
+    )
+    assert guarded != spec
+    return guarded + "splitting:\n  conflicts: {first_name: name}\n"
+
+
+def test_a_record_the_guard_links_to_two_split_customers_goes_with_the_more_records(
+    walkthrough_dir: Path, tmp_path: Path
+) -> None:
+    """Theresa (older) and Terence (two records) share a household phone that the guard
+    keeps apart; Terry, a nickname of both, links to all three records. The next run
+    merges them through Terry and cuts Theresa away again, the one link cheaper to cut
+    than two: Terry is Terence's, though Theresa's id is older."""
+    world = make_world(walkthrough_dir, tmp_path / "artifacts", guarded_phone_split_by_first_name)
+    resolver = world.resolver()
+    theresa = resolver.resolve("web", "T1", {"phone": TERRY_PHONE, "first_name": "Theresa"})
+    resolver.close()
+    world.run_batch()
+    resolver = world.resolver()
+    terence = resolver.resolve("web", "T2", {"phone": TERRY_PHONE, "first_name": "Terence"})
+    again = resolver.resolve("web", "T3", {"phone": TERRY_PHONE, "first_name": "Terence"})
+    resolver.close()
+    world.run_batch()
+    assert batch_ids(world, "T1", "T2", "T3") == [
+        theresa.resolved_id,
+        terence.resolved_id,
+        terence.resolved_id,
+    ]
+    assert again.resolved_id == terence.resolved_id != theresa.resolved_id
+
+    resolver = world.resolver()
+    terry = resolver.resolve("web", "T4", {"phone": TERRY_PHONE, "first_name": "Terry"})
+    resolver.close()
+    assert (terry.resolved_id, terry.matched_on) == (terence.resolved_id, ["phone"])
+    assert [(c.resolved_id, c.matched_on) for c in terry.conflicts] == [
+        (theresa.resolved_id, ["phone"])
+    ]
+
+    world.run_batch()
+
+    assert batch_ids(world, "T1", "T2", "T3", "T4") == [
+        theresa.resolved_id,
+        terence.resolved_id,
+        terence.resolved_id,
+        terence.resolved_id,
+    ]
