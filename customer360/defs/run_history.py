@@ -12,6 +12,7 @@ import polars as pl
 
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
+from customer360.defs.automation import TRIGGER_TAG
 from customer360.defs.partitions import INGEST_JOB_PREFIX
 
 MODES = {"resolve_customers": "full", "preview_changes": "preview"}
@@ -59,9 +60,7 @@ def record_run(instance: dg.DagsterInstance, run_id: str, spec: Spec, store: Art
         "run_id": run_id,
         "job": run.job_name,
         "mode": "incremental" if reused else _mode(run.job_name),
-        "trigger": run.tags.get(
-            "customer360/trigger", run.tags.get("dagster/sensor_name", "manual")
-        ),
+        "trigger": run.tags.get(TRIGGER_TAG, run.tags.get("dagster/sensor_name", "manual")),
         "changes": run.tags.get("customer360/changes"),
         "status": "FAILED" if run.status == dg.DagsterRunStatus.FAILURE else run.status.value,
         "started_at": _moment(stats.start_time),
