@@ -26,6 +26,9 @@ ROW_COLUMN = "_row"
 # an unreadable file): the records stage quarantines them with this reason.
 REJECT_COLUMN = "_reject_reason"
 RAW_LINE_COLUMN = "_raw_line"
+# What a batch's name may not contain: the name is its partition key in the asset graph,
+# and Dagster refuses these in partition keys ("..." marks a range of keys there).
+UNKEYABLE_SUBSTRINGS = ("...", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\0")
 # Lines of an NDJSON batch whose keys the spec check reads first (see read_columns).
 NDJSON_SAMPLE_LINES = 1000
 
@@ -76,6 +79,17 @@ def batch_name(spec: Spec, source: Source, path: Path) -> str:
     """How a batch is named in outputs: its path relative to the source's path."""
     root = spec.resolve(source.path)
     return path.name if root == path else str(path.relative_to(root))
+
+
+def unkeyable_name_problem(name: str) -> str | None:
+    """Why a batch name cannot be a partition key, naming the fix; None when it can."""
+    found = [repr(part) for part in UNKEYABLE_SUBSTRINGS if part in name]
+    if not found:
+        return None
+    return (
+        f"the file name {name!r} contains {', '.join(found)}, which a partition key may "
+        "not hold; rename the file"
+    )
 
 
 def read_batch(spec: Spec, source: Source, path: Path) -> pl.DataFrame:
@@ -163,22 +177,29 @@ def awaits_batches(spec: Spec, source: Source) -> bool:
 
 
 def _read_batch_or_reject(spec: Spec, source: Source, path: Path) -> pl.DataFrame:
-    """A batch that cannot be read, or lacks columns, fails alone: it becomes one
-    rejected row naming the file and the problem, and the other batches go on."""
+    """A batch that cannot be read, lacks columns or has a name that cannot be its
+    partition key fails alone: it becomes one rejected row naming the file and the
+    problem, and the other batches go on (a batch with no partition is never read, so
+    the records are always those of the batches the asset graph shows)."""
+    name = batch_name(spec, source, path)
+    unkeyable = unkeyable_name_problem(name)
+    if unkeyable:
+        return _rejected(name, f"batch rejected: source '{source.name}': {path}: {unkeyable}")
     try:
         return read_batch(spec, source, path)
     except SourceReadError as exc:
         failure = (
             "batch rejected" if isinstance(exc, MissingColumnsError) else "file could not be read"
         )
-        return pl.DataFrame(
-            {
-                REJECT_COLUMN: [f"{failure}: {exc}"],
-                BATCH_COLUMN: [batch_name(spec, source, path)],
-                ROW_COLUMN: [0],
-            },
-            schema={REJECT_COLUMN: pl.String, BATCH_COLUMN: pl.String, ROW_COLUMN: pl.Int64},
-        )
+        return _rejected(name, f"{failure}: {exc}")
+
+
+def _rejected(name: str, reason: str) -> pl.DataFrame:
+    """The one row standing for a batch that could not be read."""
+    return pl.DataFrame(
+        {REJECT_COLUMN: [reason], BATCH_COLUMN: [name], ROW_COLUMN: [0]},
+        schema={REJECT_COLUMN: pl.String, BATCH_COLUMN: pl.String, ROW_COLUMN: pl.Int64},
+    )
 
 
 def read_columns(spec: Spec, source: Source, path: Path, *, whole_file: bool = True) -> list[str]:

@@ -13,10 +13,18 @@ ingestion runs and one resolution, not ten resolutions.
 
 import hashlib
 import json
+from dataclasses import replace
 
 import dagster as dg
 
-from customer360.core.batches import BatchChanges, Fingerprints, compare, fingerprint_batches
+from customer360.core.batches import (
+    Batch,
+    BatchChanges,
+    Fingerprints,
+    compare,
+    fingerprint_batches,
+)
+from customer360.core.readers import unkeyable_name_problem
 from customer360.core.spec import Spec
 from customer360.defs.partitions import ingest_job_name, partitions_name
 
@@ -67,16 +75,17 @@ def build_batch_sensor(spec: Spec, main_job: str, jobs: list) -> dg.SensorDefini
             )
         transition = json.dumps([previous, current], sort_keys=True).encode()
         run_key = hashlib.blake2b(transition, digest_size=16).hexdigest()
+        keyed = _keyed(changes, context)
         return dg.SensorResult(
             run_requests=[
-                *_ingestion_requests(changes, current, run_key),
+                *_ingestion_requests(keyed, current, run_key),
                 dg.RunRequest(
                     job_name=main_job,
                     run_key=run_key,
                     tags={TRIGGER_TAG: "batch_files_sensor", CHANGES_TAG: changes.describe()},
                 ),
             ],
-            dynamic_partitions_requests=_partition_requests(changes),
+            dynamic_partitions_requests=_partition_requests(keyed),
             cursor=cursor,
         )
 
@@ -88,6 +97,26 @@ def _read_cursor(cursor: str | None) -> Fingerprints:
     counts as none, so every batch is ingested once more."""
     previous = json.loads(cursor) if cursor else {}
     return previous if all(isinstance(batches, dict) for batches in previous.values()) else {}
+
+
+def _keyed(changes: BatchChanges, context: dg.SensorEvaluationContext) -> BatchChanges:
+    """The changes to batches whose names can be partition keys. A name that cannot gets
+    no partition and no ingestion run, and the main run rejects its batch with the same
+    reason (see :func:`customer360.core.readers.unkeyable_name_problem`)."""
+
+    def keyable(batches: list[Batch]) -> list[Batch]:
+        return [batch for batch in batches if unkeyable_name_problem(batch[1]) is None]
+
+    for source, name in changes.added + changes.changed:
+        problem = unkeyable_name_problem(name)
+        if problem:
+            context.log.warning(f"source '{source}': batch not ingested: {problem}")
+    return replace(
+        changes,
+        added=keyable(changes.added),
+        changed=keyable(changes.changed),
+        removed=keyable(changes.removed),
+    )
 
 
 def _ingestion_requests(

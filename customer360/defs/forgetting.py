@@ -16,6 +16,7 @@ from pydantic import Field
 from customer360.core.forget import forget, select_records
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
+from customer360.defs.automation import TRIGGER_TAG
 from customer360.defs.concurrency import writes_tags
 
 if TYPE_CHECKING:  # what define_asset_job returns; not exported by dagster itself
@@ -72,7 +73,7 @@ def build_forget_job(
     def rebuild_after_forget(context: dg.RunStatusSensorContext) -> dg.RunRequest:
         return dg.RunRequest(
             run_key=context.dagster_run.run_id,
-            tags={"customer360/trigger": "rebuild_after_forget"},
+            tags={TRIGGER_TAG: "rebuild_after_forget"},
         )
 
     return forget_customer, rebuild_after_forget

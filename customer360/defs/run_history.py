@@ -12,6 +12,7 @@ import polars as pl
 
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
+from customer360.defs.automation import TRIGGER_TAG
 from customer360.defs.partitions import INGEST_JOB_PREFIX
 
 MODES = {"resolve_customers": "full", "preview_changes": "preview"}
@@ -58,10 +59,8 @@ def record_run(instance: dg.DagsterInstance, run_id: str, spec: Spec, store: Art
     row = {
         "run_id": run_id,
         "job": run.job_name,
-        "mode": "incremental" if reused else _mode(run.job_name),
-        "trigger": run.tags.get(
-            "customer360/trigger", run.tags.get("dagster/sensor_name", "manual")
-        ),
+        "mode": "incremental" if reused else _mode(run, {source.name for source in spec.sources}),
+        "trigger": run.tags.get(TRIGGER_TAG, run.tags.get("dagster/sensor_name", "manual")),
         "changes": run.tags.get("customer360/changes"),
         "status": "FAILED" if run.status == dg.DagsterRunStatus.FAILURE else run.status.value,
         "started_at": _moment(stats.start_time),
@@ -76,10 +75,14 @@ def record_run(instance: dg.DagsterInstance, run_id: str, spec: Spec, store: Art
     store.append(HISTORY_TABLE, frame)
 
 
-def _mode(job_name: str) -> str:
-    if job_name.startswith(INGEST_JOB_PREFIX):
-        return "ingest"  # one batch file read into its partition
-    return MODES.get(job_name, "other")
+def _mode(run: dg.DagsterRun, sources: set[str]) -> str:
+    """What kind of run it was; a run that materialized only extract partitions is an
+    ingestion, whether the sensor started its ``ingest_<source>`` job or a person
+    materialized the partition from the asset graph."""
+    selected = {key.to_user_string() for key in run.asset_selection or ()}
+    if run.job_name.startswith(INGEST_JOB_PREFIX) or (selected and selected <= sources):
+        return "ingest"  # batch files read into their partitions
+    return MODES.get(run.job_name, "other")
 
 
 def _moment(epoch_seconds: float | None) -> datetime | None:

@@ -19,7 +19,7 @@ from customer360.core.batch_cache import BatchCache
 from customer360.core.batches import content_hash
 from customer360.core.forget import suppressed_keys
 from customer360.core.ingest import hashed_columns, ingest_batch
-from customer360.core.readers import REJECT_COLUMN, batch_path
+from customer360.core.readers import REJECT_COLUMN, batch_path, list_batches
 from customer360.core.spec import Source, Spec
 from customer360.core.storage import ArtifactStore
 from customer360.defs.automation import is_full_run
@@ -94,10 +94,12 @@ def _extract_asset(spec: Spec, source: Source, store: ArtifactStore) -> dg.Asset
     )
     def extract(context: AssetExecutionContext) -> dg.MaterializeResult:
         path = batch_path(spec, source, context.partition_key)
-        if not path.is_file():
+        if path not in list_batches(spec, source):
             raise dg.Failure(
-                f"batch '{context.partition_key}' of '{source.name}' is gone ({path}); the "
-                "batch-file sensor deletes its partition and retracts its records"
+                f"batch '{context.partition_key}' of '{source.name}' is not one of its batch "
+                f"files ({path}): the file is gone (the batch-file sensor deletes its "
+                "partition and retracts its records), or the partition was added by hand for "
+                f"a file the source does not read (a {source.format} file in {location})"
             )
         cache = BatchCache(store, reuse=not is_full_run(context))
         ingested = ingest_batch(spec, source, path, suppressed_keys(store), cache)

@@ -150,7 +150,9 @@ def test_folder_reads_every_matching_batch_in_name_order(tmp_path):
     source = spec.sources[0]
 
     assert [p.name for p in list_batches(spec, source)] == [
-        "2024-01.csv", "2024-02.csv", "2024-03.txt",
+        "2024-01.csv",
+        "2024-02.csv",
+        "2024-03.txt",
     ]
     frame = read_source(spec, source)
     assert frame.select("customer_id", "_batch", "_row").rows() == [
@@ -161,6 +163,29 @@ def test_folder_reads_every_matching_batch_in_name_order(tmp_path):
     ]
     # A column only one batch has is null in the others.
     assert frame.get_column("city").to_list() == [None, None, "Oslo", None]
+
+
+@pytest.mark.parametrize("name", ["2024...02.csv", "2024\t02.csv"])
+def test_a_batch_whose_name_cannot_be_a_partition_key_is_rejected_naming_the_fix(tmp_path, name):
+    folder = tmp_path / "crm"
+    header = ["customer_id", "email"]
+    write_csv(folder / "2024-01.csv", header, [["C1", "a@x.com"]])
+    write_csv(folder / name, header, [["C2", "b@x.com"]])
+    spec = one_source_spec(tmp_path, path="crm")
+
+    frame = read_source(spec, spec.sources[0])
+    assert frame.get_column("customer_id").drop_nulls().to_list() == ["C1"]
+    (reason,) = frame.get_column("_reject_reason").drop_nulls().to_list()
+    assert reason.startswith("batch rejected: source 'crm'")
+    assert str(folder / name) in reason and reason.endswith("rename the file")
+
+
+def test_a_single_file_source_whose_name_cannot_be_a_partition_key_is_rejected(tmp_path):
+    write_csv(tmp_path / "crm...csv", ["customer_id", "email"], [["C1", "a@x.com"]])
+    spec = one_source_spec(tmp_path, path="crm...csv")
+
+    (reason,) = read_source(spec, spec.sources[0]).get_column("_reject_reason").to_list()
+    assert "'crm...csv' contains '...'" in reason
 
 
 def test_latin1_encoded_csv(tmp_path):
@@ -230,9 +255,7 @@ def test_ndjson_column_only_in_late_lines_is_found_in_the_whole_file(tmp_path):
     spec = one_source_spec(tmp_path, path="crm.ndjson", format="ndjson")
     source = spec.sources[0]
     # the first lines alone do not show the email column; the spec check still finds it
-    assert read_columns(spec, source, tmp_path / "crm.ndjson", whole_file=False) == [
-        "customer_id"
-    ]
+    assert read_columns(spec, source, tmp_path / "crm.ndjson", whole_file=False) == ["customer_id"]
     assert source_problems(spec, source) == []
     spec = one_source_spec(
         tmp_path, path="crm.ndjson", format="ndjson", identifiers={"email": "mail"}

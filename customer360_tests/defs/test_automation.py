@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,6 +127,45 @@ def test_a_removed_file_deletes_its_partition_and_runs_and_its_return_runs_again
         ("resolve_customers", None, "1 new"),
     ]
     assert {r.run_key for r in back.run_requests}.isdisjoint(r.run_key for r in before.run_requests)
+
+
+def test_a_batch_name_that_cannot_be_a_partition_key_gets_no_partition_but_a_resolution(
+    crm_folder, instance: dg.DagsterInstance
+) -> None:
+    defs, batches = crm_folder
+    first = look(defs, instance, None)
+    apply(first, instance)
+
+    (batches / "day...2.csv").write_text((batches / "day1.csv").read_text())
+    unkeyable = look(defs, instance, first.cursor)
+    apply(unkeyable, instance)
+    # the main run reads the folder and rejects the batch, naming the file and the fix
+    assert requested(unkeyable) == [("resolve_customers", None, "1 new")]
+    assert unkeyable.dynamic_partitions_requests == []
+    assert instance.get_dynamic_partitions("crm_customers_batches") == ["day1.csv"]
+
+    (batches / "day...2.csv").rename(batches / "day2.csv")
+    renamed = look(defs, instance, unkeyable.cursor)
+    assert requested(renamed) == [
+        ("ingest_crm_customers", "day2.csv", "1 new"),
+        ("resolve_customers", None, "1 new, 1 removed"),
+    ]
+
+
+def test_a_cursor_of_the_older_shape_counts_as_none_and_every_batch_is_ingested_again(
+    crm_folder, instance: dg.DagsterInstance
+) -> None:
+    defs, batches = crm_folder
+    day1 = batches / "day1.csv"
+    older = json.dumps({str(day1): [day1.stat().st_size, day1.stat().st_mtime_ns, "x"]})
+    result = look(defs, instance, older)
+    assert [job for job, _, _ in requested(result)] == [
+        "ingest_crm_customers",
+        "ingest_ecom_orders",
+        "ingest_support_tickets",
+        "resolve_customers",
+    ]
+    assert set(json.loads(result.cursor)) == {"crm_customers", "ecom_orders", "support_tickets"}
 
 
 def test_the_requested_runs_ingest_each_batch_and_a_removed_batch_leaves_the_records(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from customer360.core.identifiers import ValueClassifier, build_identifiers
 from customer360.core.readers import read_source
 from customer360.core.records import build_records
-from customer360.core.spec import IdentifierType
+from customer360.core.spec import IdentifierType, Spec
 from customer360.service.mapping import RecordMapper
 from customer360_tests.core.conftest import NORMALIZERS, make_spec
 
@@ -56,18 +56,24 @@ RECORDS = [
 ]
 
 
-def test_the_service_classifies_each_identifier_as_the_batch_does(tmp_path: Path) -> None:
-    spec = make_spec(SPEC, tmp_path)
+def batch_identifiers(spec: Spec, tmp_path: Path, records: list[dict]) -> dict:
+    """(entity_key, identifier type) -> (value, status), as the batch finds them in an
+    inbox file holding ``records``."""
     (tmp_path / "inbox").mkdir()
-    lines = [{"inbox_key": str(n), **record} for n, record in enumerate(RECORDS)]
+    lines = [{"inbox_key": str(n), **record} for n, record in enumerate(records)]
     (tmp_path / "inbox" / "batch.ndjson").write_text("\n".join(map(json.dumps, lines)) + "\n")
-    records, _ = build_records(spec, {"inbox": read_source(spec, spec.sources[0])})
-    batch = {
+    mapped, _ = build_records(spec, {"inbox": read_source(spec, spec.sources[0])})
+    return {
         (key, name): (value, status)
-        for key, name, value, status in build_identifiers(spec, records)
+        for key, name, value, status in build_identifiers(spec, mapped)
         .select("entity_key", "identifier_type", "value", "status")
         .iter_rows()
     }
+
+
+def test_the_service_classifies_each_identifier_as_the_batch_does(tmp_path: Path) -> None:
+    spec = make_spec(SPEC, tmp_path)
+    batch = batch_identifiers(spec, tmp_path, RECORDS)
 
     mapper = RecordMapper(spec)
     service = {
@@ -129,16 +135,7 @@ def test_outputs_over_absent_columns_are_what_the_batch_maps_them_to(tmp_path: P
         {"fax": "1-800", "first_name": " ANN "},
         {"fax": "1-800", "phone": "212 555 0101", "card": "x", "first_name": "Ann"},
     ]
-    (tmp_path / "inbox").mkdir()
-    lines = [{"inbox_key": str(n), **record} for n, record in enumerate(records)]
-    (tmp_path / "inbox" / "batch.ndjson").write_text("\n".join(map(json.dumps, lines)) + "\n")
-    batch_records, _ = build_records(spec, {"inbox": read_source(spec, spec.sources[0])})
-    batch = {
-        (key, name): (value, status)
-        for key, name, value, status in build_identifiers(spec, batch_records)
-        .select("entity_key", "identifier_type", "value", "status")
-        .iter_rows()
-    }
+    batch = batch_identifiers(spec, tmp_path, records)
 
     mapper = RecordMapper(spec)
     observed = [mapper.observe(record) for record in records]
