@@ -91,8 +91,8 @@ def _print_missed(spec_path: Path, store: ArtifactStore) -> None:
     """The missed pairs by reason, and how often a name-only link would be right."""
     spec = load_spec(spec_path)
     matching = spec.matching
-    if spec.truth is None or matching is None:
-        raise SystemExit("--missed needs the spec's truth and matching sections")
+    if spec.truth is None or matching is None or not matching.enabled:
+        raise SystemExit("--missed needs the spec's truth section and matching turned on")
     names = [name for name, method in matching.comparisons.items() if method == "name"]
     records = store.read("records")
     attributes = comparison_frame(records, matching).rename({"unique_id": "entity_key"})
