@@ -28,17 +28,20 @@ import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import polars as pl
-import splink.comparison_library as cl
-from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
 from customer360.core.clusters import component_labels
 from customer360.core.edges import EDGE_SCHEMA
 from customer360.core.spec import Matching
 from customer360.core.storage import ArtifactStore
+
+# Splink (with sqlglot under it) takes a few tenths of a second to import: it is imported
+# inside the functions that train and score, so a run without matching never loads it.
+if TYPE_CHECKING:
+    from splink import Linker, SettingsCreator
 
 MATCH_RULE = "probabilistic"
 MODEL_STATE = "match_model"
@@ -61,15 +64,6 @@ PARAMETER_SCHEMA = {
     "m_probability": pl.Float64,
     "u_probability": pl.Float64,
     "match_weight": pl.Float64,
-}
-
-_COMPARISONS = {
-    "name": lambda column: cl.NameComparison(column).configure(term_frequency_adjustments=True),
-    "exact": lambda column: cl.ExactMatch(column).configure(term_frequency_adjustments=True),
-    "fuzzy": lambda column: cl.JaroWinklerAtThresholds(column, [0.92, 0.8]),
-    "levenshtein": lambda column: cl.LevenshteinAtThresholds(column, [1, 2]),
-    "date": lambda column: cl.DateOfBirthComparison(column, input_is_string=True),
-    "email": lambda column: cl.EmailComparison(column),
 }
 
 
@@ -106,6 +100,8 @@ def identifier_prior(records: pl.DataFrame, edges: pl.DataFrame) -> float | None
 
 def train_model(frame: pl.DataFrame, matching: Matching, prior: float | None) -> Model:
     """Estimate u by random sampling and m by expectation maximisation per training block."""
+    from splink import block_on
+
     linker = _linker(frame, _settings(matching, prior))
     if prior is None:
         linker.training.estimate_probability_two_random_records_match(
@@ -211,13 +207,30 @@ def model_parameters(model: Model) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=PARAMETER_SCHEMA, orient="row")
 
 
+def _comparison(method: str, column: str) -> Any:
+    """The Splink comparison of one attribute by the spec's method."""
+    import splink.comparison_library as cl
+
+    comparisons = {
+        "name": lambda: cl.NameComparison(column).configure(term_frequency_adjustments=True),
+        "exact": lambda: cl.ExactMatch(column).configure(term_frequency_adjustments=True),
+        "fuzzy": lambda: cl.JaroWinklerAtThresholds(column, [0.92, 0.8]),
+        "levenshtein": lambda: cl.LevenshteinAtThresholds(column, [1, 2]),
+        "date": lambda: cl.DateOfBirthComparison(column, input_is_string=True),
+        "email": lambda: cl.EmailComparison(column),
+    }
+    return comparisons[method]()
+
+
 def _settings(matching: Matching, prior: float | None) -> SettingsCreator:
+    from splink import SettingsCreator, block_on
+
     options: dict[str, Any] = {}
     if prior is not None:
         options["probability_two_random_records_match"] = prior
     return SettingsCreator(
         link_type="dedupe_only",
-        comparisons=[_COMPARISONS[method](name) for name, method in matching.comparisons.items()],
+        comparisons=[_comparison(method, name) for name, method in matching.comparisons.items()],
         blocking_rules_to_generate_predictions=[block_on(*block) for block in matching.blocking],
         retain_intermediate_calculation_columns=True,
         **options,
@@ -225,6 +238,8 @@ def _settings(matching: Matching, prior: float | None) -> SettingsCreator:
 
 
 def _linker(frame: pl.DataFrame, settings: SettingsCreator | Model) -> Linker:
+    from splink import DuckDBAPI, Linker
+
     database = DuckDBAPI()
     table = database.register(frame.to_arrow(), table_name="records_to_match")
     # Splink narrates every EM iteration; the assets log their own progress instead.
