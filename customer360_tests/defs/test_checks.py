@@ -49,3 +49,48 @@ def test_every_record_resolved_fails_on_a_missing_or_unknown_record(tmp_path):
         "members_not_in_records": 1,
         "null_resolved_ids": 1,
     }
+
+
+def identifiers_schema(store: ArtifactStore, instance: dg.DagsterInstance) -> dg.AssetCheckResult:
+    (check,) = [
+        c
+        for c in build_checks(load_spec(WALKTHROUGH, check_files=False), store)
+        if c.check_specs and next(iter(c.check_specs)).name == "identifiers_schema"
+    ]
+    return check(dg.build_asset_check_context(instance=instance))
+
+
+BAD_IDENTIFIERS = pl.DataFrame(
+    {
+        "entity_key": ["crm:1"],
+        "identifier_type": ["email"],
+        "value_raw": ["a@b.com"],
+        "value": [None],  # linkable without a value: the schema fails
+        "status": ["linkable"],
+        "reason": [None],
+        "group_size": [1],
+    },
+    schema_overrides={"value": pl.String, "reason": pl.String, "group_size": pl.UInt32},
+)
+
+
+def test_identifiers_schema_validates_a_table_no_run_of_its_own_wrote(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("identifiers", BAD_IDENTIFIERS)
+    instance = dg.DagsterInstance.ephemeral()
+    assert not identifiers_schema(store, instance).passed
+    # written by another run (here: one reported outside any run): validated all the same
+    instance.report_runless_asset_event(dg.AssetMaterialization("identifiers"))
+    assert not identifiers_schema(store, instance).passed
+    store.write("identifiers", BAD_IDENTIFIERS.with_columns(value=pl.lit("a@b.com")))
+    assert identifiers_schema(store, instance).passed
+
+
+def test_identifiers_schema_trusts_the_type_check_of_its_own_run(walkthrough_run):
+    (evaluation,) = [
+        c
+        for c in walkthrough_run.result.get_asset_check_evaluations()
+        if c.check_name == "identifiers_schema"
+    ]
+    assert evaluation.passed
+    assert evaluation.metadata["validated"].value == "as the asset's Dagster type, in this run"
