@@ -44,6 +44,7 @@ class BatchCache:
         self.reuse = reuse
         self.batches = 0  # batches asked for
         self.files_read = 0  # batches read from their files (not found in the cache)
+        self._hashes: dict[Path, str] = {}  # content hash of each batch fingerprinted
 
     def read(
         self,
@@ -73,6 +74,7 @@ class BatchCache:
         for path in paths:
             fingerprint = _fingerprint(path, index.get(str(path)))
             used[str(path)] = fingerprint
+            self._hashes[path] = fingerprint[2]
             entry = folder / f"{_entry_name(spec, source, path, fingerprint[2], settings)}.parquet"
             frame = _read_entry(entry) if self.reuse else None
             if frame is None:
@@ -87,6 +89,12 @@ class BatchCache:
         elif self.writable:
             _save_index(folder, {**index, **used})
         return frames
+
+    def content_hash(self, path: Path) -> str:
+        """The content hash of a batch read through this cache: the one its fingerprint
+        already holds (hashing a large file again costs a read of it), else hashed now (a
+        source that is never kept is not fingerprinted)."""
+        return self._hashes.get(path) or content_hash(path)
 
 
 def clear_batch_cache(store: ArtifactStore) -> None:

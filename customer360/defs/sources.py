@@ -16,7 +16,6 @@ import polars as pl
 from dagster import AssetExecutionContext
 
 from customer360.core.batch_cache import BatchCache
-from customer360.core.batches import content_hash
 from customer360.core.forget import suppressed_keys
 from customer360.core.ingest import hashed_columns, ingest_batch
 from customer360.core.readers import REJECT_COLUMN, batch_path, list_batches
@@ -111,7 +110,7 @@ def _extract_asset(spec: Spec, source: Source, store: ArtifactStore) -> dg.Asset
         )
         figures = {
             "file": dg.MetadataValue.path(str(path)),
-            "content_hash": content_hash(path),
+            "content_hash": cache.content_hash(path),
             "rows_read": frame.height,
             "rows_rejected": int(rejected),
             "read_from_file": cache.files_read > 0,

@@ -9,7 +9,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from customer360.core import batch_cache, batches
 from customer360.core.batch_cache import BatchCache, clear_batch_cache
+from customer360.core.batches import content_hash
 from customer360.core.readers import read_one_batch, read_source
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
@@ -51,6 +53,23 @@ def test_unchanged_batches_come_from_the_cache_and_equal_the_files(tmp_path):
     assert second.files_read == 1  # only the new batch
     assert frame.equals(read_source(spec, spec.sources[0]))
     assert len(kept_entries(store)) == 3
+
+
+def test_a_kept_batch_gives_its_content_hash_without_reading_the_file_again(tmp_path, monkeypatch):
+    spec, store = folder_spec(tmp_path), ArtifactStore(tmp_path / "artifacts")
+    put(tmp_path, "b1.csv", [("C1", "a@x.io")])
+    path = tmp_path / "crm" / "b1.csv"
+    read_source(spec, spec.sources[0], BatchCache(store))  # fingerprinted and indexed
+    expected = content_hash(path)
+
+    def no_hashing(_path: Path) -> str:
+        raise AssertionError("hashed again")
+
+    monkeypatch.setattr(batch_cache, "content_hash", no_hashing)
+    monkeypatch.setattr(batches, "content_hash", no_hashing)
+    cache = BatchCache(store)
+    read_one_batch(spec, spec.sources[0], path, cache)
+    assert cache.content_hash(path) == expected
 
 
 def test_replaced_and_removed_batches_leave_the_cache(tmp_path):
