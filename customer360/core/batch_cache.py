@@ -26,7 +26,7 @@ import polars as pl
 from customer360.core import readers
 from customer360.core.batches import content_hash
 from customer360.core.spec import Source, Spec
-from customer360.core.storage import ArtifactStore
+from customer360.core.storage import PARQUET_OPTIONS, ArtifactStore
 
 CACHE_FOLDER = "batches"
 INDEX_FILE = "index.json"
@@ -143,7 +143,7 @@ def _read_entry(entry: Path) -> pl.DataFrame | None:
 def _write_entry(frame: pl.DataFrame, entry: Path) -> None:
     entry.parent.mkdir(parents=True, exist_ok=True)
     temporary = entry.with_name(f".{entry.name}.tmp")
-    frame.write_parquet(temporary, compression="zstd", compression_level=1)
+    frame.write_parquet(temporary, statistics=False, **PARQUET_OPTIONS)  # never queried
     temporary.replace(entry)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -141,3 +142,17 @@ def test_run_in_progress_sees_the_run_lock_of_another_process(tmp_path):
     finally:
         holder.communicate("")
     assert not store.run_in_progress()
+
+
+def has_statistics(path: Path) -> bool:
+    return pq.ParquetFile(path).metadata.row_group(0).column(0).is_stats_set
+
+
+def test_statistics_are_written_only_for_tables_sorted_by_their_key(tmp_path):
+    store = ArtifactStore(tmp_path)
+    keyed = pl.DataFrame({"resolved_id": ["a", "b", "c"], "value": [3, 1, 2]})
+    assert has_statistics(store.write("golden_profiles", keyed))
+    assert not has_statistics(store.write("membership", keyed.reverse()))
+    store.write_state("kept", keyed)
+    assert not has_statistics(store.state_path("kept"))
+    assert store.read("membership").equals(keyed.reverse())
