@@ -113,14 +113,43 @@ class ArtifactStore:
         """Create the table's view unless it already points at the file. The check reads
         the catalogue read-only, which people querying it do not block, and at most once
         per change of the catalogue file (see :class:`_ViewCache`): only a view's first
-        creation takes DuckDB's single write lock, briefly."""
+        creation takes DuckDB's single write lock, briefly — or waits for the end of the
+        block of :meth:`views_created_together`."""
         if _VIEWS.points_at(self.database, table, target):
             return
-        sql = f"CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM read_parquet('{target}')"
+        waiting = _WAITING_VIEWS.get(self.database)
+        if waiting is not None:
+            waiting[table] = target
+            return
+        self._create_views({table: target})
+
+    @contextmanager
+    def views_created_together(self) -> Iterator[None]:
+        """Views that tables written in this block lack are created when it ends, in one
+        connection. A first run into an empty folder writes two dozen new tables, and
+        opening the catalogue for each of them costs about a second of CPU; a table that
+        already has its view is queryable throughout, since a write replaces the file
+        the view reads."""
+        if self.database in _WAITING_VIEWS:  # an enclosing block creates them
+            yield
+            return
+        _WAITING_VIEWS[self.database] = {}
+        try:
+            yield
+        finally:
+            waiting = _WAITING_VIEWS.pop(self.database)
+            if waiting:
+                self._create_views(waiting)
+
+    def _create_views(self, targets: dict[str, Path]) -> None:
         with self._lock():
             con = _connect_with_retry(self.database)
             try:
-                con.execute(sql)
+                for table, target in targets.items():
+                    con.execute(
+                        f'CREATE OR REPLACE VIEW "{table}" AS '
+                        f"SELECT * FROM read_parquet('{target}')"
+                    )
                 views = _view_definitions(con)
             finally:
                 con.close()
@@ -196,6 +225,9 @@ class _ViewCache:
 
 
 _VIEWS = _ViewCache()
+_WAITING_VIEWS: dict[Path, dict[str, Path]] = {}
+"""Per catalogue inside a :meth:`ArtifactStore.views_created_together` block: the views
+waiting for its end, by table."""
 
 
 def _file_stamp(database: Path) -> tuple[tuple[int, int, int], ...] | None:

@@ -17,7 +17,9 @@ LAZY_KEY = "lazy"
 
 class RunLock(dg.ConfigurableResource):
     """Held from the start to the end of a run: runs writing the same artifacts take turns
-    instead of interleaving their writes of tables and state."""
+    instead of interleaving their writes of tables and state. Views of tables new to the
+    catalogue are created together when it is released (one DuckDB write, not one per
+    table; see :meth:`ArtifactStore.views_created_together`)."""
 
     artifacts_dir: str
 
@@ -28,7 +30,7 @@ class RunLock(dg.ConfigurableResource):
         def waiting() -> None:
             context.log.info(f"another run is writing {store.root}; waiting for it to finish")
 
-        with store.exclusive_run(on_wait=waiting):
+        with store.exclusive_run(on_wait=waiting), store.views_created_together():
             yield self
 
 

@@ -156,3 +156,19 @@ def test_statistics_are_written_only_for_tables_sorted_by_their_key(tmp_path):
     store.write_state("kept", keyed)
     assert not has_statistics(store.state_path("kept"))
     assert store.read("membership").equals(keyed.reverse())
+
+
+def test_views_of_new_tables_are_created_together_when_the_block_ends(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("clusters", FRAME)  # outside a block: its view at once
+    assert count_via_view(store, "clusters") == 3
+    with store.views_created_together():
+        store.write("membership", FRAME)
+        store.write("golden_profiles", FRAME.head(2))
+        store.write("clusters", FRAME.head(1))
+        with duckdb.connect(str(store.database), read_only=True) as con:
+            views = {row[0] for row in con.sql("SELECT view_name FROM duckdb_views()").fetchall()}
+        assert "membership" not in views  # new tables wait for the end of the block
+        assert count_via_view(store, "clusters") == 1  # an existing view reads the new file
+    assert count_via_view(store, "membership") == 3
+    assert count_via_view(store, "golden_profiles") == 2
