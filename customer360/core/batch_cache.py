@@ -45,6 +45,7 @@ class BatchCache:
         self.batches = 0  # batches asked for
         self.files_read = 0  # batches read from their files (not found in the cache)
         self._hashes: dict[Path, str] = {}  # content hash of each batch fingerprinted
+        self._files: dict[str, list[Path | None]] = {}  # per source: each batch's kept file
 
     def read(
         self,
@@ -67,28 +68,39 @@ class BatchCache:
             if self.writable:  # kept before hashing was turned on: plain text must go
                 shutil.rmtree(folder, ignore_errors=True)
             self.files_read += len(paths)
+            self._files[source.name] = []
             return [read(path) for path in paths]
         index = _load_index(folder)
         settings = _settings_digest(source)
-        frames, used = [], {}
+        frames, used, files = [], {}, []
         for path in paths:
             fingerprint = _fingerprint(path, index.get(str(path)))
             used[str(path)] = fingerprint
             self._hashes[path] = fingerprint[2]
             entry = folder / f"{_entry_name(spec, source, path, fingerprint[2], settings)}.parquet"
             frame = _read_entry(entry) if self.reuse else None
+            holds_frame = frame is not None or self.writable
             if frame is None:
                 frame = read(path)
                 self.files_read += 1
                 if self.writable:
                     _write_entry(frame, entry)
             frames.append(frame)
+            files.append(entry if holds_frame else None)
+        self._files[source.name] = files
         if self.writable and every_batch:
             _save_index(folder, used)
             _remove_unused(folder, spec, source, used, settings)
         elif self.writable:
             _save_index(folder, {**index, **used})
         return frames
+
+    def single_file(self, source: Source) -> Path | None:
+        """The kept file holding all the rows :meth:`read` gave for a source — when it
+        read one batch, kept — so that a table of exactly those rows can share the file
+        instead of writing them again."""
+        files = self._files.get(source.name, [])
+        return files[0] if len(files) == 1 else None
 
     def content_hash(self, path: Path) -> str:
         """The content hash of a batch read through this cache: the one its fingerprint

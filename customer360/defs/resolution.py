@@ -79,8 +79,13 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             source.name: ingest_source(spec, source, forgotten, cache) for source in spec.sources
         }
         extracts = {name: result.frame for name, result in ingested.items()}
-        for name, frame in extracts.items():  # the sources' tables: their current batches
-            store.write(name, frame)
+        for source in spec.sources:  # the sources' tables: their current batches
+            # one batch kept as read, nothing dropped: the kept file holds these very rows
+            kept = cache.single_file(source)
+            if kept is not None and not ingested[source.name].forgotten_rows_dropped:
+                store.share(source.name, kept)
+            else:
+                store.write(source.name, extracts[source.name])
         records, quarantine = build_records(spec, extracts)
         context.log.info(f"{records.height} records accepted, {quarantine.height} quarantined")
         reasons = quarantine.group_by(pl.col("reason").str.extract(r"^([a-z ]+)")).len()

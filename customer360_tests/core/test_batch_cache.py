@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -186,3 +187,20 @@ def test_one_batch_read_alone_is_kept_for_the_next_read_of_all_and_leaves_the_ot
     every = BatchCache(store)
     assert read_source(spec, source, every).equals(read_source(spec, source))
     assert (every.batches, every.files_read) == (2, 0)
+
+
+def test_only_a_source_read_as_one_kept_batch_has_a_single_file(tmp_path):
+    spec, store = folder_spec(tmp_path), ArtifactStore(tmp_path / "artifacts")
+    source = spec.sources[0]
+    put(tmp_path, "b1.csv", [("C1", "a@x.io")])
+    cache = BatchCache(store)
+    frame = read_source(spec, source, cache)
+    assert frame.equals(pl.read_parquet(cache.single_file(source)))
+    put(tmp_path, "b2.csv", [("C2", "b@x.io")])
+    cache = BatchCache(store)
+    read_source(spec, source, cache)
+    assert cache.single_file(source) is None
+    hashed = folder_spec(tmp_path, hash=True)
+    cache = BatchCache(store)
+    read_one_batch(hashed, hashed.sources[0], tmp_path / "crm" / "b1.csv", cache)
+    assert cache.single_file(hashed.sources[0]) is None  # never kept

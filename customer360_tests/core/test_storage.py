@@ -172,3 +172,16 @@ def test_views_of_new_tables_are_created_together_when_the_block_ends(tmp_path):
         assert count_via_view(store, "clusters") == 1  # an existing view reads the new file
     assert count_via_view(store, "membership") == 3
     assert count_via_view(store, "golden_profiles") == 2
+
+
+def test_a_shared_file_becomes_the_table_and_outlives_its_first_name(tmp_path):
+    store = ArtifactStore(tmp_path / "artifacts")
+    kept = tmp_path / "artifacts" / "state" / "kept.parquet"
+    kept.parent.mkdir(parents=True)
+    FRAME.write_parquet(kept)
+    store.write("crm", FRAME.head(1))  # an older table is replaced
+    path = store.share("crm", kept)
+    assert path.stat().st_ino == kept.stat().st_ino  # the rows are not written again
+    kept.unlink()  # e.g. the batch is replaced and its kept copy deleted
+    assert_frame_equal(store.read("crm"), FRAME)
+    assert count_via_view(store, "crm") == 3
