@@ -117,11 +117,20 @@ def _cluster_activity(
         )
     # A measure should arrive as Float64; the cast also sums one that arrives as numeric text.
     value = pl.col(value_measure).cast(pl.Float64).sum() if value_measure else pl.lit(0.0)
+    used = list(dict.fromkeys(["entity_key", "source", "updated_at", value_measure or "source"]))
+    # sources as their number in ``sources``: the counts compare integers, not text
+    source = pl.col("source").cast(pl.Enum(sources), strict=False).to_physical()
     return (
-        aligned_or_joined(membership.select("entity_key", "resolved_id"), records, on="entity_key")
+        aligned_or_joined(
+            membership.select("entity_key", "resolved_id"), records.select(used), on="entity_key"
+        )
+        .with_columns(source.alias("source"))
         .group_by("resolved_id")
         .agg(
-            *((pl.col("source") == s).sum().alias(f"{s}_records") for s in sources),
+            *(
+                (pl.col("source") == code).sum().alias(f"{s}_records")
+                for code, s in enumerate(sources)
+            ),
             pl.col("updated_at").min().alias("first_seen"),
             pl.col("updated_at").max().alias("last_seen"),
             value.alias("lifetime_value"),

@@ -11,6 +11,8 @@ from customer360.core.spec import Spec
 # How far back a last update still counts as recent when scoring data quality.
 RECENCY_HORIZON_DAYS = 365
 COMPLETENESS_WEIGHT = 0.8
+# Up to this many sources, a cluster's sources are collected as the bits of one UInt64.
+SOURCE_MASK_BITS = 64
 AUDIT_COLUMNS = [
     "record_count",
     "source_systems",
@@ -32,10 +34,14 @@ def build_golden_profiles(
     ``resolved_traits`` may be a scan of the stored table: it is read once, already
     joined to the profiles' row numbers, and never held twice."""
     fields = spec.golden_fields
-    profiles = _audit(records, membership).sort("resolved_id")
+    profiles = _audit(records, membership)
+    # The sorted ids as the categories of an Enum: a winner's category number is its
+    # profile's position, found without a join on the text ids.
+    position = pl.col("resolved_id").cast(pl.Enum(profiles.get_column("resolved_id")))
     winners = (
         resolved_traits.lazy()
-        .join(profiles.lazy().select("resolved_id").with_row_index("position"), on="resolved_id")
+        .with_columns(position.to_physical().alias("position"))
+        .drop("resolved_id")
         .collect()
     )
     conflicts = (
@@ -80,19 +86,53 @@ def _wide(winners: pl.DataFrame, fields: list[str], height: int) -> list[pl.Seri
 
 
 def _audit(records: pl.DataFrame, membership: pl.DataFrame) -> pl.DataFrame:
-    return (
-        aligned_or_joined(
-            membership.select("entity_key", "resolved_id"),
-            records.select("entity_key", "source", "updated_at"),
-            on="entity_key",
-        )
-        .group_by("resolved_id")
+    """Per resolved_id, in the order of the ids: record count, the sorted distinct
+    sources, first and last update.
+
+    The sources are gathered as a bit mask per cluster (one integer OR in the group-by,
+    no list per cluster), and each of the few distinct masks is spelled out once."""
+    members = aligned_or_joined(
+        membership.select("entity_key", "resolved_id"),
+        records.select("entity_key", "source", "updated_at"),
+        on="entity_key",
+    )
+    sources = members.get_column("source").unique().sort()
+    as_mask = sources.len() <= SOURCE_MASK_BITS
+    systems = (
+        pl.lit(2, dtype=pl.UInt64)
+        .pow(pl.col("source").cast(pl.Enum(sources)).to_physical())
+        .bitwise_or()
+        .alias("source_mask")
+        if as_mask
+        else pl.col("source").unique().sort().alias("source_systems")
+    )
+    audit = (
+        members.group_by("resolved_id")
         .agg(
             pl.len().cast(pl.UInt32).alias("record_count"),
-            pl.col("source").unique().sort().alias("source_systems"),
+            systems,
             pl.col("updated_at").min().alias("created_at"),
             pl.col("updated_at").max().alias("last_updated_at"),
         )
+        .sort("resolved_id")
+    )
+    return _spelled_out(audit, sources) if as_mask else audit
+
+
+def _spelled_out(audit: pl.DataFrame, sources: pl.Series) -> pl.DataFrame:
+    """``source_mask`` replaced by ``source_systems``: the names of its bits, sorted."""
+    bits = sources.to_frame("source").with_row_index("bit")
+    names = (
+        audit.select(pl.col("source_mask").unique())
+        .join(bits, how="cross")
+        .filter(pl.col("source_mask") // pl.lit(2, dtype=pl.UInt64).pow(pl.col("bit")) % 2 == 1)
+        .group_by("source_mask")
+        .agg(pl.col("source").sort().alias("source_systems"))
+    )
+    return (
+        audit.join(names, on="source_mask", how="left", maintain_order="left")
+        .drop("source_mask")
+        .select("resolved_id", "record_count", "source_systems", "created_at", "last_updated_at")
     )
 
 

@@ -140,8 +140,20 @@ def _moved_records(membership: pl.DataFrame, previous: pl.DataFrame | None) -> p
     schema = {"entity_key": pl.String, "moved_from": pl.String, "moved_to": pl.String}
     if previous is None:
         return pl.DataFrame(schema=schema)
-    before = previous.select("entity_key", pl.col("resolved_id").alias("moved_from"))
-    after = membership.select("entity_key", pl.col("resolved_id").alias("moved_to"))
+    # A record whose (entity_key, resolved_id) is found on the other side did not move:
+    # the pairs are hashed to integers and looked up, and only the few others are joined
+    # on their text keys (a move hides only if its pair's hash collides with another's).
+    pair = pl.struct("entity_key", "resolved_id").hash()
+    before_pairs, after_pairs = (
+        previous.select(pair).to_series(),
+        membership.select(pair).to_series(),
+    )
+    before = previous.filter(~before_pairs.is_in(after_pairs.implode())).select(
+        "entity_key", pl.col("resolved_id").alias("moved_from")
+    )
+    after = membership.filter(~after_pairs.is_in(before_pairs.implode())).select(
+        "entity_key", pl.col("resolved_id").alias("moved_to")
+    )
     return (
         before.join(after, on="entity_key", how="inner")
         .filter(pl.col("moved_from") != pl.col("moved_to"))

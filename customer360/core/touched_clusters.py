@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import polars as pl
 
+from customer360.core.frames import aligned_or_joined
 from customer360.core.spec import Spec
 from customer360.core.survivorship import resolve_traits
 
@@ -47,39 +48,39 @@ def profile_inputs(spec: Spec, records: pl.DataFrame, membership: pl.DataFrame) 
     ``records`` needs every one of :func:`observed_columns`."""
     content = pl.struct(observed_columns(spec))
     digests = records.select("entity_key", content.hash().alias("digest"))
-    return (
-        membership.select("entity_key", "resolved_id")
-        .join(digests, on="entity_key", how="left")
-        .with_columns(pl.lit(spec_fingerprint(spec)).alias("spec_fingerprint"))
-    )
+    return aligned_or_joined(
+        membership.select("entity_key", "resolved_id"), digests, on="entity_key"
+    ).with_columns(pl.lit(spec_fingerprint(spec)).alias("spec_fingerprint"))
 
 
-def unchanged_clusters(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.Series:
-    """resolved_ids whose records are exactly last run's, each with the same content."""
+def touched_clusters(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.Series | None:
+    """The resolved_ids, of last run or this one, that hold a new, removed, moved or
+    changed record; None when everything counts as touched (no kept inputs, or another
+    spec).
+
+    A record is unchanged when its (entity_key, resolved_id, digest) is found on the
+    other side. Each side's triples are hashed to one integer and looked up in the
+    other side's, so the million-row comparison is two integer ``is_in`` instead of a
+    full join on text keys. Like the digest itself, a 64-bit hash could only hide a
+    change by colliding with another record's state: about n / 2**64 per record.
+    """
     if previous is None or previous.is_empty():
-        return pl.Series("resolved_id", [], pl.String)
-    fingerprints = previous.get_column("spec_fingerprint").unique()
-    if fingerprints.to_list() != current.get_column("spec_fingerprint").unique().to_list():
-        return pl.Series("resolved_id", [], pl.String)
-    both = previous.select("entity_key", "resolved_id", "digest").join(
-        current.select("entity_key", "resolved_id", "digest"),
-        on="entity_key",
-        how="full",
-        suffix="_now",
-    )
-    same = (pl.col("resolved_id") == pl.col("resolved_id_now")) & (
-        pl.col("digest") == pl.col("digest_now")
-    )
-    differing = both.filter(~same.fill_null(False))
-    touched = pl.concat(
-        [differing.get_column("resolved_id"), differing.get_column("resolved_id_now")]
-    ).drop_nulls()
-    return (
-        current.select("resolved_id")
-        .unique()
-        .filter(~pl.col("resolved_id").is_in(touched.implode()))
-        .get_column("resolved_id")
-    )
+        return None
+    fingerprint = current.get_column("spec_fingerprint").first()
+    if not (previous.get_column("spec_fingerprint") == fingerprint).all():
+        return None
+    before, now = _record_states(previous), _record_states(current)
+    return pl.concat(
+        [
+            previous.get_column("resolved_id").filter(~before.is_in(now.implode())),
+            current.get_column("resolved_id").filter(~now.is_in(before.implode())),
+        ]
+    ).unique()
+
+
+def _record_states(inputs: pl.DataFrame) -> pl.Series:
+    """Each record's (entity_key, resolved_id, digest) as one UInt64."""
+    return inputs.select(pl.struct("entity_key", "resolved_id", "digest").hash()).to_series()
 
 
 def resolve_touched_traits(
@@ -94,21 +95,24 @@ def resolve_touched_traits(
     untouched since ``previous_inputs`` were kept, resolved again for the rest. Equal,
     as a set of rows, to :func:`resolve_traits` over everything."""
     inputs = profile_inputs(spec, records, membership)
-    kept = (
-        unchanged_clusters(previous_inputs, inputs)
-        if previous_resolved is not None
-        else pl.Series("resolved_id", [], pl.String)
-    )
-    if kept.is_empty():
+    touched = touched_clusters(previous_inputs, inputs) if previous_resolved is not None else None
+    if touched is None:
         return Survivorship(resolve_traits(spec, traits, records, membership), inputs, 0)
-    touched_members = membership.filter(~pl.col("resolved_id").is_in(kept.implode()))
-    touched_keys = touched_members.get_column("entity_key").implode()
+    # The touched clusters are few in an incremental run: their records' observations
+    # are read from the table once, and the winners resolved on that small frame.
+    in_touched = pl.col("resolved_id").is_in(touched.implode())
+    touched_members = membership.filter(in_touched)
+    touched_keys = pl.col("entity_key").is_in(touched_members.get_column("entity_key").implode())
     fresh = resolve_traits(
         spec,
-        traits.lazy().filter(pl.col("entity_key").is_in(touched_keys)),
-        records.filter(pl.col("entity_key").is_in(touched_keys)),
+        traits.lazy().filter(touched_keys).collect(),
+        records.filter(touched_keys),
         touched_members,
     )
-    carried = previous_resolved.filter(pl.col("resolved_id").is_in(kept.implode()))
+    carried = previous_resolved.filter(~in_touched)
     resolved = pl.concat([carried.select(fresh.columns).cast(fresh.schema), fresh])
-    return Survivorship(resolved, inputs, kept.len())
+    reused = (
+        inputs.get_column("resolved_id").n_unique()
+        - touched_members.get_column("resolved_id").n_unique()
+    )
+    return Survivorship(resolved, inputs, reused)

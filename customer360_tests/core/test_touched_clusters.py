@@ -9,7 +9,7 @@ from customer360.core.survivorship import resolve_traits
 from customer360.core.touched_clusters import (
     profile_inputs,
     resolve_touched_traits,
-    unchanged_clusters,
+    touched_clusters,
 )
 from customer360.core.traits import build_traits
 
@@ -54,8 +54,9 @@ CLUSTERS = {"crm:1": "crm:1", "crm:2": "crm:1", "crm:3": "crm:3", "crm:4": "crm:
 def touched(after: pl.DataFrame, clusters_after: dict[str, str]) -> set[str]:
     previous = profile_inputs(SPEC, BEFORE, membership(CLUSTERS))
     current = profile_inputs(SPEC, after, membership(clusters_after))
-    kept = set(unchanged_clusters(previous, current))
-    return set(clusters_after.values()) - kept
+    found = touched_clusters(previous, current)
+    assert found is not None
+    return set(found) & set(clusters_after.values())
 
 
 def test_nothing_changed_touches_nothing():
@@ -90,8 +91,8 @@ def test_another_spec_touches_everything():
     previous = profile_inputs(SPEC, BEFORE, membership(CLUSTERS))
     other = make_spec(spec_dict(survivorship={"default": "most_recent"}))
     current = profile_inputs(other, BEFORE, membership(CLUSTERS))
-    assert unchanged_clusters(previous, current).is_empty()
-    assert unchanged_clusters(None, current).is_empty()
+    assert touched_clusters(previous, current) is None
+    assert touched_clusters(None, current) is None
 
 
 def test_carried_over_winners_equal_resolving_everything():
