@@ -89,8 +89,8 @@ def _classified_type(
         new = first_of_key
     else:
         classified = _looked_up(raw, known, classifier)
-        # a key held by another raw value stays with that value (both are compared)
-        new = first_of_key & pl.col("kept_raw").is_null() & ~pl.col("hit")
+        # a key kept for another raw value stays with that value (lookups compare both)
+        new = first_of_key & pl.col("kept_raw").is_null()
     as_kept = [pl.lit(fingerprint, dtype=pl.UInt64).alias("fingerprint"), *list(KEPT_SCHEMA)[1:]]
     table = _with_group_sizes(
         id_type, classified.with_columns(pl.lit(name).alias("identifier_type"))
@@ -103,7 +103,7 @@ def _classified_type(
 
 
 def _known_values(kept: pl.DataFrame | None, fingerprint: int) -> pl.DataFrame | None:
-    """The kept values of one fingerprint, one row per key; None when there are none."""
+    """The kept values of one fingerprint; None when there are none."""
     if kept is None:
         return None
     known = kept.filter(pl.col("fingerprint") == fingerprint).drop("fingerprint")
