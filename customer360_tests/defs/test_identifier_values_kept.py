@@ -8,8 +8,10 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from customer360.core.forget import forget, select_records
 from customer360.core.normalized_values import STATE_FOLDER
 from customer360.core.spec import load_spec
+from customer360.core.storage import ArtifactStore
 from customer360.definitions import JOB_NAME, build_definitions
 from customer360.defs.automation import FULL_RUN_TAGS
 from customer360_tests.conftest import run_job
@@ -58,3 +60,14 @@ def test_a_full_run_ignores_the_kept_values(walkthrough_dir: Path, tmp_path: Pat
     assert sorted_identifiers(artifacts).equals(expected)
     run_job(spec, artifacts)  # and what it kept is right again
     assert sorted_identifiers(artifacts).equals(expected)
+
+
+def test_forgetting_a_person_drops_the_kept_values(walkthrough_dir: Path, tmp_path: Path) -> None:
+    spec_path, artifacts = walkthrough_dir / "customer360.yaml", tmp_path / "artifacts"
+    run_job(spec_path, artifacts)
+    folder = artifacts / "state" / STATE_FOLDER
+    assert any(folder.glob("*.parquet"))
+    spec, store = load_spec(spec_path), ArtifactStore(artifacts)
+    selected = select_records(spec, store, identifier_type="email", value="john@acme.com")
+    forget(spec, store, selected, "identifier")
+    assert not folder.exists()  # raw values, the person's among them
