@@ -13,9 +13,10 @@ only the batch's new values. Each row carries the fingerprint of its type (setti
 default region, normalizing code, library versions), so a changed spec or upgrade never
 uses a stale value: its type is normalized again. Rows are found by a 64-bit key of the
 raw value and then compared with the raw value itself, so a key that two values share
-never lends one value the other's form. When segments pile up, the values the run used
-are written as one segment and the others are deleted, which also drops the values of
-records that have gone.
+never lends one value the other's form. When segments pile up, or kept values carry a
+fingerprint the spec no longer gives (a type switched to hashing must leave no plain
+text behind), the values the run used are written as one segment and the others are
+deleted, which also drops the values of records that have gone.
 """
 
 from __future__ import annotations
@@ -88,15 +89,26 @@ def load_normalized_values(store: ArtifactStore) -> pl.DataFrame | None:
 
 
 def keep_normalized_values(
-    store: ArtifactStore, fresh: pl.DataFrame, used: pl.LazyFrame, *, rewrite: bool
+    store: ArtifactStore,
+    spec: Spec,
+    kept: pl.DataFrame | None,
+    fresh: pl.DataFrame,
+    used: pl.LazyFrame,
 ) -> None:
-    """Add ``fresh`` (values classified for the first time) as a segment; or, with
-    ``rewrite`` or too many segments, replace every segment by ``used`` (all values the
-    run classified or looked up)."""
+    """Add ``fresh`` (values classified for the first time) as a segment; or replace
+    every segment by ``used`` (all values the run classified or looked up) when nothing
+    was ``kept`` (a first or full run), when values of another spec or code are kept (a
+    changed type: they may be the plain text of a type hashed now), or when segments
+    pile up."""
     folder = _folder(store)
     folder.mkdir(parents=True, exist_ok=True)
     existing = sorted(folder.glob("*.parquet"))
-    merge = rewrite or len(existing) + 1 > MAX_SEGMENTS
+    current = pl.Series(list(type_fingerprints(spec).values()), dtype=pl.UInt64)
+    merge = (
+        kept is None
+        or not kept.get_column("fingerprint").unique().is_in(current.implode()).all()
+        or len(existing) + 1 > MAX_SEGMENTS
+    )
     rows = used.collect() if merge else fresh
     if rows.height:
         store.write_state(f"{STATE_FOLDER}/{uuid.uuid4().hex}", rows.select(list(KEPT_SCHEMA)))

@@ -127,7 +127,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
     def identifiers(context: AssetExecutionContext, records: pl.DataFrame) -> pl.DataFrame:
         kept = None if is_full_run(context) else load_normalized_values(store)
         result = classify_identifiers(spec, records, kept)
-        keep_normalized_values(store, result.fresh, result.used, rewrite=kept is None)
+        keep_normalized_values(store, spec, kept, result.fresh, result.used)
         by_status = result.table.group_by("status").len()
         context.add_output_metadata(
             {

@@ -74,7 +74,7 @@ def run(spec, store: ArtifactStore, frame: pl.DataFrame, *, full: bool = False):
     """One run as the identifiers asset does it: look up what is kept, keep what is new."""
     kept = None if full else load_normalized_values(store)
     result = classify_identifiers(spec, frame, kept)
-    keep_normalized_values(store, result.fresh, result.used, rewrite=kept is None)
+    keep_normalized_values(store, spec, kept, result.fresh, result.used)
     return result
 
 
@@ -126,8 +126,12 @@ def test_a_changed_type_is_normalized_again_and_the_others_are_not(tmp_path: Pat
     result = run(changed, store, frame)
     assert result.fresh.get_column("value_raw").to_list() == ["+44 20 7946 0958"]
     assert result.table.equals(build_identifiers(changed, frame))
+    # nothing of the type as it was is kept (a type hashed now must leave no plain text)
+    fingerprints = set(load_normalized_values(store).get_column("fingerprint"))
+    assert fingerprints == set(type_fingerprints(changed).values())
     # a group limit is applied over the whole table every run: no value is normalized again
-    assert run(spec_with(email={"max_group_size": 5}), store, frame).fresh.is_empty()
+    limited = spec_with(phone={"region": "GB"}, email={"max_group_size": 5})
+    assert run(limited, store, frame).fresh.is_empty()
 
 
 def test_a_kept_row_whose_key_another_value_shares_is_never_used(tmp_path: Path) -> None:
