@@ -61,13 +61,14 @@ def value_key(raw: pl.Expr) -> pl.Expr:
 
 def type_fingerprints(spec: Spec) -> dict[str, int]:
     """Per identifier type, a digest of everything its values' classification depends
-    on (not its group limits: they are applied to the whole table every run)."""
+    on: its name (reasons quote it), settings, the default region, code and versions —
+    not its group limits, which are applied to the whole table every run."""
     versions = f"{_CODE}|{pl.__version__}|{phonenumbers.__version__}"
     region = spec.settings.default_region
     return {
         name: int.from_bytes(
             hashlib.blake2b(
-                f"{id_type.model_dump_json(exclude=_GROUP_SETTINGS)}|{region}|{versions}".encode(),
+                f"{name}|{id_type.model_dump_json(exclude=_GROUP_SETTINGS)}|{region}|{versions}".encode(),
                 digest_size=8,
             ).digest()
         )

@@ -174,3 +174,34 @@ def test_segments_are_merged_into_the_values_in_use(tmp_path: Path) -> None:
     assert load_normalized_values(store).get_column("value_raw").to_list() == ["b@c.io"]
     clear_normalized_values(store)
     assert load_normalized_values(store) is None
+
+
+def test_types_alike_but_for_their_name_keep_their_own_reasons(tmp_path: Path) -> None:
+    inactive = {"normalizer": "email", "active": False}
+    spec = make_spec(
+        {
+            "identifier_types": {"email": inactive, "work_email": inactive},
+            "sources": [
+                {
+                    "name": "s",
+                    "path": "s.csv",
+                    "format": "csv",
+                    "key": "id",
+                    "trust": 1,
+                    "identifiers": {"email": "email", "work_email": "work_email"},
+                },
+            ],
+        }
+    )
+    frame = records_frame(
+        [{"entity_key": "s:1", "email": "a@b.co", "work_email": "a@b.co"}],
+        columns=["email", "work_email"],
+    )
+    store = ArtifactStore(tmp_path)
+    run(spec, store, frame)
+    again = run(spec, store, frame).table
+    assert again.equals(build_identifiers(spec, frame))
+    assert again.get_column("reason").to_list() == [
+        "identifier type 'email' is inactive in the spec",
+        "identifier type 'work_email' is inactive in the spec",
+    ]
