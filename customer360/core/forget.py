@@ -8,8 +8,10 @@ is the published membership, so that the next run does not record their removal.
 batches kept as read (see :mod:`customer360.core.batch_cache`) still hold the rows, so
 they are dropped whole: the next run reads every batch file once more. So are the
 inputs that let survivorship carry winners over (see
-:mod:`customer360.core.touched_clusters`): the next run resolves every cluster again. The
-audit row records when, by what kind of selector and how many records, never the values.
+:mod:`customer360.core.touched_clusters`): the next run resolves every cluster again,
+and the identifier values kept normalized (see :mod:`customer360.core.normalized_values`),
+which hold raw text: the next run normalizes every value again. The audit row records
+when, by what kind of selector and how many records, never the values.
 The suppression list and the registry of issued ids keep entity keys (source-system
 keys, no personal values): the first to keep the rows out, the second so that an id is
 never issued twice.
@@ -37,6 +39,7 @@ from customer360.core.inbox import (
     unserved_inbox,
 )
 from customer360.core.ingest import hash_identifiers
+from customer360.core.normalized_values import clear_normalized_values
 from customer360.core.privacy import lookup_value
 from customer360.core.records import mapped_fields
 from customer360.core.spec import Spec
@@ -153,6 +156,7 @@ def forget(
         with unserved_inbox(spec) as no_service_running:
             drop_inbox_lines(spec, keys, include_open_file=no_service_running)
     clear_batch_cache(store)
+    clear_normalized_values(store)  # kept raw identifier values may be the person's
     # kept winners may be the person's values: the next run resolves every cluster again
     store.state_path(PROFILE_INPUTS_STATE).unlink(missing_ok=True)
     figures = {"records_forgotten": keys.len(), "customers_forgotten": ids.len()}

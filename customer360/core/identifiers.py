@@ -12,9 +12,12 @@ Statuses, in the order they are decided:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import polars as pl
 
 from customer360.core.normalize import normalize
+from customer360.core.normalized_values import KEPT_SCHEMA, type_fingerprints, value_key
 from customer360.core.spec import IdentifierType, Spec
 
 STATUSES = ("linkable", "inactive", "invalid", "excluded", "oversize")
@@ -31,29 +34,101 @@ IDENTIFIER_SCHEMA = {
 }
 
 
+class ClassifiedIdentifiers(NamedTuple):
+    table: pl.DataFrame  # the identifiers table
+    fresh: pl.DataFrame  # values classified for the first time, to keep (KEPT_SCHEMA)
+    used: pl.LazyFrame  # every value the table holds, classified or looked up (KEPT_SCHEMA)
+
+
 def build_identifiers(spec: Spec, records: pl.DataFrame) -> pl.DataFrame:
     """Unpivot the records' identifier columns, normalize, exclude and size the groups."""
+    return classify_identifiers(spec, records).table
+
+
+def classify_identifiers(
+    spec: Spec, records: pl.DataFrame, kept: pl.DataFrame | None = None
+) -> ClassifiedIdentifiers:
+    """The identifiers table, taking each value's normalized form, status and reason from
+    ``kept`` (see :mod:`customer360.core.normalized_values`) where it was classified
+    before under the same fingerprint, and classifying only the others. Group sizes
+    depend on every record, so they are always counted over the whole table; the table
+    equals the one built without ``kept``."""
+    fingerprints = type_fingerprints(spec)
     parts = [
-        _normalized_type(spec, name, id_type, records)
+        _classified_type(spec, name, id_type, records, fingerprints[name], kept)
         for name, id_type in spec.identifier_types.items()
         if name in records.columns
     ]
     if not parts:
-        return pl.DataFrame(schema=IDENTIFIER_SCHEMA)
-    long = pl.concat(parts)
-    return _with_group_sizes(spec, long).select(list(IDENTIFIER_SCHEMA))
-
-
-def _normalized_type(
-    spec: Spec, name: str, id_type: IdentifierType, records: pl.DataFrame
-) -> pl.DataFrame:
-    raw = records.select("entity_key", pl.col(name).alias("value_raw")).drop_nulls("value_raw")
-    classifier = ValueClassifier(name, id_type, spec.settings.default_region)
-    return classifier.with_statuses(
-        raw.with_columns(
-            pl.lit(name).alias("identifier_type"),
-            classifier.normalize(raw.get_column("value_raw")).alias("value"),
+        nothing = pl.DataFrame(schema=KEPT_SCHEMA)
+        return ClassifiedIdentifiers(
+            pl.DataFrame(schema=IDENTIFIER_SCHEMA), nothing, nothing.lazy()
         )
+    return ClassifiedIdentifiers(*(pl.concat(frames) for frames in zip(*parts, strict=True)))
+
+
+def _classified_type(
+    spec: Spec,
+    name: str,
+    id_type: IdentifierType,
+    records: pl.DataFrame,
+    fingerprint: int,
+    kept: pl.DataFrame | None,
+) -> ClassifiedIdentifiers:
+    """One type's part of the table, and of the values to keep."""
+    raw = (
+        records.select("entity_key", pl.col(name).alias("value_raw"))
+        .drop_nulls("value_raw")
+        .with_columns(value_key(pl.col("value_raw")))
+    )
+    classifier = ValueClassifier(name, id_type, spec.settings.default_region)
+    known = _known_values(kept, fingerprint)
+    first_of_key = pl.col("key").is_first_distinct()
+    if known is None:
+        classified = raw.hstack(classifier.classify(raw.get_column("value_raw")).drop("value_raw"))
+        new = first_of_key
+    else:
+        classified = _looked_up(raw, known, classifier)
+        # a key kept for another raw value stays with that value (lookups compare both)
+        new = first_of_key & pl.col("kept_raw").is_null()
+    as_kept = [pl.lit(fingerprint, dtype=pl.UInt64).alias("fingerprint"), *list(KEPT_SCHEMA)[1:]]
+    table = _with_group_sizes(
+        id_type, classified.with_columns(pl.lit(name).alias("identifier_type"))
+    )
+    return ClassifiedIdentifiers(
+        table.select(list(IDENTIFIER_SCHEMA)),
+        classified.filter(new).select(as_kept),
+        classified.lazy().filter(first_of_key).select(as_kept),
+    )
+
+
+def _known_values(kept: pl.DataFrame | None, fingerprint: int) -> pl.DataFrame | None:
+    """The kept values of one fingerprint; None when there are none."""
+    if kept is None:
+        return None
+    known = kept.filter(pl.col("fingerprint") == fingerprint).drop("fingerprint")
+    return None if known.is_empty() else known.rename({"value_raw": "kept_raw"})
+
+
+def _looked_up(raw: pl.DataFrame, known: pl.DataFrame, classifier: ValueClassifier) -> pl.DataFrame:
+    """``raw`` with value, reason and status: looked up in ``known`` where the raw value
+    is there, classified where it is not; ``hit`` and ``kept_raw`` say which."""
+    joined = raw.join(known, on="key", how="left", maintain_order="left")
+    if joined.height != raw.height:  # a key kept twice (never written so): one row each
+        joined = raw.join(
+            known.filter(pl.col("key").is_first_distinct()),
+            on="key",
+            how="left",
+            maintain_order="left",
+        )
+    joined = joined.with_columns(
+        (pl.col("value_raw") == pl.col("kept_raw")).fill_null(False).alias("hit")
+    )
+    missed = joined.get_column("hit").not_().arg_true()
+    fresh = classifier.classify(joined.get_column("value_raw").gather(missed))
+    return joined.with_columns(
+        joined.get_column(column).clone().scatter(missed, fresh.get_column(column))
+        for column in ("value", "reason", "status")
     )
 
 
@@ -133,23 +208,17 @@ def exclusion_reason(id_type: IdentifierType, region: str) -> pl.Expr:
     return reason
 
 
-def _with_group_sizes(spec: Spec, long: pl.DataFrame) -> pl.DataFrame:
-    """Count the records sharing each linkable value and mark over-size groups."""
-    limits = pl.DataFrame(
-        {
-            "identifier_type": list(spec.identifier_types),
-            "max_group_size": [t.max_group_size for t in spec.identifier_types.values()],
-        },
-        schema={"identifier_type": pl.String, "max_group_size": pl.UInt32},
-    )
+def _with_group_sizes(id_type: IdentifierType, rows: pl.DataFrame) -> pl.DataFrame:
+    """Count the records sharing each linkable value of one type and mark over-size
+    groups."""
     linkable = pl.col("status") == "linkable"
-    sized = long.join(limits, on="identifier_type", how="left").with_columns(
+    sized = rows.with_columns(
         pl.when(linkable)
-        .then(pl.len().over("identifier_type", "value", linkable))
+        .then(pl.len().over(pl.when(linkable).then(pl.col("value"))))
         .cast(pl.UInt32)
         .alias("group_size")
     )
-    oversize = linkable & (pl.col("group_size") > pl.col("max_group_size"))
+    oversize = linkable & (pl.col("group_size") > id_type.max_group_size)
     return sized.with_columns(
         pl.when(oversize).then(pl.lit("oversize")).otherwise(pl.col("status")).alias("status"),
         pl.when(oversize)
@@ -157,7 +226,7 @@ def _with_group_sizes(spec: Spec, long: pl.DataFrame) -> pl.DataFrame:
             pl.format(
                 "shared by {} records, above max_group_size {}",
                 pl.col("group_size"),
-                pl.col("max_group_size"),
+                pl.lit(id_type.max_group_size),
             )
         )
         .otherwise(pl.col("reason"))

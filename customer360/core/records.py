@@ -90,7 +90,7 @@ def _stage_source(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One source: evaluate its mappings, flag bad rows, return (accepted, quarantined)."""
     mapped = _map_columns(spec, source, _with_expected_columns(source, raw))
-    flagged = mapped.with_columns(reason=_row_problem(source))
+    flagged = mapped.with_columns(reason=_row_problem(source, mapped))
     flagged = _flag_duplicate_keys(flagged)
     quarantine = flagged.filter(pl.col("reason").is_not_null()).select(
         pl.col("source"),
@@ -221,12 +221,22 @@ def _parse_timestamp(text: pl.Expr, fmt: str | None) -> pl.Expr:
 def _first_format_that_parses(text: pl.Series) -> pl.Series:
     """Each value parsed with the first of DEFAULT_TIMESTAMP_FORMATS that reads it.
 
-    Extracts are mostly in one format, so each format is tried only on the values the
-    formats before it could not read, not on every value.
+    No value is read by two of these formats (they differ in their count of ':' or in
+    '/' against '-'), so the order in which they are tried does not change the result.
+    Extracts are mostly in one format: the format that reads the first value is tried
+    first, on every value, and each other format only on the values still unread.
     """
-    parsed = pl.repeat(None, len(text), dtype=pl.Datetime("us"), eager=True).alias(text.name)
-    pending = pl.int_range(len(text), dtype=pl.UInt32, eager=True).filter(text.is_not_null())
-    for fmt in DEFAULT_TIMESTAMP_FORMATS:
+    present = text.drop_nulls()
+    if present.is_empty():
+        return pl.repeat(None, len(text), dtype=pl.Datetime("us"), eager=True).alias(text.name)
+    sample = present.head(1)
+    formats = sorted(
+        DEFAULT_TIMESTAMP_FORMATS,
+        key=lambda fmt: sample.str.to_datetime(fmt, strict=False).is_null().all(),
+    )
+    parsed = text.str.to_datetime(formats[0], strict=False, time_unit="us")
+    pending = (text.is_not_null() & parsed.is_null()).arg_true()
+    for fmt in formats[1:]:
         if pending.is_empty():
             break
         attempt = text.gather(pending).str.to_datetime(fmt, strict=False, time_unit="us")
@@ -246,8 +256,8 @@ def _parse_number(text: pl.Expr) -> pl.Expr:
     return text.str.replace_all(r"[\s,$€£¥]", "").cast(pl.Float64, strict=False)
 
 
-def _row_problem(source: Source) -> pl.Expr:
-    """Why a row cannot be accepted on its own, or null."""
+def _row_problem(source: Source, mapped: pl.DataFrame) -> pl.Expr:
+    """Why a row of ``mapped`` cannot be accepted on its own, or null."""
     fmt = source.updated_at_format or "ISO 8601 or MM/DD/YYYY"
     problem = (
         pl.when(pl.col(REJECT_COLUMN).is_not_null())
@@ -255,7 +265,9 @@ def _row_problem(source: Source) -> pl.Expr:
         .when(pl.col("record_key").is_null() | (pl.col("record_key") == ""))
         .then(pl.lit(f"missing record key in column '{source.key}'"))
     )
-    for field in ["record_key", *source.identifiers, *source.attributes]:
+    for field in _fields_with_long_values(
+        mapped, ["record_key", *source.identifiers, *source.attributes]
+    ):
         length = pl.col(field).str.len_chars()
         problem = problem.when(length > MAX_VALUE_CHARS).then(
             pl.format(
@@ -289,15 +301,30 @@ def _row_problem(source: Source) -> pl.Expr:
     return problem.otherwise(None)
 
 
+def _fields_with_long_values(mapped: pl.DataFrame, fields: list[str]) -> list[str]:
+    """The fields holding a value longer than MAX_VALUE_CHARS characters, if any.
+
+    Bytes are counted first — Polars keeps each string's length, and a character takes
+    at least one byte — so characters are counted only in a field that might hold one.
+    """
+    longest = mapped.select(pl.col(fields).str.len_bytes().max()).row(0)
+    return [
+        field for field, size in zip(fields, longest, strict=True) if (size or 0) > MAX_VALUE_CHARS
+    ]
+
+
 def _flag_duplicate_keys(frame: pl.DataFrame) -> pl.DataFrame:
     """Keep one row per record key: the latest batch wins, then the first row in it.
 
-    Repeated keys are few, so only their rows are ordered to find the one kept.
+    Repeated keys are few, so only their rows are ordered to find the one kept. They
+    are found by their 64-bit hashes first (a repeated key repeats its hash), which
+    costs half of comparing every key as text; only the few candidates are compared.
     """
     keys = frame.select(
         "record_key", "batch", "row_number", pl.col("reason").is_null().alias("valid")
     )
-    repeated = keys.filter("valid").filter(pl.col("record_key").is_duplicated())
+    candidates = keys.filter("valid").filter(pl.col("record_key").hash().is_duplicated())
+    repeated = candidates.filter(pl.col("record_key").is_duplicated())
     if repeated.is_empty():
         return frame
     kept = (

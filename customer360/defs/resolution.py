@@ -12,9 +12,10 @@ from customer360.core.clusters import resolve_membership, summarize_clusters
 from customer360.core.edges import EDGE_SCHEMA, build_edges, skipped_groups
 from customer360.core.explain import weakest_links
 from customer360.core.forget import suppressed_keys
-from customer360.core.identifiers import VALUE_COLUMNS, build_identifiers
+from customer360.core.identifiers import VALUE_COLUMNS, classify_identifiers
 from customer360.core.inbox import realtime_assignments
 from customer360.core.ingest import ingest_source
+from customer360.core.normalized_values import keep_normalized_values, load_normalized_values
 from customer360.core.records import build_records
 from customer360.core.spec import Spec
 from customer360.core.splitting import split_over_merged
@@ -124,16 +125,22 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             "Long table of identifiers: one row per (record, identifier type) with the raw "
             "and normalized value, a status (linkable, inactive, invalid, excluded, "
             "oversize), the reason when not linkable, and the size of the value's group. "
-            "Validated by a pandera schema."
+            "Values classified by an earlier run under the same spec are looked up, not "
+            "normalized again. Validated by a pandera schema."
         ),
     )
     def identifiers(context: AssetExecutionContext, records: pl.DataFrame) -> pl.DataFrame:
-        table = build_identifiers(spec, records)
-        by_status = table.group_by("status").len()
+        kept = None if is_full_run(context) else load_normalized_values(store)
+        result = classify_identifiers(spec, records, kept)
+        keep_normalized_values(store, spec, kept, result.fresh, result.used)
+        by_status = result.table.group_by("status").len()
         context.add_output_metadata(
-            {f"status_{status}": int(n) for status, n in by_status.iter_rows()}
+            {
+                **{f"status_{status}": int(n) for status, n in by_status.iter_rows()},
+                "values_normalized": result.fresh.height,
+            }
         )
-        return table
+        return result.table
 
     @dg.multi_asset(
         ins={

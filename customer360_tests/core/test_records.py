@@ -11,7 +11,11 @@ import polars as pl
 import pytest
 
 from customer360.core.readers import read_source
-from customer360.core.records import PROVENANCE_COLUMNS, build_records
+from customer360.core.records import (
+    DEFAULT_TIMESTAMP_FORMATS,
+    PROVENANCE_COLUMNS,
+    build_records,
+)
 
 from .conftest import CRM_HEADER, crm_source, make_spec, spec_dict, write_csv
 
@@ -38,7 +42,10 @@ def test_records_carry_entity_key_mapped_fields_and_provenance(tmp_path):
     records, quarantine = build(spec)
     assert quarantine.is_empty()
     assert records.columns == [
-        *PROVENANCE_COLUMNS, "email", "phone", "first_name",
+        *PROVENANCE_COLUMNS,
+        "email",
+        "phone",
+        "first_name",
     ]
     assert records.row(0, named=True) == {
         "entity_key": "crm:C1",  # source:key, with the key trimmed
@@ -63,9 +70,10 @@ def test_missing_key_goes_to_quarantine_with_the_raw_record(tmp_path):
     records, quarantine = build(crm_spec(tmp_path, rows))
     assert records.get_column("entity_key").to_list() == ["crm:C1"]
     assert quarantine.get_column("row_number").to_list() == [2, 3]
-    assert quarantine.get_column("reason").to_list() == [
-        "missing record key in column 'customer_id'"
-    ] * 2
+    assert (
+        quarantine.get_column("reason").to_list()
+        == ["missing record key in column 'customer_id'"] * 2
+    )
     assert json.loads(quarantine.get_column("raw_record")[0]) == {
         "customer_id": None,
         "email": "nokey@example.com",
@@ -79,26 +87,43 @@ def test_missing_key_goes_to_quarantine_with_the_raw_record(tmp_path):
 
 def test_duplicate_key_latest_batch_wins_then_first_row(tmp_path):
     folder = tmp_path / "crm"
-    write_csv(folder / "2024-01.csv", CRM_HEADER, [
-        ["C1", "old@example.com", "", "Ann", "2024-01-01"],
-        ["C2", "bob@example.com", "", "Bob", "2024-01-01"],
-    ])
-    write_csv(folder / "2024-02.csv", CRM_HEADER, [
-        ["C1", "new@example.com", "", "Ann", "2024-02-01"],
-        ["C1", "newer@example.com", "", "Ann", "2024-02-03"],
-    ])
+    write_csv(
+        folder / "2024-01.csv",
+        CRM_HEADER,
+        [
+            ["C1", "old@example.com", "", "Ann", "2024-01-01"],
+            ["C2", "bob@example.com", "", "Bob", "2024-01-01"],
+        ],
+    )
+    write_csv(
+        folder / "2024-02.csv",
+        CRM_HEADER,
+        [
+            ["C1", "new@example.com", "", "Ann", "2024-02-01"],
+            ["C1", "newer@example.com", "", "Ann", "2024-02-03"],
+        ],
+    )
     spec = make_spec(
-        spec_dict({
-            "name": "crm", "path": "crm", "format": "csv", "key": "customer_id",
-            "updated_at": "updated", "trust": 1, "identifiers": {"email": "email"},
-        }),
+        spec_dict(
+            {
+                "name": "crm",
+                "path": "crm",
+                "format": "csv",
+                "key": "customer_id",
+                "updated_at": "updated",
+                "trust": 1,
+                "identifiers": {"email": "email"},
+            }
+        ),
         tmp_path,
     )
     records, quarantine = build(spec)
 
     kept = records.filter(pl.col("record_key") == "C1").row(0, named=True)
     assert (kept["batch"], kept["row_number"], kept["email"]) == (
-        "2024-02.csv", 1, "new@example.com",
+        "2024-02.csv",
+        1,
+        "new@example.com",
     )
     assert records.height == 2
     assert quarantine.select("batch", "row_number", "record_key", "reason").rows() == [
@@ -149,6 +174,44 @@ def test_default_timestamp_formats_mixed_in_one_column(tmp_path):
     assert [parsed[f"C{i}"] for i in range(len(examples))] == [e for _, e in examples]
 
 
+@pytest.mark.parametrize("first", range(len(DEFAULT_FORMAT_EXAMPLES)))
+def test_the_format_of_the_first_value_decides_nothing_about_the_others(tmp_path, first):
+    examples = DEFAULT_FORMAT_EXAMPLES[first:] + DEFAULT_FORMAT_EXAMPLES[:first]
+    rows = [[f"C{i}", "", "", "Ann", text] for i, (text, _) in enumerate(examples)]
+    records, quarantine = build(crm_spec(tmp_path, rows))
+    assert quarantine.is_empty()
+    parsed = dict(records.select("record_key", "updated_at").iter_rows())
+    assert [parsed[f"C{i}"] for i in range(len(examples))] == [e for _, e in examples]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [text for text, _ in DEFAULT_FORMAT_EXAMPLES]
+    + [
+        "2024-3-4",
+        "2024-03-04 5:06",
+        "2024-03-04 05:06:07.5",
+        "3/4/2024 5:06:07",
+        "3/4/2024",
+        "12/31/2024 23:59",
+        "2024/03/04",
+        "04-03-2024",
+        "2024-03-04 05",
+        "20240304",
+        "1:2",
+    ],
+)
+def test_no_value_is_read_by_two_default_formats(text):
+    # the formats are tried in the order the data suggests, which is right only so
+    cleaned = pl.Series([text]).str.replace("T", " ").str.replace(r"(Z|[+-]\d{2}:?\d{2})$", "")
+    readers = [
+        fmt
+        for fmt in DEFAULT_TIMESTAMP_FORMATS
+        if cleaned.str.to_datetime(fmt, strict=False).item() is not None
+    ]
+    assert len(readers) <= 1
+
+
 def test_explicit_timestamp_format(tmp_path):
     rows = [["C1", "", "", "Ann", "04.03.2024"], ["C2", "", "", "Bob", "2024-03-04"]]
     records, quarantine = build(crm_spec(tmp_path, rows, updated_at_format="%d.%m.%Y"))
@@ -163,14 +226,10 @@ def test_missing_timestamp_placeholder_is_null_not_quarantined(tmp_path):
     # rather than quarantined as "unparseable".
     spec = crm_spec(tmp_path, [], format="ndjson", path="crm.ndjson")
     lines = [
-        {"customer_id": "C1", "email": "a@x.com", "phone": "", "first_name": "A",
-         "updated": None},
-        {"customer_id": "C2", "email": "b@x.com", "phone": "", "first_name": "B",
-         "updated": ""},
-        {"customer_id": "C3", "email": "c@x.com", "phone": "", "first_name": "C",
-         "updated": "   "},
-        {"customer_id": "C4", "email": "d@x.com", "phone": "", "first_name": "D",
-         "updated": "n/a"},
+        {"customer_id": "C1", "email": "a@x.com", "phone": "", "first_name": "A", "updated": None},
+        {"customer_id": "C2", "email": "b@x.com", "phone": "", "first_name": "B", "updated": ""},
+        {"customer_id": "C3", "email": "c@x.com", "phone": "", "first_name": "C", "updated": "   "},
+        {"customer_id": "C4", "email": "d@x.com", "phone": "", "first_name": "D", "updated": "n/a"},
     ]
     (tmp_path / "crm.ndjson").write_text("".join(json.dumps(line) + "\n" for line in lines))
     records, quarantine = build(spec)
@@ -195,10 +254,14 @@ def test_rows_in_equal_records_plus_quarantine(tmp_path):
 
 @pytest.mark.parametrize("token", ["", "n/a", "N/A", " none ", "-", "NULL", "Unknown", "na"])
 def test_placeholder_tokens_become_null(tmp_path, token):
-    spec = crm_spec(tmp_path, [["C1", "x", "y", "z", "2024-01-01"]], format="ndjson",
-                    path="crm.ndjson")
+    spec = crm_spec(
+        tmp_path, [["C1", "x", "y", "z", "2024-01-01"]], format="ndjson", path="crm.ndjson"
+    )
     row = {
-        "customer_id": "C1", "email": token, "phone": token, "first_name": token,
+        "customer_id": "C1",
+        "email": token,
+        "phone": token,
+        "first_name": token,
         "updated": "2024-01-01",
     }
     (tmp_path / "crm.ndjson").write_text(json.dumps(row) + "\n")
@@ -210,7 +273,9 @@ def test_mapped_values_are_trimmed_and_real_values_kept(tmp_path):
     rows = [["C1", "  ann@example.com ", "-", "  Nadia ", "2024-01-01"]]
     records, _ = build(crm_spec(tmp_path, rows))
     assert records.select("email", "phone", "first_name").row(0) == (
-        "ann@example.com", None, "Nadia",
+        "ann@example.com",
+        None,
+        "Nadia",
     )
 
 
@@ -222,25 +287,44 @@ def test_custom_missing_values_replace_the_defaults(tmp_path):
 
 def test_records_sorted_by_trust_then_updated_at_nulls_last_then_key(tmp_path):
     header = ["id", "mail", "changed"]
-    write_csv(tmp_path / "crm.csv", header, [
-        ["B", "b@x.com", "2024-03-01"],
-        ["A", "a@x.com", "2024-03-01"],
-        ["Z", "z@x.com", "2024-01-01"],
-        ["N", "n@x.com", ""],
-    ])
-    write_csv(tmp_path / "shop.csv", header, [
-        ["O1", "o@x.com", "2020-01-01"],  # oldest of all, but less trusted
-    ])
+    write_csv(
+        tmp_path / "crm.csv",
+        header,
+        [
+            ["B", "b@x.com", "2024-03-01"],
+            ["A", "a@x.com", "2024-03-01"],
+            ["Z", "z@x.com", "2024-01-01"],
+            ["N", "n@x.com", ""],
+        ],
+    )
+    write_csv(
+        tmp_path / "shop.csv",
+        header,
+        [
+            ["O1", "o@x.com", "2020-01-01"],  # oldest of all, but less trusted
+        ],
+    )
+
     def source(name: str, trust: int) -> dict:
         return {
-            "name": name, "path": f"{name}.csv", "format": "csv", "key": "id",
-            "updated_at": "changed", "trust": trust, "identifiers": {"email": "mail"},
+            "name": name,
+            "path": f"{name}.csv",
+            "format": "csv",
+            "key": "id",
+            "updated_at": "changed",
+            "trust": trust,
+            "identifiers": {"email": "mail"},
         }
+
     # Listed shop first: the order of sources in the spec must not matter.
     spec = make_spec(spec_dict(source("shop", 2), source("crm", 1)), tmp_path)
     records, _ = build(spec)
     assert records.get_column("entity_key").to_list() == [
-        "crm:Z", "crm:A", "crm:B", "crm:N", "shop:O1",
+        "crm:Z",
+        "crm:A",
+        "crm:B",
+        "crm:N",
+        "shop:O1",
     ]
 
 
@@ -260,17 +344,33 @@ def test_sql_expression_mappings(tmp_path):
     records, quarantine = build(spec)
     assert quarantine.is_empty()
     assert records.select("email", "phone", "first_name", "last_name").row(0) == (
-        "ANN@EXAMPLE.COM", "212-555-0101", "Jane", "DOE",
+        "ANN@EXAMPLE.COM",
+        "212-555-0101",
+        "Jane",
+        "DOE",
     )
 
 
 def test_sources_missing_a_field_get_nulls_for_it(tmp_path):
     write_csv(tmp_path / "crm.csv", ["id", "mail", "fn"], [["C1", "a@x.com", "Ann"]])
     write_csv(tmp_path / "shop.csv", ["id", "tel"], [["O1", "2125550101"]])
-    crm = {"name": "crm", "path": "crm.csv", "format": "csv", "key": "id", "trust": 1,
-           "identifiers": {"email": "mail"}, "attributes": {"first_name": "fn"}}
-    shop = {"name": "shop", "path": "shop.csv", "format": "csv", "key": "id", "trust": 2,
-            "identifiers": {"phone": "tel"}}
+    crm = {
+        "name": "crm",
+        "path": "crm.csv",
+        "format": "csv",
+        "key": "id",
+        "trust": 1,
+        "identifiers": {"email": "mail"},
+        "attributes": {"first_name": "fn"},
+    }
+    shop = {
+        "name": "shop",
+        "path": "shop.csv",
+        "format": "csv",
+        "key": "id",
+        "trust": 2,
+        "identifiers": {"phone": "tel"},
+    }
     records, _ = build(make_spec(spec_dict(crm, shop), tmp_path))
     assert records.select("entity_key", "email", "phone", "first_name").rows() == [
         ("crm:C1", "a@x.com", None, "Ann"),
