@@ -8,7 +8,8 @@ is the published membership, so that the next run does not record their removal.
 batches kept as read (see :mod:`customer360.core.batch_cache`) still hold the rows, so
 they are dropped whole: the next run reads every batch file once more. So are the
 inputs that let survivorship carry winners over (see
-:mod:`customer360.core.touched_clusters`): the next run resolves every cluster again. The
+:mod:`customer360.core.touched_clusters`) and those that let linking and clustering
+work on the change only: the next run resolves every cluster again. The
 audit row records when, by what kind of selector and how many records, never the values.
 The suppression list and the registry of issued ids keep entity keys (source-system
 keys, no personal values): the first to keep the rows out, the second so that an id is
@@ -36,6 +37,8 @@ from customer360.core.inbox import (
     pending_records,
     unserved_inbox,
 )
+from customer360.core.incremental_clusters import forget_cluster_inputs
+from customer360.core.incremental_links import forget_link_inputs
 from customer360.core.ingest import hash_identifiers
 from customer360.core.privacy import lookup_value
 from customer360.core.records import mapped_fields
@@ -155,6 +158,10 @@ def forget(
     clear_batch_cache(store)
     # kept winners may be the person's values: the next run resolves every cluster again
     store.state_path(PROFILE_INPUTS_STATE).unlink(missing_ok=True)
+    # so are the kept link and cluster inputs (they hold the person's values and keys,
+    # and the purged membership no longer names the clusters they were in)
+    forget_link_inputs(store)
+    forget_cluster_inputs(store)
     figures = {"records_forgotten": keys.len(), "customers_forgotten": ids.len()}
     store.append(
         AUDIT_TABLE,
