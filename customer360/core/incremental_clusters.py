@@ -39,7 +39,7 @@ from customer360.core.clusters import (
 )
 from customer360.core.spec import Splitting
 from customer360.core.splitting import split_over_merged
-from customer360.core.stable_ids import with_published_ids
+from customer360.core.stable_ids import cluster_lineage, with_published_ids
 from customer360.core.storage import ArtifactStore
 
 # The state files (under artifacts/state/) of the cluster inputs of the last run.
@@ -69,6 +69,8 @@ class Clustering(NamedTuple):
     clusters: pl.DataFrame
     cut: pl.DataFrame
     """The links the split cut, with the ``guard`` that cut each."""
+    lineage: pl.DataFrame
+    """How each record's resolved_id changed since ``published`` (see core.stable_ids)."""
     inputs: ClusterInputs
     """What the next run compares against."""
     resolved_again: int | None
@@ -128,15 +130,12 @@ def resolve_clusters(
     if touched.height > full_above * records.height:
         return _resolve_all(records, edges, splitting, published, registry, now, inputs)
     registry = with_published_ids(registry, published, now)
-    if touched.is_empty():
-        fresh = Clustering(
-            published.clear().select("entity_key", "source", "record_key", "resolved_id"),
-            registry,
-            previous.clusters.clear(),
-            previous.cut.clear(),
-            inputs,
-            0,
+    earlier = published.filter(pl.col("resolved_id").is_in(before.implode()))
+    if touched.is_empty():  # only removals, or nothing changed
+        membership = touched.select(
+            "entity_key", "source", "record_key", pl.lit(None, pl.String).alias("resolved_id")
         )
+        clusters, cut = previous.clusters.clear(), previous.cut.clear()
     else:
         kept, cut = split_over_merged(
             touched,
@@ -144,11 +143,11 @@ def resolve_clusters(
             splitting,
             records.height,
         )
-        membership, registry = resolve_membership(
-            touched, kept, published.filter(in_touched), registry, now
-        )
+        membership, registry = resolve_membership(touched, kept, earlier, registry, now)
         clusters = summarize_clusters(membership, kept, cut)
-        fresh = Clustering(membership, registry, clusters, cut, inputs, touched.height)
+    # the records of the touched components then, removed ones included, and now
+    lineage = cluster_lineage(earlier, membership)
+    fresh = Clustering(membership, registry, clusters, cut, lineage, inputs, touched.height)
     return _spliced(records, previous, published, before, fresh)
 
 
@@ -163,9 +162,9 @@ def _resolve_all(
 ) -> Clustering:
     kept, cut = split_over_merged(records, edges, splitting)
     membership, registry = resolve_membership(records, kept, published, registry, now)
-    return Clustering(
-        membership, registry, summarize_clusters(membership, kept, cut), cut, inputs, None
-    )
+    clusters = summarize_clusters(membership, kept, cut)
+    lineage = cluster_lineage(published, membership)
+    return Clustering(membership, registry, clusters, cut, lineage, inputs, None)
 
 
 def _comparable(previous: PreviousClusters | None, fingerprint: str) -> bool:
@@ -248,8 +247,8 @@ def _spliced(
     )
     touched = records.select(
         pl.col("entity_key").is_in(fresh.membership.get_column("entity_key").implode())
-    )
-    where = touched.to_series().arg_true()
+    ).to_series()
+    where = touched.arg_true()
     membership = records.select("entity_key", "source", "record_key").with_columns(
         ids.scatter(where, fresh.membership.get_column("resolved_id"))
     )
@@ -264,7 +263,15 @@ def _spliced(
     cut = pl.concat(
         [previous.cut.filter(~pl.col("entity_key_a").is_in(earlier.implode())), fresh.cut]
     )
-    return Clustering(membership, fresh.registry, clusters, cut, fresh.inputs, fresh.resolved_again)
+    # every other record keeps its id: its lineage is UNCHANGED
+    unchanged = membership.filter(~touched).select(
+        "entity_key",
+        pl.col("resolved_id").alias("previous_resolved_id"),
+        "resolved_id",
+        pl.lit("UNCHANGED").alias("change_type"),
+    )
+    lineage = pl.concat([fresh.lineage, unchanged])
+    return fresh._replace(membership=membership, clusters=clusters, cut=cut, lineage=lineage)
 
 
 def kept_clusters(store: ArtifactStore) -> PreviousClusters | None:

@@ -34,7 +34,6 @@ from customer360.core.spec import Spec
 from customer360.core.stable_ids import (
     ID_REGISTRY_STATE,
     accumulate_lineage,
-    cluster_lineage,
     with_realtime_assignments,
 )
 from customer360.core.storage import ArtifactStore
@@ -260,8 +259,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             inputs_fingerprint(spec),
             None if is_full_run(context) else kept_clusters(store),
         )
-        membership, registry, clusters, cut = clustering[:4]
-        lineage = cluster_lineage(previous, membership)
+        membership, registry, clusters, cut, lineage = clustering[:5]
         sizes = clusters.get_column("size")
         split = clusters.filter(pl.col("split_by").list.len() > 0)
         again = clustering.resolved_again

@@ -183,4 +183,5 @@ def test_incremental_runs_equal_running_everything_again(operations):
         assert rows(clustering.clusters) == rows(scratch.clusters)
         assert rows(clustering.cut, *CUT) == rows(scratch.cut, *CUT)
         assert rows(clustering.registry) == rows(scratch.registry)
+        assert rows(clustering.lineage) == rows(scratch.lineage)
         assert rows(clustering.inputs.records) == rows(scratch.inputs.records)
