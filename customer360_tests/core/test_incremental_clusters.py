@@ -46,6 +46,7 @@ SPEC = make_spec(
     }
 )
 FINGERPRINT = "spec"
+RUN = datetime(2025, 1, 1)
 EVERY_SHARE = 1.0  # work on the change however much of the tiny world it touches
 EMAILS = ["a@x.io", "b@x.io", "c@x.io", None]
 PHONES = ["2125550101", "2125550102", "2125550103", None]
@@ -185,3 +186,56 @@ def test_incremental_runs_equal_running_everything_again(operations):
         assert rows(clustering.registry) == rows(scratch.registry)
         assert rows(clustering.lineage) == rows(scratch.lineage)
         assert rows(clustering.inputs.records) == rows(scratch.inputs.records)
+
+
+def test_a_record_joining_elsewhere_moves_a_cut_that_weighs_links_by_the_record_count():
+    # Ann (K) and Bob (L) hang together through M: one link of a value two records hold,
+    # or two links of values three records hold. With 4 records the pair is the cheaper
+    # cut, with 5 the single link is: Z, linked to no one, moves the cut.
+    names = {"K": "Ann", "M": None, "L": "Bob", "X": None, "Z": None}
+    links = [("K", "M", "email", "v1"), ("M", "L", "email", "v2"), ("M", "X", "email", "v2")]
+    links += [("M", "L", "phone", "v3"), ("M", "X", "phone", "v3")]
+    edges = pl.DataFrame(
+        {
+            "entity_key_a": [f"crm:{a}" for a, *_ in links],
+            "entity_key_b": [f"crm:{b}" for _, b, *_ in links],
+            "rule": [f"{kind}_exact" for _, _, kind, _ in links],
+            "identifier_type": [kind for _, _, kind, _ in links],
+            "value": [value for *_, value in links],
+            "match_probability": [None] * len(links),
+            "match_weight": [None] * len(links),
+        },
+        schema_overrides={"match_probability": pl.Float64, "match_weight": pl.Float64},
+    )
+
+    def records(keys: str) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "entity_key": [f"crm:{key}" for key in keys],
+                "source": "crm",
+                "record_key": list(keys),
+                "trust": 1,
+                "updated_at": [datetime(2024, 1, day + 1) for day in range(len(keys))],
+                "first_name": [names[key] for key in keys],
+            }
+        )
+
+    def run(keys: str, previous: PreviousClusters | None, published=None, registry=None):
+        return resolve_clusters(
+            records(keys),
+            edges,
+            SPEC.splitting,
+            published,
+            registry,
+            RUN,
+            FINGERPRINT,
+            previous,
+            EVERY_SHARE,
+        )
+
+    first = run("KMLX", None)
+    assert rows(first.cut, "entity_key_b", "value") == [("crm:L", "v2"), ("crm:L", "v3")]
+    kept = PreviousClusters(first.inputs, first.clusters, first.cut)
+    second = run("KMLXZ", kept, first.membership, first.registry)
+    assert second.resolved_again == 5  # Z, and the component the split cut
+    assert rows(second.cut, "entity_key_b", "value") == [("crm:M", "v1")]
