@@ -8,8 +8,9 @@ is the published membership, so that the next run does not record their removal.
 batches kept as read (see :mod:`customer360.core.batch_cache`) still hold the rows, so
 they are dropped whole: the next run reads every batch file once more. So are the
 inputs that let survivorship carry winners over (see
-:mod:`customer360.core.touched_clusters`): the next run resolves every cluster again,
-and the identifier values kept normalized (see :mod:`customer360.core.normalized_values`),
+:mod:`customer360.core.touched_clusters`) and those that let linking and clustering
+work on the change only: the next run resolves every cluster again. So are the
+identifier values kept normalized (see :mod:`customer360.core.normalized_values`),
 which hold raw text: the next run normalizes every value again. The audit row records
 when, by what kind of selector and how many records, never the values.
 The suppression list and the registry of issued ids keep entity keys (source-system
@@ -38,6 +39,8 @@ from customer360.core.inbox import (
     pending_records,
     unserved_inbox,
 )
+from customer360.core.incremental_clusters import forget_cluster_inputs
+from customer360.core.incremental_links import forget_link_inputs
 from customer360.core.ingest import hash_identifiers
 from customer360.core.normalized_values import clear_normalized_values
 from customer360.core.privacy import lookup_value
@@ -159,6 +162,10 @@ def forget(
     clear_normalized_values(store)  # kept raw identifier values may be the person's
     # kept winners may be the person's values: the next run resolves every cluster again
     store.state_path(PROFILE_INPUTS_STATE).unlink(missing_ok=True)
+    # so are the kept link and cluster inputs (they hold the person's values and keys,
+    # and the purged membership no longer names the clusters they were in)
+    forget_link_inputs(store)
+    forget_cluster_inputs(store)
     figures = {"records_forgotten": keys.len(), "customers_forgotten": ids.len()}
     store.append(
         AUDIT_TABLE,

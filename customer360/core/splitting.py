@@ -11,9 +11,12 @@ conflicting records (scipy's maximum flow; by max-flow/min-cut, the links from t
 records the source still reaches in the residual graph to the rest are such a cut).
 
 A link's strength is its evidence in bits: a probabilistic link's match weight (log2
-odds), an identifier link's term-frequency weight log2(records / records sharing the
-value) — a value many records share says less than one only a single person's records
-carry. Parallel links between two records add up.
+odds), an identifier link's term-frequency weight log2(records / records the value
+links in the component) — a value many records share says less than one only a single
+person's records carry. Parallel links between two records add up. Apart from the
+number of records, a component's cut depends on nothing outside it: an incremental run
+re-splits only the components a batch touched (and all split ones when the number of
+records changed).
 
 Only the links of offending components are weighed and searched, all such components
 at once: they share no link, so one maximum flow over all of them finds each one's
@@ -66,12 +69,18 @@ class ClusterSplit(NamedTuple):
 
 
 def split_over_merged(
-    records: pl.DataFrame, edges: pl.DataFrame, splitting: Splitting | None
+    records: pl.DataFrame,
+    edges: pl.DataFrame,
+    splitting: Splitting | None,
+    record_count: int | None = None,
 ) -> ClusterSplit:
     """Split components that hold conflicting values or exceed the size limit.
 
     ``records`` are in canonical order and carry every conflict attribute; ``edges``
     carry ``match_weight`` (null for identifier links), ``identifier_type`` and ``value``.
+    ``record_count`` is the number of records of the whole run, which link strengths are
+    weighed against, when ``records`` are only some of its components (an incremental
+    run re-splits only the components a batch touched); by default ``records.height``.
     """
     no_cut = edges.clear().with_columns(pl.lit(None, pl.String).alias("guard"))
     if splitting is None or edges.is_empty():
@@ -96,7 +105,9 @@ def split_over_merged(
     graph = _Graph(
         a=np.searchsorted(nodes, ends_a[inside]),
         b=np.searchsorted(nodes, ends_b[inside]),
-        capacity=_link_strength(edges[rows], records.height).to_numpy(),
+        capacity=_link_strength(
+            edges[rows], labels[ends_a[inside]], record_count or records.height
+        ).to_numpy(),
         component=labels[ends_a[inside]],
         nodes=nodes,
     )
@@ -283,20 +294,25 @@ def _link_positions(edges: pl.DataFrame, positions: pl.DataFrame) -> pl.DataFram
     ).drop_nulls()  # an edge with an end that is not a record links nothing
 
 
-def _link_strength(edges: pl.DataFrame, record_count: int) -> pl.Series:
-    """Each edge's strength in hundredths of a bit (see the module docstring)."""
+def _link_strength(edges: pl.DataFrame, components: np.ndarray, record_count: int) -> pl.Series:
+    """Each edge's strength in hundredths of a bit (see the module docstring).
+
+    A value's records are counted inside the edge's component (``components``, aligned
+    with ``edges``): a guarded value's agreeing pairs may link records of several
+    components, and a component's cut must not depend on any other component.
+    """
+    keyed = edges.with_columns(pl.Series("component", components, dtype=pl.Int64))
     members = pl.concat(
         [
-            edges.select("identifier_type", "value", pl.col(end).alias("entity_key"))
+            keyed.select("component", "identifier_type", "value", pl.col(end).alias("entity_key"))
             for end in ("entity_key_a", "entity_key_b")
         ]
     ).filter(pl.col("identifier_type").is_not_null())
-    group_sizes = members.group_by("identifier_type", "value").agg(
-        pl.col("entity_key").n_unique().alias("group_size")
-    )
+    group = ["component", "identifier_type", "value"]
+    group_sizes = members.group_by(group).agg(pl.col("entity_key").n_unique().alias("group_size"))
     return (
-        edges.select("identifier_type", "value", "match_weight")
-        .join(group_sizes, on=["identifier_type", "value"], how="left", maintain_order="left")
+        keyed.select(*group, "match_weight")
+        .join(group_sizes, on=group, how="left", maintain_order="left")
         .select(link_strength(pl.col("match_weight"), pl.col("group_size"), record_count))
         .to_series()
     )

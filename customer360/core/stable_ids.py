@@ -48,7 +48,7 @@ def assign_resolved_ids(
     ``labels`` are component numbers aligned with ``entity_keys``; ``previous`` is the
     last published membership (entity_key, resolved_id).
     """
-    registry = _with_published_ids(registry, previous, now)
+    registry = with_published_ids(registry, previous, now)
     current = pl.DataFrame({"entity_key": entity_keys, "component": labels}).with_row_index(
         "position"
     )
@@ -70,11 +70,13 @@ def assign_resolved_ids(
     return resolved.get_column("resolved_id"), pl.concat([registry, issued])
 
 
-def _with_published_ids(
+def with_published_ids(
     registry: pl.DataFrame | None, previous: pl.DataFrame | None, now: datetime
 ) -> pl.DataFrame:
     """The registry, plus any published id it lacks (a run stopped between publishing
-    membership and saving the registry): every id in use counts as issued."""
+    membership and saving the registry): every id in use counts as issued. Public for an
+    incremental run, which heals the registry against the whole membership and then
+    hands ids to the records of the touched components only."""
     registry = registry if registry is not None else pl.DataFrame(schema=REGISTRY_SCHEMA)
     if previous is None:
         return registry

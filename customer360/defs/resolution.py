@@ -8,21 +8,33 @@ import polars as pl
 from dagster import AssetExecutionContext
 
 from customer360.core.batch_cache import BatchCache
-from customer360.core.clusters import resolve_membership, summarize_clusters
-from customer360.core.edges import EDGE_SCHEMA, build_edges, skipped_groups
+from customer360.core.edges import EDGE_SCHEMA, skipped_groups
 from customer360.core.explain import weakest_links
 from customer360.core.forget import suppressed_keys
 from customer360.core.identifiers import VALUE_COLUMNS, classify_identifiers
 from customer360.core.inbox import realtime_assignments
+from customer360.core.incremental_clusters import (
+    cluster_record_columns,
+    forget_cluster_inputs,
+    keep_cluster_inputs,
+    kept_clusters,
+    resolve_clusters,
+)
+from customer360.core.incremental_links import (
+    forget_link_inputs,
+    inputs_fingerprint,
+    keep_link_inputs,
+    kept_links,
+    link_record_columns,
+    update_edges,
+)
 from customer360.core.ingest import ingest_source
 from customer360.core.normalized_values import keep_normalized_values, load_normalized_values
 from customer360.core.records import build_records
 from customer360.core.spec import Spec
-from customer360.core.splitting import split_over_merged
 from customer360.core.stable_ids import (
     ID_REGISTRY_STATE,
     accumulate_lineage,
-    cluster_lineage,
     with_realtime_assignments,
 )
 from customer360.core.storage import ArtifactStore
@@ -144,7 +156,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
 
     @dg.multi_asset(
         ins={
-            "records": columns("entity_key", *set(spec.corroboration.values())),
+            "records": columns(*link_record_columns(spec.corroboration)),
             "identifiers": columns(*VALUE_COLUMNS, "reason"),
         },
         name="link_records",
@@ -168,16 +180,34 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
     def link_records(
         context: AssetExecutionContext, records: pl.DataFrame, identifiers: pl.DataFrame
     ):
-        edges, guarded = build_edges(records, identifiers, spec.corroboration)
+        update = update_edges(
+            records,
+            identifiers,
+            spec.corroboration,
+            inputs_fingerprint(spec),
+            None if is_full_run(context) else kept_links(store),
+        )
+        edges, guarded = update.links
         skipped = skipped_groups(identifiers, guarded)
         per_rule = {
             rule: int(n) for rule, n in edges.group_by("rule").len().sort("rule").iter_rows()
         }
+        relinked = update.relinked_groups
         context.log.info(
-            f"{edges.height} edges, {skipped.height - guarded.height} over-size groups "
-            f"skipped, {guarded.height} guarded groups limited to agreeing records"
+            f"{edges.height} edges ("
+            + ("all groups linked" if relinked is None else f"{relinked} groups linked again")
+            + f"), {skipped.height - guarded.height} over-size groups skipped, "
+            f"{guarded.height} guarded groups limited to agreeing records"
         )
-        yield dg.Output(edges, "identity_edges", metadata={"edges_per_rule": per_rule})
+        forget_link_inputs(store)  # until the outputs they describe are written
+        yield dg.Output(
+            edges,
+            "identity_edges",
+            metadata={
+                "edges_per_rule": per_rule,
+                "groups_linked_again": -1 if relinked is None else relinked,
+            },
+        )
         yield dg.Output(
             skipped,
             "skipped_groups",
@@ -186,17 +216,17 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
                 "guarded_groups": guarded.height,
             },
         )
+        keep_link_inputs(store, update.inputs)
 
     # every edge column but the match evidence, which clustering never reads
     edge_columns = columns(*(name for name in EDGE_SCHEMA if name != "evidence"))
     edge_ins = {"identity_edges": edge_columns}
-    guarded_attributes = spec.splitting.attributes if spec.splitting else []
     if spec.matching and spec.matching.enabled:
         edge_ins["match_edges"] = edge_columns
 
     @dg.multi_asset(
         ins={
-            "records": columns("entity_key", "source", "record_key", *guarded_attributes),
+            "records": columns(*cluster_record_columns(spec.splitting)),
             **edge_ins,
         },
         name="cluster_records",
@@ -231,22 +261,34 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             records.get_column("entity_key"),
         )
         now = datetime.now(UTC).replace(tzinfo=None)
-        kept, cut = split_over_merged(records, identity_edges, spec.splitting)
-        membership, registry = resolve_membership(
-            records, kept, previous, store.read_state(ID_REGISTRY_STATE), now
+        clustering = resolve_clusters(
+            records,
+            identity_edges,
+            spec.splitting,
+            previous,
+            store.read_state(ID_REGISTRY_STATE),
+            now,
+            inputs_fingerprint(spec),
+            None if is_full_run(context) else kept_clusters(store),
         )
-        clusters = summarize_clusters(membership, kept, cut)
-        lineage = cluster_lineage(previous, membership)
+        membership, registry, clusters, cut, lineage = clustering[:5]
         sizes = clusters.get_column("size")
         split = clusters.filter(pl.col("split_by").list.len() > 0)
+        again = clustering.resolved_again
         context.log.info(
-            f"{membership.height} records in {clusters.height} clusters; "
-            f"{cut.height} links cut, {split.height} clusters split off over-merges"
+            f"{membership.height} records in {clusters.height} clusters ("
+            + ("all resolved" if again is None else f"{again} resolved again")
+            + f"); {cut.height} links cut, {split.height} clusters split off over-merges"
         )
         gates = evaluate_gates(spec, clusters, lineage)
         yield from gates
         stop_if_failed(gates)  # before anything is written: a failed gate publishes nothing
-        yield dg.Output(membership, "membership")
+        forget_cluster_inputs(store)  # until the outputs they describe are written
+        yield dg.Output(
+            membership,
+            "membership",
+            metadata={"records_resolved_again": -1 if again is None else again},
+        )
         # after membership is published: a crash in between heals (see stable_ids)
         store.write_state(ID_REGISTRY_STATE, registry)
         changes = lineage.group_by("change_type").len().sort("change_type")
@@ -277,5 +319,6 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
                 ),
             },
         )
+        keep_cluster_inputs(store, clustering)
 
     return [map_records, identifiers, link_records, cluster_records]

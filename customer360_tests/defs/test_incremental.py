@@ -74,7 +74,30 @@ def test_a_full_run_ignores_kept_batches_and_winners_and_the_schedule_asks_for_o
         instance=dg.DagsterInstance.ephemeral(), tags=FULL_RUN_TAGS
     )
     assert figure(result, "resolved_traits", "clusters_carried_over") == 0
+    assert figure(result, "membership", "records_resolved_again") == -1  # all of them
+    assert figure(result, "identity_edges", "groups_linked_again") == -1
     assert figure(result, "records", "batches_read_from_files") == 3  # one per source
     again = run_job(spec, artifacts)  # and the next ordinary run builds on it again
     assert figure(again.result, "records", "batches_read_from_files") == 0
     assert carried_over(again) > 0
+
+
+def test_a_new_record_links_and_resolves_only_its_components_and_equals_a_fresh_run(
+    walkthrough_dir: Path, tmp_path: Path
+) -> None:
+    spec = walkthrough_dir / "customer360.yaml"
+    first = run_job(spec, tmp_path / "incremental")
+    assert figure(first.result, "membership", "records_resolved_again") == -1  # nothing kept
+    with (walkthrough_dir / "support_tickets.csv").open("a") as tickets:
+        tickets.write("T004,alice@new.com,5550001111,2024-03-04\n")  # bridges two clusters
+    second = run_job(spec, tmp_path / "incremental")
+    records = second.table("membership").height
+    assert 0 < figure(second.result, "membership", "records_resolved_again") < records
+    assert figure(second.result, "identity_edges", "groups_linked_again") > 0
+
+    fresh = run_job(spec, tmp_path / "fresh")  # ids may be other, the rest is the same
+    for table in ("membership", "identity_edges", "clusters"):
+        ours, theirs = second.table(table), fresh.table(table)
+        assert sorted(ours.drop("resolved_id", strict=False).rows()) == sorted(
+            theirs.drop("resolved_id", strict=False).rows()
+        )

@@ -1,0 +1,297 @@
+"""membership and clusters again only for the components a batch touched.
+
+A record's cluster depends on nothing but its *component* — the records linked to it
+before the split: the split cuts one component without looking at another (see
+:mod:`customer360.core.splitting`; only the number of records is shared), and ids are
+handed down within the previous clusters of a component's records (see
+:mod:`customer360.core.stable_ids`). So the records to resolve again are those of every
+component a change reaches, before and after it:
+
+- *seeds*: records that came, went, or changed what the clustering reads (order keys,
+  source and record key, the split's attributes), and both ends of every edge found in
+  one run only;
+- every record of the previous components of the seeds' previous clusters (previous
+  clusters joined by the links the split cut), plus the seeds still present;
+- all components the split cut last run, when the number of records changed (it weighs
+  every identifier link).
+
+No current edge leaves that set: an edge out of it would be an unchanged edge between
+two records of one previous component, or a changed one, whose ends are seeds. So the
+set is resolved on its own — linked, split, given ids against the whole registry — and
+every other record keeps its resolved_id, its cluster row and its cut links. What the
+next run compares against is kept as *cluster inputs*: a hash of every record's read
+columns, a hash of every edge, and the links the split cut.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+import numpy as np
+import polars as pl
+
+from customer360.core.clusters import (
+    CLUSTER_SCHEMA,
+    component_labels,
+    resolve_membership,
+    summarize_clusters,
+)
+from customer360.core.spec import Splitting
+from customer360.core.splitting import split_over_merged
+from customer360.core.stable_ids import cluster_lineage, with_published_ids
+from customer360.core.storage import ArtifactStore
+
+# The state files (under artifacts/state/) of the cluster inputs of the last run.
+CLUSTER_RECORDS_STATE = "cluster_records"
+CLUSTER_EDGES_STATE = "cluster_edges"
+CUT_LINKS_STATE = "cut_links"
+RESOLVE_SHARE = 0.5
+"""Above this share of records to resolve again, resolving everything is cheaper."""
+
+
+class ClusterInputs(NamedTuple):
+    records: pl.DataFrame
+    """entity_key, a hash of the columns clustering reads, spec_fingerprint."""
+    edges: pl.DataFrame
+    """entity_key_a, entity_key_b and a hash of the whole edge."""
+
+
+class PreviousClusters(NamedTuple):
+    inputs: ClusterInputs
+    clusters: pl.DataFrame
+    cut: pl.DataFrame
+
+
+class Clustering(NamedTuple):
+    membership: pl.DataFrame
+    registry: pl.DataFrame
+    clusters: pl.DataFrame
+    cut: pl.DataFrame
+    """The links the split cut, with the ``guard`` that cut each."""
+    lineage: pl.DataFrame
+    """How each record's resolved_id changed since ``published`` (see core.stable_ids)."""
+    inputs: ClusterInputs
+    """What the next run compares against."""
+    resolved_again: int | None
+    """Records resolved again; None when all were (a full run)."""
+
+
+def cluster_record_columns(splitting: Splitting | None) -> list[str]:
+    """The columns of records that clustering reads."""
+    guarded = splitting.attributes if splitting else []
+    return ["entity_key", "source", "record_key", "trust", "updated_at", *guarded]
+
+
+def cluster_inputs(
+    records: pl.DataFrame, edges: pl.DataFrame, splitting: Splitting | None, fingerprint: str
+) -> ClusterInputs:
+    """The inputs of this run's clusters, to tell the next run what changed."""
+    content = pl.struct(cluster_record_columns(splitting))
+    return ClusterInputs(
+        records.select(
+            "entity_key",
+            content.hash().alias("record_hash"),
+            pl.lit(fingerprint).alias("spec_fingerprint"),
+        ),
+        edges.select(
+            "entity_key_a", "entity_key_b", pl.struct(edges.columns).hash().alias("edge_hash")
+        ),
+    )
+
+
+def resolve_clusters(
+    records: pl.DataFrame,
+    edges: pl.DataFrame,
+    splitting: Splitting | None,
+    published: pl.DataFrame | None,
+    registry: pl.DataFrame | None,
+    now: datetime,
+    fingerprint: str,
+    previous: PreviousClusters | None = None,
+    full_above: float = RESOLVE_SHARE,
+) -> Clustering:
+    """Membership, clusters and cut links of every record — equal, as sets of rows, to
+    splitting and resolving everything — resolving again only the components touched
+    since ``previous`` (none, or another spec: everything). ``published`` is the last
+    published membership, with the ids the resolve service assigned since, and
+    ``registry`` every id issued (see :mod:`customer360.core.stable_ids`).
+
+    ``records`` are in canonical order with :func:`cluster_record_columns`; ``edges``
+    are every edge set with the columns the split reads. Above ``full_above`` of the
+    records touched, everything is resolved again.
+    """
+    inputs = cluster_inputs(records, edges, splitting, fingerprint)
+    if published is None or not _comparable(previous, fingerprint):
+        return _resolve_all(records, edges, splitting, published, registry, now, inputs)
+    before, keys = _touched(previous, inputs, published, records.height)
+    in_touched = pl.col("entity_key").is_in(keys.implode())
+    touched = records.filter(in_touched)
+    if touched.height > full_above * records.height:
+        return _resolve_all(records, edges, splitting, published, registry, now, inputs)
+    registry = with_published_ids(registry, published, now)
+    earlier = published.filter(pl.col("resolved_id").is_in(before.implode()))
+    if touched.is_empty():  # only removals, or nothing changed
+        membership = touched.select(
+            "entity_key", "source", "record_key", pl.lit(None, pl.String).alias("resolved_id")
+        )
+        clusters, cut = previous.clusters.clear(), previous.cut.clear()
+    else:
+        kept, cut = split_over_merged(
+            touched,
+            edges.filter(pl.col("entity_key_a").is_in(keys.implode())),
+            splitting,
+            records.height,
+        )
+        membership, registry = resolve_membership(touched, kept, earlier, registry, now)
+        clusters = summarize_clusters(membership, kept, cut)
+    # the records of the touched components then, removed ones included, and now
+    lineage = cluster_lineage(earlier, membership)
+    fresh = Clustering(membership, registry, clusters, cut, lineage, inputs, touched.height)
+    return _spliced(records, previous, published, before, fresh)
+
+
+def _resolve_all(
+    records: pl.DataFrame,
+    edges: pl.DataFrame,
+    splitting: Splitting | None,
+    published: pl.DataFrame | None,
+    registry: pl.DataFrame | None,
+    now: datetime,
+    inputs: ClusterInputs,
+) -> Clustering:
+    kept, cut = split_over_merged(records, edges, splitting)
+    membership, registry = resolve_membership(records, kept, published, registry, now)
+    clusters = summarize_clusters(membership, kept, cut)
+    lineage = cluster_lineage(published, membership)
+    return Clustering(membership, registry, clusters, cut, lineage, inputs, None)
+
+
+def _comparable(previous: PreviousClusters | None, fingerprint: str) -> bool:
+    """Whether the last run's clusters can be built on: kept, and under the same spec."""
+    if previous is None or previous.inputs.records.is_empty():
+        return False
+    fingerprints = previous.inputs.records.get_column("spec_fingerprint").unique().to_list()
+    return fingerprints == [fingerprint]
+
+
+def _touched(
+    previous: PreviousClusters, current: ClusterInputs, published: pl.DataFrame, record_count: int
+) -> tuple[pl.Series, pl.Series]:
+    """(the previous ids of the touched components, the entity_keys to resolve again)."""
+    seeds = pl.concat(
+        [
+            *_differing(current.records, previous.inputs.records, "record_hash", ["entity_key"]),
+            *_differing(
+                current.edges, previous.inputs.edges, "edge_hash", ["entity_key_a", "entity_key_b"]
+            ),
+        ]
+    ).unique()
+    ids = published.filter(pl.col("entity_key").is_in(seeds.implode())).get_column("resolved_id")
+    if record_count != previous.inputs.records.height:  # every identifier link weighs anew
+        cut_ends = pl.concat([previous.cut.get_column(f"entity_key_{end}") for end in "ab"])
+        split = published.filter(pl.col("entity_key").is_in(cut_ends.implode()))
+        ids = pl.concat([ids, split.get_column("resolved_id")])
+    before = _whole_components(ids.unique(), previous.cut, published)
+    members = published.filter(pl.col("resolved_id").is_in(before.implode()))
+    return before, pl.concat([members.get_column("entity_key"), seeds]).unique()
+
+
+def _differing(
+    current: pl.DataFrame, previous: pl.DataFrame, hash_column: str, key_columns: list[str]
+) -> list[pl.Series]:
+    """The keys of rows whose hash is found in one of the two frames only."""
+    now, before = current.get_column(hash_column), previous.get_column(hash_column)
+    came = current.filter(~pl.col(hash_column).is_in(before.implode()))
+    went = previous.filter(~pl.col(hash_column).is_in(now.implode()))
+    return [
+        frame.get_column(key).alias("entity_key") for frame in (came, went) for key in key_columns
+    ]
+
+
+def _whole_components(ids: pl.Series, cut: pl.DataFrame, membership: pl.DataFrame) -> pl.Series:
+    """``ids`` with every previous cluster the split had cut from the same component."""
+    if cut.is_empty():
+        return ids
+    owner = membership.select("entity_key", "resolved_id")
+    pairs = (
+        cut.select("entity_key_a", "entity_key_b")
+        .join(owner.rename({"entity_key": "entity_key_a"}), on="entity_key_a")
+        .join(owner.rename({"entity_key": "entity_key_b"}), on="entity_key_b", suffix="_b")
+    )
+    nodes = pl.concat([pairs.get_column("resolved_id"), pairs.get_column("resolved_id_b")])
+    nodes = nodes.unique().sort()
+    labels = component_labels(
+        nodes.len(),
+        np.searchsorted(nodes.to_numpy(), pairs.get_column("resolved_id").to_numpy()),
+        np.searchsorted(nodes.to_numpy(), pairs.get_column("resolved_id_b").to_numpy()),
+    )
+    joined = pl.DataFrame({"resolved_id": nodes, "component": labels})
+    reached = joined.filter(pl.col("resolved_id").is_in(ids.implode())).get_column("component")
+    near = joined.filter(pl.col("component").is_in(reached.implode())).get_column("resolved_id")
+    return pl.concat([ids, near]).unique()
+
+
+def _spliced(
+    records: pl.DataFrame,
+    previous: PreviousClusters,
+    published: pl.DataFrame,
+    before: pl.Series,
+    fresh: Clustering,
+) -> Clustering:
+    """The touched components' results in place of theirs in the last run's."""
+    ids = (
+        records.select("entity_key")
+        .join(published, on="entity_key", how="left", maintain_order="left")
+        .get_column("resolved_id")
+    )
+    touched = records.select(
+        pl.col("entity_key").is_in(fresh.membership.get_column("entity_key").implode())
+    ).to_series()
+    where = touched.arg_true()
+    membership = records.select("entity_key", "source", "record_key").with_columns(
+        ids.scatter(where, fresh.membership.get_column("resolved_id"))
+    )
+    gone = pl.col("resolved_id").is_in(before.implode())
+    clusters = (
+        pl.concat([previous.clusters.filter(~gone), fresh.clusters])
+        .sort("size", "resolved_id", descending=[True, False])
+        .select(list(CLUSTER_SCHEMA))
+        .cast(CLUSTER_SCHEMA)
+    )
+    earlier = published.filter(gone).get_column("entity_key")
+    cut = pl.concat(
+        [previous.cut.filter(~pl.col("entity_key_a").is_in(earlier.implode())), fresh.cut]
+    )
+    # every other record keeps its id: its lineage is UNCHANGED
+    unchanged = membership.filter(~touched).select(
+        "entity_key",
+        pl.col("resolved_id").alias("previous_resolved_id"),
+        "resolved_id",
+        pl.lit("UNCHANGED").alias("change_type"),
+    )
+    lineage = pl.concat([fresh.lineage, unchanged])
+    return fresh._replace(membership=membership, clusters=clusters, cut=cut, lineage=lineage)
+
+
+def kept_clusters(store: ArtifactStore) -> PreviousClusters | None:
+    """The last run's cluster inputs, clusters and cut links, if all were kept."""
+    keyed = store.read_state(CLUSTER_RECORDS_STATE)
+    edges, cut = store.read_state(CLUSTER_EDGES_STATE), store.read_state(CUT_LINKS_STATE)
+    if keyed is None or edges is None or cut is None or not store.exists("clusters"):
+        return None
+    return PreviousClusters(ClusterInputs(keyed, edges), store.read("clusters"), cut)
+
+
+def forget_cluster_inputs(store: ArtifactStore) -> None:
+    """Drop the kept inputs (before the outputs they describe are replaced: a run that
+    stops in between leaves none, and the next run resolves everything)."""
+    for name in (CLUSTER_RECORDS_STATE, CLUSTER_EDGES_STATE, CUT_LINKS_STATE):
+        store.state_path(name).unlink(missing_ok=True)
+
+
+def keep_cluster_inputs(store: ArtifactStore, clustering: Clustering) -> None:
+    """Keep the inputs for the next run, once the outputs they describe are written."""
+    store.write_state(CLUSTER_EDGES_STATE, clustering.inputs.edges)
+    store.write_state(CUT_LINKS_STATE, clustering.cut)
+    store.write_state(CLUSTER_RECORDS_STATE, clustering.inputs.records)  # last: marks all whole

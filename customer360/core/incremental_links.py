@@ -1,0 +1,171 @@
+"""``identity_edges`` again only for the identifier groups that changed since the last run.
+
+A group's edges depend on nothing but its own members: which records hold the value and
+with what status, their order (trust, then update, then entity_key — a total order, so
+two records keep their relative order unless one of them changes) and, for a guarded
+type, their corroborating attribute. A group none of whose members came, went or
+changed has the same edges, and the same verdict of the guard, as last run. What
+decides that is kept between runs as *link inputs*: a hash of every identifier row
+(record, type, value, status) and of every record's order keys and corroborating
+attributes, with a fingerprint of the spec. The groups of every changed row are linked
+again and spliced into the last run's edges; no kept inputs, or another spec, means
+linking everything.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import polars as pl
+
+from customer360.core.edges import IdentifierLinks, build_edges, is_guarded
+from customer360.core.spec import Spec
+from customer360.core.storage import ArtifactStore
+from customer360.core.touched_clusters import spec_fingerprint
+
+# The state files (under artifacts/state/) of the link inputs of the last run.
+LINK_INDEX_STATE = "link_index"
+LINK_RECORDS_STATE = "link_records"
+ORDER_COLUMNS = ["trust", "updated_at"]
+"""What orders records besides entity_key (see core.records): star anchors follow it."""
+GROUP = ["identifier_type", "value"]
+RELINK_SHARE = 0.5
+"""Above this share of identifier rows in touched groups, linking everything is cheaper."""
+
+
+def inputs_fingerprint(spec: Spec) -> str:
+    """What kept inputs must have been made under to be compared with: the same spec and
+    the same Polars (whose row hashes they hold)."""
+    return f"{spec_fingerprint(spec)}/polars-{pl.__version__}"
+
+
+class LinkInputs(NamedTuple):
+    index: pl.DataFrame
+    """identifier_type, value and a hash of the whole row, per identifier with a value."""
+    records: pl.DataFrame
+    """entity_key, a hash of its order keys and corroborating attributes, spec_fingerprint."""
+
+
+class PreviousLinks(NamedTuple):
+    inputs: LinkInputs
+    edges: pl.DataFrame
+    guarded_groups: pl.DataFrame
+
+
+class LinkUpdate(NamedTuple):
+    links: IdentifierLinks
+    inputs: LinkInputs
+    """What the next run compares against."""
+    relinked_groups: int | None
+    """Identifier groups linked again; None when everything was (a full run)."""
+
+
+def link_record_columns(corroborate: dict[str, str]) -> list[str]:
+    """The columns of records that linking reads."""
+    return ["entity_key", *ORDER_COLUMNS, *dict.fromkeys(corroborate.values())]
+
+
+def link_inputs(
+    records: pl.DataFrame,
+    identifiers: pl.DataFrame,
+    corroborate: dict[str, str],
+    fingerprint: str,
+) -> LinkInputs:
+    """The inputs of this run's links, to tell the next run which groups changed."""
+    rows = pl.struct("entity_key", "identifier_type", "value", "status")
+    index = identifiers.filter(pl.col("value").is_not_null()).select(
+        *GROUP, rows.hash().alias("row_hash")
+    )
+    content = pl.struct(link_record_columns(corroborate))
+    keyed = records.select(
+        "entity_key",
+        content.hash().alias("record_hash"),
+        pl.lit(fingerprint).alias("spec_fingerprint"),
+    )
+    return LinkInputs(index, keyed)
+
+
+def touched_groups(
+    previous: LinkInputs, current: LinkInputs, identifiers: pl.DataFrame
+) -> pl.DataFrame:
+    """(identifier_type, value) of every group with a member that came, went or changed:
+    the groups of identifier rows found in one run only, and the current groups of
+    records whose order keys or corroborating attributes changed."""
+    before, now = previous.index.get_column("row_hash"), current.index.get_column("row_hash")
+    changed_rows = pl.concat(
+        [
+            current.index.filter(~pl.col("row_hash").is_in(before.implode())).select(GROUP),
+            previous.index.filter(~pl.col("row_hash").is_in(now.implode())).select(GROUP),
+        ]
+    )
+    kept = previous.records.get_column("record_hash").implode()
+    changed_records = current.records.filter(~pl.col("record_hash").is_in(kept))
+    their_groups = identifiers.filter(
+        pl.col("value").is_not_null(),
+        pl.col("entity_key").is_in(changed_records.get_column("entity_key").implode()),
+    ).select(GROUP)
+    return pl.concat([changed_rows, their_groups]).unique()
+
+
+def update_edges(
+    records: pl.DataFrame,
+    identifiers: pl.DataFrame,
+    corroborate: dict[str, str],
+    fingerprint: str,
+    previous: PreviousLinks | None = None,
+    full_above: float = RELINK_SHARE,
+) -> LinkUpdate:
+    """This run's links: the last run's, with the touched groups linked again — equal, as
+    a set of rows, to :func:`build_edges` over everything.
+
+    ``records`` are in canonical order with :func:`link_record_columns`; ``previous``
+    holds the last run's inputs, edges and guarded groups (none: link everything). Above
+    ``full_above`` of the identifier rows in touched groups, everything is linked again.
+    """
+    inputs = link_inputs(records, identifiers, corroborate, fingerprint)
+    if not _comparable(previous, fingerprint):
+        return LinkUpdate(build_edges(records, identifiers, corroborate), inputs, None)
+    touched = touched_groups(previous.inputs, inputs, identifiers)
+    members = identifiers.join(touched, on=GROUP, how="semi")
+    if members.height > full_above * identifiers.height:
+        return LinkUpdate(build_edges(records, identifiers, corroborate), inputs, None)
+    # a filter keeps the canonical order: each group's anchor is the same as in a full run
+    holders = records.filter(pl.col("entity_key").is_in(members.get_column("entity_key").implode()))
+    fresh = build_edges(holders, members, corroborate)
+    edges = pl.concat([previous.edges.join(touched, on=GROUP, how="anti"), fresh.edges])
+    guarded = pl.concat(
+        [previous.guarded_groups.join(touched, on=GROUP, how="anti"), fresh.guarded_groups]
+    )
+    return LinkUpdate(IdentifierLinks(edges, guarded), inputs, touched.height)
+
+
+def _comparable(previous: PreviousLinks | None, fingerprint: str) -> bool:
+    """Whether the last run's links can be built on: kept, and under the same spec."""
+    if previous is None or previous.inputs.records.is_empty():
+        return False
+    fingerprints = previous.inputs.records.get_column("spec_fingerprint").unique().to_list()
+    return fingerprints == [fingerprint]
+
+
+def kept_links(store: ArtifactStore) -> PreviousLinks | None:
+    """The last run's link inputs, edges and guarded groups, if all were kept."""
+    index, keyed = store.read_state(LINK_INDEX_STATE), store.read_state(LINK_RECORDS_STATE)
+    if index is None or keyed is None:
+        return None
+    if not (store.exists("identity_edges") and store.exists("skipped_groups")):
+        return None
+    guarded = store.read("skipped_groups").filter(is_guarded(pl.col("reason")))
+    return PreviousLinks(LinkInputs(index, keyed), store.read("identity_edges"), guarded)
+
+
+def forget_link_inputs(store: ArtifactStore) -> None:
+    """Drop the kept inputs (before the outputs they describe are replaced: a run that
+    stops in between leaves none, and the next run links everything)."""
+    store.state_path(LINK_RECORDS_STATE).unlink(missing_ok=True)
+    store.state_path(LINK_INDEX_STATE).unlink(missing_ok=True)
+
+
+def keep_link_inputs(store: ArtifactStore, inputs: LinkInputs) -> None:
+    """Keep the inputs for the next run, once the outputs they describe are written."""
+    store.write_state(LINK_INDEX_STATE, inputs.index)
+    store.write_state(LINK_RECORDS_STATE, inputs.records)  # last: it marks the pair whole
