@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from customer360.core.identifiers import build_identifiers, classify_identifiers
 from customer360.core.normalized_values import (
+    KEPT_SCHEMA,
     MAX_SEGMENTS,
     STATE_FOLDER,
     clear_normalized_values,
@@ -147,14 +148,7 @@ def test_a_kept_row_whose_key_another_value_shares_is_never_used(tmp_path: Path)
             "status": ["linkable"],
             "reason": [None],
         },
-        schema={
-            "fingerprint": pl.UInt64,
-            "key": pl.UInt64,
-            "value_raw": pl.String,
-            "value": pl.String,
-            "status": pl.String,
-            "reason": pl.String,
-        },
+        schema=KEPT_SCHEMA,
     )
     for kept in (impostor, pl.concat([impostor, impostor])):  # twice: a merge cut short
         result = classify_identifiers(spec, frame, kept)
