@@ -73,17 +73,7 @@ class ArtifactStore:
         their bytes safely because every file here is only ever replaced, never changed
         in place (a copy where a link cannot be made)."""
         target = self.path(table)
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        temporary.unlink(missing_ok=True)
-        try:
-            try:
-                os.link(file, temporary)
-            except OSError:
-                shutil.copyfile(file, temporary)
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
-        _remove_orphans(target)
+        _replace_atomically(target, lambda temporary: _link_or_copy(file, temporary))
         self._ensure_view(table, target)
         return target
 
@@ -280,15 +270,32 @@ def _statistics_help(frame: pl.DataFrame) -> bool:
 
 
 def _write_atomically(frame: pl.DataFrame, target: Path, *, statistics: bool) -> None:
-    """Write to a temporary file beside the target, then rename it over the target."""
+    _replace_atomically(
+        target,
+        lambda temporary: frame.write_parquet(temporary, statistics=statistics, **PARQUET_OPTIONS),
+    )
+
+
+def _replace_atomically(target: Path, make: Callable[[Path], object]) -> None:
+    """Have ``make`` create a temporary file beside the target, then rename it over the
+    target: readers see the old file or the new one, never half of one."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
     try:
-        frame.write_parquet(temporary, statistics=statistics, **PARQUET_OPTIONS)
+        make(temporary)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
     _remove_orphans(target)
+
+
+def _link_or_copy(file: Path, temporary: Path) -> None:
+    """A hard link to ``file`` (a copy where a link cannot be made)."""
+    try:
+        os.link(file, temporary)
+    except OSError:
+        shutil.copyfile(file, temporary)
 
 
 def _remove_orphans(target: Path) -> None:
