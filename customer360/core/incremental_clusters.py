@@ -41,6 +41,7 @@ from customer360.core.spec import Splitting
 from customer360.core.splitting import split_over_merged
 from customer360.core.stable_ids import cluster_lineage, with_published_ids
 from customer360.core.storage import ArtifactStore
+from customer360.core.touched_clusters import kept_under
 
 # The state files (under artifacts/state/) of the cluster inputs of the last run.
 CLUSTER_RECORDS_STATE = "cluster_records"
@@ -122,7 +123,11 @@ def resolve_clusters(
     records touched, everything is resolved again.
     """
     inputs = cluster_inputs(records, edges, splitting, fingerprint)
-    if published is None or not _comparable(previous, fingerprint):
+    if (
+        published is None
+        or previous is None
+        or not kept_under(previous.inputs.records, fingerprint)
+    ):
         return _resolve_all(records, edges, splitting, published, registry, now, inputs)
     before, keys = _touched(previous, inputs, published, records.height)
     in_touched = pl.col("entity_key").is_in(keys.implode())
@@ -165,14 +170,6 @@ def _resolve_all(
     clusters = summarize_clusters(membership, kept, cut)
     lineage = cluster_lineage(published, membership)
     return Clustering(membership, registry, clusters, cut, lineage, inputs, None)
-
-
-def _comparable(previous: PreviousClusters | None, fingerprint: str) -> bool:
-    """Whether the last run's clusters can be built on: kept, and under the same spec."""
-    if previous is None or previous.inputs.records.is_empty():
-        return False
-    fingerprints = previous.inputs.records.get_column("spec_fingerprint").unique().to_list()
-    return fingerprints == [fingerprint]
 
 
 def _touched(

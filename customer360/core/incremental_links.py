@@ -21,7 +21,7 @@ import polars as pl
 from customer360.core.edges import IdentifierLinks, build_edges, is_guarded
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
-from customer360.core.touched_clusters import spec_fingerprint
+from customer360.core.touched_clusters import kept_under, spec_fingerprint
 
 # The state files (under artifacts/state/) of the link inputs of the last run.
 LINK_INDEX_STATE = "link_index"
@@ -123,7 +123,7 @@ def update_edges(
     ``full_above`` of the identifier rows in touched groups, everything is linked again.
     """
     inputs = link_inputs(records, identifiers, corroborate, fingerprint)
-    if not _comparable(previous, fingerprint):
+    if previous is None or not kept_under(previous.inputs.records, fingerprint):
         return LinkUpdate(build_edges(records, identifiers, corroborate), inputs, None)
     touched = touched_groups(previous.inputs, inputs, identifiers)
     members = identifiers.join(touched, on=GROUP, how="semi")
@@ -137,14 +137,6 @@ def update_edges(
         [previous.guarded_groups.join(touched, on=GROUP, how="anti"), fresh.guarded_groups]
     )
     return LinkUpdate(IdentifierLinks(edges, guarded), inputs, touched.height)
-
-
-def _comparable(previous: PreviousLinks | None, fingerprint: str) -> bool:
-    """Whether the last run's links can be built on: kept, and under the same spec."""
-    if previous is None or previous.inputs.records.is_empty():
-        return False
-    fingerprints = previous.inputs.records.get_column("spec_fingerprint").unique().to_list()
-    return fingerprints == [fingerprint]
 
 
 def kept_links(store: ArtifactStore) -> PreviousLinks | None:

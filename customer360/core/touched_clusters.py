@@ -38,6 +38,14 @@ def spec_fingerprint(spec: Spec) -> str:
     return hashlib.blake2b(spec.model_dump_json().encode(), digest_size=16).hexdigest()
 
 
+def kept_under(kept: pl.DataFrame | None, fingerprint: str) -> bool:
+    """Whether inputs kept by the last run can be compared with this run's: kept, and
+    every row made under ``fingerprint`` (another spec means everything changed)."""
+    if kept is None or kept.is_empty():
+        return False
+    return bool((kept.get_column("spec_fingerprint") == fingerprint).all())
+
+
 def observed_columns(spec: Spec) -> list[str]:
     """The columns of records that a record's observations are made of."""
     return [*OBSERVED_PROVENANCE, *spec.identifier_types, *spec.attribute_names]
@@ -64,10 +72,9 @@ def touched_clusters(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl
     full join on text keys. Like the digest itself, a 64-bit hash could only hide a
     change by colliding with another record's state: about n / 2**64 per record.
     """
-    if previous is None or previous.is_empty():
-        return None
-    fingerprint = current.get_column("spec_fingerprint").first()
-    if not (previous.get_column("spec_fingerprint") == fingerprint).all():
+    if current.is_empty() or not kept_under(
+        previous, current.get_column("spec_fingerprint").first()
+    ):
         return None
     before, now = _record_states(previous), _record_states(current)
     return pl.concat(
