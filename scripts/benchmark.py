@@ -24,10 +24,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -46,6 +48,9 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/customer360-bench"))
     parser.add_argument(
         "--probabilistic", action="store_true", help="keep the spec's probabilistic stage"
+    )
+    parser.add_argument(
+        "--full-only", action="store_true", help="time the full run only (no batch, no recompute)"
     )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--artifacts", default="artifacts", help=argparse.SUPPRESS)
@@ -66,6 +71,8 @@ def main() -> int:
     report, wall = full
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     _print_report(args.records, report, wall, peak_mb)
+    if args.full_only:
+        return 0 if report["success"] else 1
 
     added = _drop_batch(workdir, rows=args.records // 100)
     again = _timed_run(workdir, ingest=BATCH_FILE)
@@ -197,6 +204,7 @@ def _materialize(workdir: Path, artifacts: Path, batch: str | None) -> int:
     from customer360.runner import materialize_all
 
     spec = workdir / "customer360.yaml"
+    memory = _MemorySampler()
     instance = dg.DagsterInstance.ephemeral()
     runs = []
     if batch:
@@ -209,8 +217,10 @@ def _materialize(workdir: Path, artifacts: Path, batch: str | None) -> int:
         runs.append(run.run_id)
     result = materialize_all(spec, artifacts, instance, log_level="WARNING")
     runs.append(result.run_id)
+    memory.stop()
     starts: dict[str, float] = {}
     steps: dict[str, float] = {}
+    step_peaks: dict[str, float] = {}
     for entry in (entry for run_id in runs for entry in instance.all_logs(run_id)):
         event = entry.dagster_event
         if event is None or event.step_key is None:
@@ -219,12 +229,14 @@ def _materialize(workdir: Path, artifacts: Path, batch: str | None) -> int:
             starts[event.step_key] = entry.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
             steps[event.step_key] = entry.timestamp - starts[event.step_key]
+            step_peaks[event.step_key] = memory.peak_mb(starts[event.step_key], entry.timestamp)
     checks = result.get_asset_check_evaluations()
     print(
         json.dumps(
             {
                 "success": result.success,
                 "steps": steps,
+                "step_peak_mb": step_peaks,
                 "checks_passed": sum(c.passed for c in checks),
                 "checks": len(checks),
             }
@@ -233,12 +245,43 @@ def _materialize(workdir: Path, artifacts: Path, batch: str | None) -> int:
     return 0
 
 
+class _MemorySampler:
+    """The process's resident memory, sampled every 50 ms in a background thread, so
+    that each step's peak can be told apart from the run's."""
+
+    def __init__(self) -> None:
+        self._samples: list[tuple[float, int]] = []
+        self._done = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        with open("/proc/self/statm") as statm:
+            while not self._done.is_set():
+                statm.seek(0)
+                resident = int(statm.read().split()[1]) * self._page
+                self._samples.append((time.time(), resident))
+                self._done.wait(0.05)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def peak_mb(self, start: float, end: float) -> float:
+        """The highest sample taken between ``start`` and ``end`` (Unix seconds), widened
+        by one sampling interval so that a step shorter than it still gets a figure."""
+        inside = [rss for at, rss in self._samples if start - 0.05 <= at <= end + 0.05]
+        return max(inside, default=0) / 2**20
+
+
 def _print_report(records: int, report: dict, wall: float, peak_mb: float) -> None:
     steps = sorted(report["steps"].items(), key=lambda item: -item[1])
+    peaks = report.get("step_peak_mb", {})
     print(f"\ncustomer360 benchmark: {records:,} records")
-    print(f"  {'step':<46}{'seconds':>9}")
+    print(f"  {'step':<46}{'seconds':>9}{'peak RSS (MB)':>15}")
     for name, seconds in steps:
-        print(f"  {name:<46}{seconds:>9.2f}")
+        print(f"  {name:<46}{seconds:>9.2f}{peaks.get(name, 0):>15.0f}")
     print(f"  {'sum of steps':<46}{sum(s for _, s in steps):>9.2f}")
     print(f"  {'total wall (incl. process start)':<46}{wall:>9.2f}")
     print(f"  {'peak RSS (MB)':<46}{peak_mb:>9.0f}")
