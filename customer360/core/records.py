@@ -50,6 +50,8 @@ DEFAULT_TIMESTAMP_FORMATS = [
     "%m/%d/%Y %H:%M",
     "%m/%d/%Y",
 ]
+# Within one trust: a source's records, as build_records orders them.
+UPDATE_ORDER = ["updated_at", "entity_key"]
 
 
 def build_records(
@@ -58,24 +60,37 @@ def build_records(
     """Map every source's rows and split them into (records, quarantine).
 
     Records come sorted by trust, then earliest update, then entity_key: the order in
-    which a cluster's representative record is chosen.
+    which a cluster's representative record is chosen. Each source's rows come out of
+    staging in update order and trust is one value per source, so the sources are put
+    one after another by trust; only sources sharing a trust are merged by a sort (a
+    sort of everything would move every row of every column once more).
     """
     staged = [_stage_source(spec, spec.source(name), raw) for name, raw in extracts.items()]
     accepted, rejected = zip(*staged, strict=True) if staged else ((), ())
     columns = (
         PROVENANCE_COLUMNS + list(spec.identifier_types) + spec.attribute_names + spec.measure_names
     )
-    records = pl.concat(
-        [
+    by_trust: dict[int, list[pl.DataFrame]] = {}
+    for name, frame in zip(extracts, accepted, strict=True):
+        by_trust.setdefault(spec.source(name).trust, []).append(
             frame.select([_column_or_null(frame, c, c in spec.measure_names) for c in columns])
-            for frame in accepted
-        ],
+        )
+    records = pl.concat(
+        [_in_update_order(by_trust[trust]) for trust in sorted(by_trust)],
         how="vertical_relaxed",
-    ).sort(["trust", "updated_at", "entity_key"], nulls_last=True)
+    )
     quarantine = pl.concat(
         [pl.DataFrame(schema=QUARANTINE_SCHEMA), *rejected], how="vertical_relaxed"
     ).sort(["source", "batch", "row_number"])
     return records, quarantine
+
+
+def _in_update_order(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """The accepted rows of sources of one trust, earliest update first, then by
+    entity_key. One source's rows are staged in that order already."""
+    if len(frames) == 1:
+        return frames[0]
+    return pl.concat(frames, how="vertical_relaxed").sort(UPDATE_ORDER, nulls_last=True)
 
 
 def _column_or_null(frame: pl.DataFrame, column: str, numeric: bool) -> pl.Expr:
@@ -88,7 +103,8 @@ def _column_or_null(frame: pl.DataFrame, column: str, numeric: bool) -> pl.Expr:
 def _stage_source(
     spec: Spec, source: Source, raw: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One source: evaluate its mappings, flag bad rows, return (accepted, quarantined)."""
+    """One source: evaluate its mappings, flag bad rows, return (accepted, quarantined);
+    the accepted rows in update order (see UPDATE_ORDER)."""
     mapped = _map_columns(spec, source, _with_expected_columns(source, raw))
     flagged = mapped.with_columns(reason=_row_problem(source, mapped))
     flagged = _flag_duplicate_keys(flagged)
@@ -108,8 +124,14 @@ def _stage_source(
         RAW_LINE_COLUMN,
         *_raw_names(source),
     ]
-    accepted = flagged.filter(pl.col("reason").is_null()).drop(helper_columns)
-    return accepted, quarantine
+    # one gather picks the accepted rows in update order and leaves the raw row behind
+    kept = pl.col("reason").is_null()
+    order = flagged.select(
+        pl.int_range(pl.len(), dtype=pl.get_index_type())
+        .filter(kept)
+        .sort_by([pl.col(c).filter(kept) for c in UPDATE_ORDER], nulls_last=True)
+    ).to_series()
+    return flagged.drop(helper_columns).gather(order), quarantine
 
 
 def _with_expected_columns(source: Source, raw: pl.DataFrame) -> pl.DataFrame:

@@ -328,6 +328,48 @@ def test_records_sorted_by_trust_then_updated_at_nulls_last_then_key(tmp_path):
     ]
 
 
+def test_sources_of_one_trust_are_merged_by_updated_at_then_key(tmp_path):
+    header = ["id", "mail", "changed"]
+    write_csv(
+        tmp_path / "crm.csv",
+        header,
+        [
+            ["C2", "c2@x.com", "2024-03-01"],
+            ["C1", "c1@x.com", ""],
+            ["C3", "c3@x.com", "2024-01-01"],
+        ],
+    )
+    write_csv(
+        tmp_path / "shop.csv",
+        header,
+        [["S1", "s1@x.com", "2024-02-01"], ["S0", "s0@x.com", ""], ["A", "a@x.com", "2024-03-01"]],
+    )
+    write_csv(tmp_path / "web.csv", header, [["W1", "w1@x.com", "2020-01-01"]])
+
+    def source(name: str, trust: int) -> dict:
+        return {
+            "name": name,
+            "path": f"{name}.csv",
+            "format": "csv",
+            "key": "id",
+            "updated_at": "changed",
+            "trust": trust,
+            "identifiers": {"email": "mail"},
+        }
+
+    spec = make_spec(spec_dict(source("web", 2), source("shop", 1), source("crm", 1)), tmp_path)
+    records, _ = build(spec)
+    assert records.get_column("entity_key").to_list() == [
+        "crm:C3",
+        "shop:S1",
+        "crm:C2",  # the same update as shop:A: "crm:…" sorts before "shop:…"
+        "shop:A",
+        "crm:C1",  # no update: after every dated record of its trust
+        "shop:S0",
+        "web:W1",
+    ]
+
+
 def test_sql_expression_mappings(tmp_path):
     header = ["customer_id", "mail", "tel", "name", "updated"]
     rows = [["C1", "ann@example.com", "212 555 0101", "Doe/Jane", "2024-01-01"]]
