@@ -6,6 +6,10 @@ rows in = records + quarantine.
 
 from __future__ import annotations
 
+import functools
+import math
+from itertools import product
+
 import polars as pl
 
 from customer360.core.privacy import error_detail
@@ -50,6 +54,11 @@ DEFAULT_TIMESTAMP_FORMATS = [
     "%m/%d/%Y %H:%M",
     "%m/%d/%Y",
 ]
+# Placeholders (settings.missing_values) are found by their spellings, up to this many
+# (234 for the defaults), rather than by lower-casing every value.
+MAX_PLACEHOLDER_SPELLINGS = 4096
+# The only character besides the ASCII letters whose lower case is ASCII (it is 'k').
+KELVIN_SIGN = "\u212a"
 # Within one trust: a source's records, as build_records orders them.
 UPDATE_ORDER = ["updated_at", "entity_key"]
 
@@ -228,9 +237,41 @@ def mapped_fields(
 
 
 def clean_text(expr: pl.Expr, missing_tokens: list[str]) -> pl.Expr:
-    """Trimmed text; placeholders that mean 'no value' (N/A, none, -) become null."""
+    """Trimmed text; placeholders that mean 'no value' (N/A, none, -) become null.
+
+    A placeholder is a value whose lower case is one of ``missing_tokens``. Lower-casing
+    every value to find the few placeholders costs more than the rest of the cleaning:
+    values are looked up among the tokens' spellings instead, when there are few.
+    """
     text = expr.cast(pl.String).str.strip_chars()
-    return pl.when(text.str.to_lowercase().is_in(missing_tokens)).then(None).otherwise(text)
+    spellings = placeholder_spellings(tuple(missing_tokens))
+    placeholder = (
+        text.str.to_lowercase().is_in(missing_tokens)
+        if spellings is None
+        else text.is_in(spellings)
+    )
+    return pl.when(placeholder).then(None).otherwise(text)
+
+
+@functools.cache
+def placeholder_spellings(tokens: tuple[str, ...]) -> list[str] | None:
+    """Every text whose lower case is one of ``tokens`` ('N/a', 'n/A' … for 'n/a'); None
+    when a token is not ASCII or there are more than MAX_PLACEHOLDER_SPELLINGS.
+
+    Only ASCII letters and the Kelvin sign lower-case to ASCII (a test checks every
+    character), so the spellings of an ASCII token are its letters in either case, and
+    the Kelvin sign for 'k'.
+    """
+    if not all(token.isascii() for token in tokens):
+        return None
+    choices = [
+        [{c for c in (char, char.upper(), KELVIN_SIGN) if c.lower() == char} for char in token]
+        for token in tokens
+    ]
+    count = sum(math.prod(len(options) for options in token) for token in choices)
+    if count > MAX_PLACEHOLDER_SPELLINGS:
+        return None
+    return sorted({"".join(spelling) for token in choices for spelling in product(*token)})
 
 
 def _parse_timestamp(text: pl.Expr, fmt: str | None) -> pl.Expr:

@@ -9,12 +9,17 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from customer360.core.readers import read_source
 from customer360.core.records import (
     DEFAULT_TIMESTAMP_FORMATS,
+    KELVIN_SIGN,
     PROVENANCE_COLUMNS,
     build_records,
+    clean_text,
+    placeholder_spellings,
 )
 
 from .conftest import CRM_HEADER, crm_source, make_spec, spec_dict, write_csv
@@ -283,6 +288,60 @@ def test_custom_missing_values_replace_the_defaults(tmp_path):
     rows = [["C1", "?", "n/a", "Ann", "2024-01-01"]]
     records, _ = build(crm_spec(tmp_path, rows, settings={"missing_values": ["?"]}))
     assert records.select("email", "phone").row(0) == (None, "n/a")
+
+
+def test_only_ascii_letters_and_the_kelvin_sign_lower_case_to_ascii():
+    # what placeholder_spellings relies on, checked against Polars' own lower-casing
+    characters = pl.Series([chr(c) for c in range(0x80, 0x110000) if not 0xD800 <= c <= 0xDFFF])
+    lowered = characters.str.to_lowercase()
+    assert characters.filter(lowered.str.contains(r"^[\x00-\x7f]+$")).to_list() == [KELVIN_SIGN]
+
+
+def test_placeholder_spellings_cover_every_case_and_give_way_to_lower_casing():
+    assert placeholder_spellings(("n/a", "-")) == ["-", "N/A", "N/a", "n/A", "n/a"]
+    assert len(placeholder_spellings(("ok",))) == 6  # o, O × k, K, Kelvin sign
+    assert placeholder_spellings(("néant",)) is None  # not ASCII: values are lower-cased
+    assert placeholder_spellings(("not applicable at all",)) is None  # too many spellings
+
+
+PLACEHOLDER_ALPHABET = "nNaA/-lLuUkKoOwWeE \t" + KELVIN_SIGN + "\u0130ßẞΣσς\u0307é"
+TOKEN_SETS = [
+    ["", "n/a", "na", "null", "none", "-", "unknown"],  # the defaults
+    ["ok", "σ", "i\u0307", "ss"],  # not ASCII: found by lower-casing
+    ["not applicable at all", "n/a"],  # too many spellings: found by lower-casing
+]
+
+
+@st.composite
+def respelled_tokens(draw: st.DrawFn) -> str:
+    """A token with each letter in either case ('k' also as the Kelvin sign), padded."""
+    token = draw(st.sampled_from([t for tokens in TOKEN_SETS for t in tokens]))
+    chars = [draw(st.sampled_from([c, c.upper(), KELVIN_SIGN if c == "k" else c])) for c in token]
+    return (
+        draw(st.sampled_from(["", " ", "\t"])) + "".join(chars) + draw(st.sampled_from(["", " "]))
+    )
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.none(),
+            st.text(alphabet=PLACEHOLDER_ALPHABET, max_size=8),
+            respelled_tokens(),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    tokens=st.sampled_from(TOKEN_SETS),
+)
+def test_clean_text_nulls_exactly_the_values_whose_lower_case_is_a_token(values, tokens):
+    frame = pl.DataFrame({"value": values}, schema={"value": pl.String})
+    cleaned = frame.select(clean_text(pl.col("value"), tokens)).to_series().to_list()
+    trimmed = frame.select(pl.col("value").str.strip_chars()).to_series().to_list()
+    lowered = frame.select(pl.col("value").str.strip_chars().str.to_lowercase()).to_series()
+    expected = [None if low in tokens else t for t, low in zip(trimmed, lowered, strict=True)]
+    assert cleaned == expected
 
 
 def test_records_sorted_by_trust_then_updated_at_nulls_last_then_key(tmp_path):
