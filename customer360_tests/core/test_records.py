@@ -17,6 +17,7 @@ from customer360.core.records import (
     DEFAULT_TIMESTAMP_FORMATS,
     KELVIN_SIGN,
     PROVENANCE_COLUMNS,
+    WHOLE_SECONDS_FORMAT,
     build_records,
     clean_text,
     placeholder_spellings,
@@ -215,6 +216,38 @@ def test_no_value_is_read_by_two_default_formats(text):
         if cleaned.str.to_datetime(fmt, strict=False).item() is not None
     ]
     assert len(readers) <= 1
+
+
+def padded(low: int, high: int) -> st.SearchStrategy[str]:
+    """A number as timestamps write it: zero-padded to two digits or not, maybe spaced."""
+    return st.tuples(st.integers(low, high), st.sampled_from(["{:02d}", "{}", " {}"])).map(
+        lambda number_and_form: number_and_form[1].format(number_and_form[0])
+    )
+
+
+timestamp_like = st.tuples(
+    padded(0, 10_000),
+    padded(0, 13),
+    padded(0, 32),
+    st.sampled_from([" ", "  ", "T", ""]),
+    padded(0, 25),
+    padded(0, 61),
+    padded(0, 61),
+    st.sampled_from(["", "", "", ".", ".5", ".000000", ".123456789", " ", "Z"]),
+).map(lambda p: f"{p[0]}-{p[1]}-{p[2]}{p[3]}{p[4]}:{p[5]}:{p[6]}{p[7]}")
+
+
+@settings(deadline=None, max_examples=15)
+@given(texts=st.lists(timestamp_like, min_size=20, max_size=40))
+def test_whole_seconds_format_reads_what_the_first_format_reads_alike(texts):
+    values = pl.Series(texts, dtype=pl.String)
+    whole = values.str.to_datetime(WHOLE_SECONDS_FORMAT, strict=False, time_unit="us")
+    first = values.str.to_datetime(DEFAULT_TIMESTAMP_FORMATS[0], strict=False, time_unit="us")
+    read = whole.is_not_null()
+    # compared as microseconds: a year 0 is a valid instant but no Python datetime
+    assert (
+        whole.filter(read).cast(pl.Int64).to_list() == first.filter(read).cast(pl.Int64).to_list()
+    )
 
 
 def test_explicit_timestamp_format(tmp_path):
