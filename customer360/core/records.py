@@ -83,10 +83,10 @@ def build_records(
     columns = (
         PROVENANCE_COLUMNS + list(spec.identifier_types) + spec.attribute_names + spec.measure_names
     )
-    by_trust: dict[int, list[pl.DataFrame]] = {}
+    by_trust: dict[int, dict[str, pl.DataFrame]] = {}
     for name, frame in zip(extracts, accepted, strict=True):
-        by_trust.setdefault(spec.source(name).trust, []).append(
-            frame.select([_column_or_null(frame, c, c in spec.measure_names) for c in columns])
+        by_trust.setdefault(spec.source(name).trust, {})[name] = frame.select(
+            [_column_or_null(frame, c, c in spec.measure_names) for c in columns]
         )
     records = pl.concat(
         [_in_update_order(by_trust[trust]) for trust in sorted(by_trust)],
@@ -98,12 +98,21 @@ def build_records(
     return records, quarantine
 
 
-def _in_update_order(frames: list[pl.DataFrame]) -> pl.DataFrame:
-    """The accepted rows of sources of one trust, earliest update first, then by
-    entity_key. One source's rows are staged in that order already."""
-    if len(frames) == 1:
-        return frames[0]
-    return pl.concat(frames, how="vertical_relaxed").sort(UPDATE_ORDER, nulls_last=True)
+def _in_update_order(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """The accepted rows of the sources of one trust (by source name), earliest update
+    first, then by entity_key.
+
+    A source's rows are staged in that order. Between two sources, entity_keys
+    ('<source>:<key>', and a source name never holds ':') compare as their '<source>:'
+    prefixes do, so the sources stacked in that order and sorted stably by update alone
+    are merged — without comparing the keys' text again.
+    """
+    stacked = [frames[name] for name in sorted(frames, key=lambda name: f"{name}:")]
+    if len(stacked) == 1:
+        return stacked[0]
+    return pl.concat(stacked, how="vertical_relaxed").sort(
+        "updated_at", nulls_last=True, maintain_order=True
+    )
 
 
 def _column_or_null(frame: pl.DataFrame, column: str, numeric: bool) -> pl.Expr:
@@ -384,14 +393,19 @@ def _fields_with_long_values(mapped: pl.DataFrame, fields: list[str]) -> list[st
 def _flag_duplicate_keys(frame: pl.DataFrame) -> pl.DataFrame:
     """Keep one row per record key: the latest batch wins, then the first row in it.
 
-    Repeated keys are few, so only their rows are ordered to find the one kept. They
-    are found by their 64-bit hashes first (a repeated key repeats its hash), which
-    costs half of comparing every key as text; only the few candidates are compared.
+    Repeated keys are few, so only their rows are ordered to find the one kept, and
+    only theirs get a reason. They are found by their 64-bit hashes first (a repeated
+    key repeats its hash), which costs half of comparing every key as text; only the
+    few candidates are compared.
     """
-    keys = frame.select(
-        "record_key", "batch", "row_number", pl.col("reason").is_null().alias("valid")
-    )
-    candidates = keys.filter("valid").filter(pl.col("record_key").hash().is_duplicated())
+    valid = pl.col("reason").is_null()
+    candidates = frame.select(
+        pl.int_range(pl.len(), dtype=pl.get_index_type()).alias("position"),
+        "record_key",
+        "batch",
+        "row_number",
+        (valid & pl.when(valid).then(pl.col("record_key").hash()).is_duplicated()).alias("hit"),
+    ).filter("hit")
     repeated = candidates.filter(pl.col("record_key").is_duplicated())
     if repeated.is_empty():
         return frame
@@ -402,27 +416,20 @@ def _flag_duplicate_keys(frame: pl.DataFrame) -> pl.DataFrame:
         .select("record_key", pl.col("batch").alias("kept_batch"), "row_number")
         .rename({"row_number": "kept_row"})
     )
-    duplicates = keys.join(kept, on="record_key", how="left", maintain_order="left").select(
-        (
-            pl.col("valid")
-            & pl.col("kept_batch").is_not_null()
-            & (
-                (pl.col("batch") != pl.col("kept_batch"))
-                | (pl.col("row_number") != pl.col("kept_row"))
-            )
-        ).alias("is_duplicate"),
-        "kept_batch",
-        "kept_row",
-    )
-    return frame.with_columns(
-        reason=pl.when(duplicates.get_column("is_duplicate"))
-        .then(
+    duplicates = (
+        repeated.join(kept, on="record_key", maintain_order="left")
+        .filter(
+            (pl.col("batch") != pl.col("kept_batch")) | (pl.col("row_number") != pl.col("kept_row"))
+        )
+        .select(
+            "position",
             pl.format(
                 "duplicate record key '{}': kept {} row {}",
                 pl.col("record_key"),
-                duplicates.get_column("kept_batch"),
-                duplicates.get_column("kept_row"),
-            )
+                pl.col("kept_batch"),
+                pl.col("kept_row"),
+            ),
         )
-        .otherwise(pl.col("reason"))
     )
+    reasons = frame.get_column("reason").clone()
+    return frame.with_columns(reasons.scatter(duplicates.to_series(0), duplicates.to_series(1)))

@@ -436,6 +436,7 @@ def test_sources_of_one_trust_are_merged_by_updated_at_then_key(tmp_path):
         header,
         [["S1", "s1@x.com", "2024-02-01"], ["S0", "s0@x.com", ""], ["A", "a@x.com", "2024-03-01"]],
     )
+    write_csv(tmp_path / "crm2.csv", header, [["X", "x@x.com", "2024-03-01"]])
     write_csv(tmp_path / "web.csv", header, [["W1", "w1@x.com", "2020-01-01"]])
 
     def source(name: str, trust: int) -> dict:
@@ -449,12 +450,16 @@ def test_sources_of_one_trust_are_merged_by_updated_at_then_key(tmp_path):
             "identifiers": {"email": "mail"},
         }
 
-    spec = make_spec(spec_dict(source("web", 2), source("shop", 1), source("crm", 1)), tmp_path)
+    spec = make_spec(
+        spec_dict(source("web", 2), source("shop", 1), source("crm", 1), source("crm2", 1)),
+        tmp_path,
+    )
     records, _ = build(spec)
     assert records.get_column("entity_key").to_list() == [
         "crm:C3",
         "shop:S1",
-        "crm:C2",  # the same update as shop:A: "crm:…" sorts before "shop:…"
+        "crm2:X",  # the same update: "crm2:X" < "crm:C2" < "shop:A" as text
+        "crm:C2",
         "shop:A",
         "crm:C1",  # no update: after every dated record of its trust
         "shop:S0",
