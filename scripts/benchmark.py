@@ -15,9 +15,10 @@ identifier rules, guards and splits alone, the work the speed targets are set fo
 
 The sample world is generated once per (N, seed, generator version) under --work and
 reused. Two benchmarks of the same folder take turns (each starts by clearing its
-artifacts); give each person or experiment its own --work to run side by side. Each materialization runs in a fresh child process — the real assets, IO manager
-and checks, exactly as `customer360 run` does it — so the figures include Python start-up
-and imports.
+artifacts); give each person or experiment its own --work to run side by side. Each
+materialization runs in a fresh child process — the real assets, IO manager and checks,
+exactly as `customer360 run` does it — so the figures include Python start-up and
+imports.
 """
 
 from __future__ import annotations
