@@ -13,6 +13,7 @@ from typing import NamedTuple
 import dagster as dg
 import polars as pl
 
+from customer360.core.frames import key_hash
 from customer360.core.identifiers import STATUSES
 from customer360.core.spec import Spec
 
@@ -59,13 +60,6 @@ class _RowRule(NamedTuple):
     failing: pl.Expr  # true on the rows that break the rule
     case: pl.Expr  # what a failure shows: the value, or the whole row
     suspects: pl.Expr | None = None  # a cheaper count that is 0 when the rule holds
-
-
-def _key_hash() -> pl.Expr:
-    """One hash per key: equal keys hash alike, so all-distinct hashes prove the key
-    unique, for a quarter of the cost of comparing the key's text."""
-    first, second = KEY
-    return pl.col(first).hash(1) ^ pl.col(second).hash(2)
 
 
 def schema_failures(table: pl.DataFrame) -> pl.DataFrame:
@@ -125,7 +119,7 @@ def _row_rules(schema: pl.Schema) -> list[_RowRule]:
     whole_row = pl.struct(pl.all()).struct.json_encode()
     if usable >= set(KEY):
         duplicated = pl.struct(KEY).is_duplicated()
-        suspects = pl.len() - _key_hash().n_unique()
+        suspects = pl.len() - key_hash(KEY).n_unique()
         rules.append(
             _RowRule(SCHEMA_NAME, "multiple_fields_uniqueness", duplicated, whole_row, suspects)
         )
