@@ -374,16 +374,17 @@ def _held_values(
             for attribute in conflicts
         ]
     ).filter(pl.col("value").is_not_null())
+    # setting swapped values aside leaves a component fewer values, never more: only the
+    # components that hold several values of an attribute before are looked at for swaps
+    several = pl.col("value").n_unique().over("component", "attribute") > 1
+    held = held.filter(several)
+    candidates = keys.filter(pl.col("component").is_in(held.get_column("component").implode()))
     swapped = [
-        _swapped_records(keys, attribute, partner) for attribute, partner in swappable.items()
+        _swapped_records(candidates, attribute, partner) for attribute, partner in swappable.items()
     ]
     if swapped:
         held = held.join(pl.concat(swapped), on=["component", "position", "attribute"], how="anti")
-    return (
-        held.filter(pl.col("value").n_unique().over("component", "attribute") > 1)
-        .select(list(schema))
-        .cast(schema)
-    )
+    return held.filter(several).select(list(schema)).cast(schema)
 
 
 def _swapped_records(keys: pl.DataFrame, attribute: str, partner: str) -> pl.DataFrame:
