@@ -32,36 +32,47 @@ def resolve_traits(
     Clusters and attributes are numbered inside the step, so that the millions of
     observations are grouped by one integer instead of by two strings. ``traits`` may
     be lazy (a scan of the stored table): the winners are chosen from numbers alone —
-    ranks, and each value's length and hash — and only the winning observations are
-    then read whole, so the step never holds every observation's text.
+    ranks, and each value's length and hash — and the text columns are read only at
+    the end, to gather the winning rows out of them.
     """
     fields = spec.golden_fields
     ranks, cluster_ids = _record_ranks(records, membership)
-    observations = traits.lazy().with_row_index("row")
-    candidates = observations.select(
-        "row",
-        "entity_key",
-        pl.col("attribute").cast(pl.Enum(fields)).to_physical().alias("attribute"),
-        pl.col("value").str.len_chars().alias("length"),
-        pl.col("value").hash().alias("value_hash"),
-    ).join(ranks.lazy(), on="entity_key")
+    candidates = (
+        traits.lazy()
+        .with_row_index("row")
+        .select(
+            "row",
+            "entity_key",
+            pl.col("attribute").cast(pl.Enum(fields)).to_physical().alias("attribute"),
+            pl.col("value").str.len_chars().alias("length"),
+            pl.col("value").hash().alias("value_hash"),
+        )
+        .join(ranks.lazy(), on="entity_key")
+    )
     winners = _winners(spec, candidates)
     strategies = pl.Series([spec.strategy(field) for field in fields], dtype=pl.String)
     attribute = pl.col("group") % len(fields)
-    return (
-        observations.select("row", "value", "source", "entity_key", "observed_at")
-        .join(winners.lazy(), on="row")
-        .collect()
-        .select(
-            pl.lit(cluster_ids).gather(pl.col("group") // len(fields)).alias("resolved_id"),
-            pl.lit(pl.Series(fields, dtype=pl.String)).gather(attribute).alias("attribute"),
-            "value",
-            pl.lit(strategies).gather(attribute).alias("strategy"),
-            "source",
-            "entity_key",
-            "observed_at",
-            "conflict",
-        )
+    # The winners' rows in table order: a gather of the read columns instead of a join
+    # of every observation on its row number.
+    winners = winners.sort("row")
+    return pl.concat(
+        [
+            traits.lazy()
+            .select("value", "source", "entity_key", "observed_at")
+            .collect()
+            .gather(winners.get_column("row")),
+            winners.drop("row"),
+        ],
+        how="horizontal",
+    ).select(
+        pl.lit(cluster_ids).gather(pl.col("group") // len(fields)).alias("resolved_id"),
+        pl.lit(pl.Series(fields, dtype=pl.String)).gather(attribute).alias("attribute"),
+        "value",
+        pl.lit(strategies).gather(attribute).alias("strategy"),
+        "source",
+        "entity_key",
+        "observed_at",
+        "conflict",
     )
 
 
@@ -144,15 +155,23 @@ def _winners(spec: Spec, candidates: pl.LazyFrame) -> pl.DataFrame:
         .then(0)
         .otherwise(trust_rank)
     )
-    value_hash = pl.col("value_hash")
+    value_hash, score = pl.col("value_hash"), pl.col("score")
+    # All windows in one context, over one materialized group column, so that its
+    # partition is found once for all three of them.
     return (
         candidates.select(
             group.alias("group"),
             "row",
             (primary * SCORE_SCALE + secondary).alias("score"),
-            (value_hash.min().over(group) != value_hash.max().over(group)).alias("conflict"),
+            "value_hash",
         )
-        .filter(pl.col("score") == pl.col("score").min().over("group"))
+        .select(
+            "group",
+            "row",
+            (score == score.min().over("group")).alias("wins"),
+            (value_hash.min().over("group") != value_hash.max().over("group")).alias("conflict"),
+        )
+        .filter("wins")
         .select("group", "row", "conflict")
         .collect()
     )
