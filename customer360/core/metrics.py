@@ -4,11 +4,15 @@ so that new figures never change the table's shape and runs can be compared in S
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import polars as pl
 
 from customer360.core.edges import is_guarded
 from customer360.core.evaluation import PairwiseScores
 
+# A record's or cluster's key column, as it is compared when joining them.
+KeyOf = Callable[[str], pl.Expr]
 METRIC_SCHEMA = {"metric": pl.String, "dimension": pl.String, "value": pl.Float64}
 # Upper bounds of the cluster-size histogram buckets; the last bucket is open-ended.
 SIZE_BUCKETS = [1, 2, 3, 4, 5, 10, 20, 50, 100]
@@ -35,6 +39,7 @@ def build_metrics(
 ) -> pl.DataFrame:
     """Every figure of the run: volumes, edges per rule, cluster sizes, match rates, P/R/F1."""
     sizes = clusters.get_column("size")
+    key = _keys(membership, clusters)
     totals = {
         "records": records.height,
         "quarantined_rows": quarantine.height,
@@ -46,7 +51,7 @@ def build_metrics(
         "skipped_groups": skipped.height,
         "guarded_groups": skipped.filter(is_guarded(pl.col("reason"))).height,
         "split_clusters": clusters.filter(pl.col("split_by").list.len() > 0).height,
-        "cut_links": _cut_links(edges, membership),
+        "cut_links": _cut_links(edges, membership, key),
     }
     frames = [
         pl.DataFrame(
@@ -67,7 +72,7 @@ def build_metrics(
             "clusters_by_size",
             "bucket",
         ),
-        _match_rates(membership, clusters),
+        _match_rates(membership, clusters, key),
         _counted(
             clusters.select(pl.col("split_by").explode().drop_nulls().alias("guard"))
             .group_by("guard")
@@ -98,27 +103,39 @@ def _counted(frame: pl.DataFrame, metric: str, dimension: str) -> pl.DataFrame:
     )
 
 
-def _cut_links(edges: pl.DataFrame, membership: pl.DataFrame) -> int:
+def _cut_links(edges: pl.DataFrame, membership: pl.DataFrame, key: KeyOf) -> int:
     """Edges whose ends ended up in different clusters: links a split cut."""
     # both ends looked up in one join, so membership is hashed once
-    ends = pl.concat([edges.get_column("entity_key_a"), edges.get_column("entity_key_b")])
-    found = (
-        ends.to_frame("entity_key")
-        .join(
-            membership.select("entity_key", "resolved_id"),
-            on="entity_key",
-            how="left",
-            maintain_order="left",
-        )
-        .get_column("resolved_id")
+    ends = pl.concat(
+        [edges.select(key(end).alias("entity_key")) for end in ("entity_key_a", "entity_key_b")]
     )
+    found = ends.join(
+        membership.select(key("entity_key").alias("entity_key"), key("resolved_id")),
+        on="entity_key",
+        how="left",
+        maintain_order="left",
+    ).get_column("resolved_id")
     a, b = found.head(edges.height), found.tail(edges.height)
     return int((a != b).sum())
 
 
-def _match_rates(membership: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:
+def _keys(membership: pl.DataFrame, clusters: pl.DataFrame) -> KeyOf:
+    """How the record and cluster keys are compared: as their 64-bit hashes when no two
+    records' keys and no two clusters' ids hash alike (checked here: one count of
+    distinct integers each), which joins integers instead of text and is then exact;
+    else as the text itself."""
+    distinct = (
+        membership.select(pl.col("entity_key").hash().n_unique()).item() == membership.height
+        and clusters.select(pl.col("resolved_id").hash().n_unique()).item() == clusters.height
+    )
+    return (lambda name: pl.col(name).hash()) if distinct else pl.col
+
+
+def _match_rates(membership: pl.DataFrame, clusters: pl.DataFrame, key: KeyOf) -> pl.DataFrame:
     """Per source, the share of records linked to at least one other record."""
-    linked = membership.join(clusters.select("resolved_id", "size"), on="resolved_id")
+    linked = membership.select("source", key("resolved_id")).join(
+        clusters.select(key("resolved_id"), "size"), on="resolved_id"
+    )
     return (
         linked.group_by("source")
         .agg(
