@@ -4,15 +4,12 @@ so that new figures never change the table's shape and runs can be compared in S
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import polars as pl
 
 from customer360.core.edges import is_guarded
 from customer360.core.evaluation import PairwiseScores
+from customer360.core.keys import KeyOf, hashed_when_distinct
 
-# A record's or cluster's key column, as it is compared when joining them.
-KeyOf = Callable[[str], pl.Expr]
 METRIC_SCHEMA = {"metric": pl.String, "dimension": pl.String, "value": pl.Float64}
 # Upper bounds of the cluster-size histogram buckets; the last bucket is open-ended.
 SIZE_BUCKETS = [1, 2, 3, 4, 5, 10, 20, 50, 100]
@@ -39,7 +36,10 @@ def build_metrics(
 ) -> pl.DataFrame:
     """Every figure of the run: volumes, edges per rule, cluster sizes, match rates, P/R/F1."""
     sizes = clusters.get_column("size")
-    key = _keys(membership, clusters)
+    # records and clusters are joined on the hashes of their keys (see core.keys)
+    key = hashed_when_distinct(
+        membership.get_column("entity_key"), clusters.get_column("resolved_id")
+    )
     totals = {
         "records": records.height,
         "quarantined_rows": quarantine.height,
@@ -117,18 +117,6 @@ def _cut_links(edges: pl.DataFrame, membership: pl.DataFrame, key: KeyOf) -> int
     ).get_column("resolved_id")
     a, b = found.head(edges.height), found.tail(edges.height)
     return int((a != b).sum())
-
-
-def _keys(membership: pl.DataFrame, clusters: pl.DataFrame) -> KeyOf:
-    """How the record and cluster keys are compared: as their 64-bit hashes when no two
-    records' keys and no two clusters' ids hash alike (checked here: one count of
-    distinct integers each), which joins integers instead of text and is then exact;
-    else as the text itself."""
-    distinct = (
-        membership.select(pl.col("entity_key").hash().n_unique()).item() == membership.height
-        and clusters.select(pl.col("resolved_id").hash().n_unique()).item() == clusters.height
-    )
-    return (lambda name: pl.col(name).hash()) if distinct else pl.col
 
 
 def _match_rates(membership: pl.DataFrame, clusters: pl.DataFrame, key: KeyOf) -> pl.DataFrame:

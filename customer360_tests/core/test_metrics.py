@@ -9,10 +9,10 @@ from customer360.core.clusters import resolve_membership, summarize_clusters
 from customer360.core.edges import EDGE_SCHEMA, SKIPPED_GROUP_SCHEMA
 from customer360.core.evaluation import pairwise_scores
 from customer360.core.identifiers import IDENTIFIER_SCHEMA
+from customer360.core.keys import hashed
 from customer360.core.metrics import (
     METRIC_SCHEMA,
     _cut_links,
-    _keys,
     _match_rates,
     build_metrics,
     size_bucket,
@@ -155,9 +155,6 @@ def test_links_cut_and_match_rates_are_the_same_counted_on_hashed_or_text_keys()
     kept = EDGES.head(1)
     membership = resolve_membership(RECORDS, kept).membership
     clusters = summarize_clusters(membership, kept)
-    hashed = _keys(membership, clusters)
-    assert hashed("entity_key").meta.output_name() == "entity_key"
-    assert membership.select(hashed("entity_key")).dtypes == [pl.UInt64]
     for key in (hashed, pl.col):
         assert _cut_links(EDGES, membership, key) == 1
         rates = _match_rates(membership, clusters, key).sort("dimension")
