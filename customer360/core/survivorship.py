@@ -14,6 +14,7 @@ from __future__ import annotations
 import polars as pl
 
 from customer360.core.frames import aligned_or_joined
+from customer360.core.keys import hashed_when_distinct
 from customer360.core.spec import Spec
 
 # Scores combine a primary criterion and a rank tie-break in one Int64: rank < 2**32.
@@ -37,17 +38,19 @@ def resolve_traits(
     """
     fields = spec.golden_fields
     ranks, cluster_ids = _record_ranks(records, membership)
+    # observations find their record's ranks by the hash of its key (see core.keys)
+    key = hashed_when_distinct(records.get_column("entity_key"))
     candidates = (
         traits.lazy()
         .with_row_index("row")
         .select(
             "row",
-            "entity_key",
+            key("entity_key"),
             pl.col("attribute").cast(pl.Enum(fields)).to_physical().alias("attribute"),
             pl.col("value").str.len_chars().alias("length"),
             pl.col("value").hash().alias("value_hash"),
         )
-        .join(ranks.lazy(), on="entity_key")
+        .join(ranks.lazy().with_columns(key("entity_key")), on="entity_key")
     )
     winners = _winners(spec, candidates)
     strategies = pl.Series([spec.strategy(field) for field in fields], dtype=pl.String)
