@@ -28,16 +28,18 @@ def resolve_traits(
     membership: pl.DataFrame,
 ) -> pl.DataFrame:
     """The winning observation per (resolved_id, attribute), with the strategy that chose it
-    and whether the cluster's records disagreed (``conflict``).
+    and whether the cluster's records disagreed (``conflict``). ``records`` need
+    entity_key, source, trust and updated_at.
 
     Clusters and attributes are numbered inside the step, so that the millions of
     observations are grouped by one integer instead of by two strings. ``traits`` may
     be lazy (a scan of the stored table): the winners are chosen from numbers alone —
-    ranks, and each value's length and hash — and the text columns are read only at
-    the end, to gather the winning rows out of them.
+    ranks, and each value's length and hash — and of the text only the values are read,
+    to gather the winning ones; a winner's provenance (entity_key, source, observed_at)
+    is its record's, gathered from ``records``.
     """
     fields = spec.golden_fields
-    ranks, cluster_ids = _record_ranks(records, membership)
+    members, cluster_ids = _record_ranks(records, membership)
     # observations find their record's ranks by the hash of its key (see core.keys)
     key = hashed_when_distinct(records.get_column("entity_key"))
     candidates = (
@@ -50,31 +52,38 @@ def resolve_traits(
             pl.col("value").str.len_chars().alias("length"),
             pl.col("value").hash().alias("value_hash"),
         )
-        .join(ranks.lazy().with_columns(key("entity_key")), on="entity_key")
+        .join(
+            members.lazy().select(
+                key("entity_key"),
+                pl.int_range(pl.len(), dtype=pl.UInt32).alias("member"),
+                "cluster",
+                "trust_rank",
+                "recency_rank",
+            ),
+            on="entity_key",
+        )
     )
-    winners = _winners(spec, candidates)
+    # the winners in table order, so that their values are gathered in one pass
+    winners = _winners(spec, candidates).sort("row")
     strategies = pl.Series([spec.strategy(field) for field in fields], dtype=pl.String)
     attribute = pl.col("group") % len(fields)
-    # The winners' rows in table order: a gather of the read columns instead of a join
-    # of every observation on its row number.
-    winners = winners.sort("row")
+    values = traits.lazy().select("value").collect().get_column("value")
     return pl.concat(
         [
-            traits.lazy()
-            .select("value", "source", "entity_key", "observed_at")
-            .collect()
-            .gather(winners.get_column("row")),
-            winners.drop("row"),
+            winners,
+            members.select("entity_key", "source", "updated_at").gather(
+                winners.get_column("member")
+            ),
         ],
         how="horizontal",
     ).select(
         pl.lit(cluster_ids).gather(pl.col("group") // len(fields)).alias("resolved_id"),
         pl.lit(pl.Series(fields, dtype=pl.String)).gather(attribute).alias("attribute"),
-        "value",
+        values.gather(winners.get_column("row")).alias("value"),
         pl.lit(strategies).gather(attribute).alias("strategy"),
         "source",
         "entity_key",
-        "observed_at",
+        pl.col("updated_at").alias("observed_at"),
         "conflict",
     )
 
@@ -82,14 +91,14 @@ def resolve_traits(
 def _record_ranks(
     records: pl.DataFrame, membership: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.Series]:
-    """Each record's cluster number and two integer ranks, so that choosing a winner is an
-    integer comparison: ``trust_rank`` (most trusted, then most recent, then entity_key)
-    and ``recency_rank`` (most recent, then most trusted, then entity_key). Also the
-    resolved_id of every cluster number."""
+    """Each record's provenance (entity_key, source, updated_at), cluster number and two
+    integer ranks, so that choosing a winner is an integer comparison: ``trust_rank``
+    (most trusted, then most recent, then entity_key) and ``recency_rank`` (most recent,
+    then most trusted, then entity_key). Also the resolved_id of every cluster number."""
     by_trust = ["trust", "updated_at", "entity_key"]
     by_recency = ["updated_at", "trust", "entity_key"]
     members = aligned_or_joined(
-        records.select("entity_key", "trust", "updated_at"),
+        records.select("entity_key", "source", "trust", "updated_at"),
         membership.select("entity_key", "resolved_id"),
         on="entity_key",
     )
@@ -101,6 +110,8 @@ def _record_ranks(
     )
     ranks = members.select(
         "entity_key",
+        "source",
+        "updated_at",
         cluster,
         _rank(by_trust, descending=[False, True, False]).alias("trust_rank"),
         _rank(by_recency, descending=[True, False, False]).alias("recency_rank"),
@@ -117,8 +128,8 @@ def _rank(keys: list[str], descending: list[bool]) -> pl.Expr:
 
 
 def _winners(spec: Spec, candidates: pl.LazyFrame) -> pl.DataFrame:
-    """The winning observation (``row``) per (cluster, attribute) ``group``, and whether
-    the group's values disagree (``conflict``).
+    """The winning observation (``row``, and its record: ``member``) per (cluster,
+    attribute) ``group``, and whether the group's values disagree (``conflict``).
 
     Every strategy is reduced to one integer score per observation (lower wins): its
     primary criterion, then the trust rank as tie-break; a record observes an attribute
@@ -127,7 +138,7 @@ def _winners(spec: Spec, candidates: pl.LazyFrame) -> pl.DataFrame:
     expressions over the integer group, far cheaper here than a group-by that picks one
     row out of each of two million groups, and no sort of the whole table. Values are
     compared by their hash, both to count them (most_frequent) and to see whether a
-    group's values disagree. Only (group, row, score, hash) is ever held for every
+    group's values disagree. Only (group, row, member, score, hash) is ever held for every
     observation.
     """
     fields = spec.golden_fields
@@ -165,16 +176,18 @@ def _winners(spec: Spec, candidates: pl.LazyFrame) -> pl.DataFrame:
         candidates.select(
             group.alias("group"),
             "row",
+            "member",
             (primary * SCORE_SCALE + secondary).alias("score"),
             "value_hash",
         )
         .select(
             "group",
             "row",
+            "member",
             (score == score.min().over("group")).alias("wins"),
             (value_hash.min().over("group") != value_hash.max().over("group")).alias("conflict"),
         )
         .filter("wins")
-        .select("group", "row", "conflict")
+        .select("group", "row", "member", "conflict")
         .collect()
     )
