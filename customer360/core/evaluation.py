@@ -39,7 +39,12 @@ def pairwise_scores(membership: pl.DataFrame, truth: pl.DataFrame) -> PairwiseSc
 
     # every figure comes from the (cluster, person) cells: one group-by over the records,
     # the rest over the far fewer cells
-    cells = joined.group_by("resolved_id", "person_id").agg(pl.len().cast(pl.Int64).alias("n"))
+    cells = (
+        joined.lazy()
+        .group_by("resolved_id", "person_id")
+        .agg(pl.len().cast(pl.Int64).alias("n"))
+        .collect()
+    )
 
     def pairs(sizes: pl.Expr) -> pl.Expr:
         return (sizes * (sizes - 1) // 2).sum()
