@@ -15,14 +15,3 @@ def aligned_or_joined(left: pl.DataFrame, right: pl.DataFrame, on: str) -> pl.Da
     if left.height == right.height and left.get_column(on).equals(right.get_column(on)):
         return pl.concat([left, right.drop(on)], how="horizontal")
     return left.join(right, on=on)
-
-
-def key_hash(columns: list[str]) -> pl.Expr:
-    """One 64-bit hash per row of a key's columns. Equal keys hash alike, so when the
-    hashes are all distinct the key is unique — proven for about half the cost of
-    comparing the key's text; only a table whose hashes repeat needs the exact count."""
-    first, *others = columns
-    combined = pl.col(first).hash(1)
-    for seed, column in enumerate(others, start=2):
-        combined = combined ^ pl.col(column).hash(seed)
-    return combined

@@ -4,7 +4,7 @@ need, lazily from the stored Parquet, so checking costs a fraction of computing.
 import dagster as dg
 import polars as pl
 
-from customer360.core.frames import key_hash
+from customer360.core.keys import key_hash
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
 from customer360.defs.schemas import failure_report, schema_failures

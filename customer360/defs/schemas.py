@@ -13,8 +13,8 @@ from typing import NamedTuple
 import dagster as dg
 import polars as pl
 
-from customer360.core.frames import key_hash
 from customer360.core.identifiers import STATUSES
+from customer360.core.keys import key_hash
 from customer360.core.spec import Spec
 
 SCHEMA_NAME = "IdentifiersSchema"

@@ -1,11 +1,11 @@
-"""Frame helpers: the aligned shortcut gives what the join gives; key hashes tell keys apart."""
+"""Frame helpers: the aligned shortcut gives what the join gives."""
 
 from __future__ import annotations
 
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from customer360.core.frames import aligned_or_joined, key_hash
+from customer360.core.frames import aligned_or_joined
 
 LEFT = pl.DataFrame({"entity_key": ["a:1", "a:2", "b:3"], "trust": [1, 1, 2]})
 RIGHT = pl.DataFrame({"entity_key": ["a:1", "a:2", "b:3"], "resolved_id": ["a:1", "a:1", "b:3"]})
@@ -25,10 +25,3 @@ def test_other_orders_and_missing_keys_are_joined():
     )
     fewer = RIGHT.head(2)
     assert aligned_or_joined(LEFT, fewer, on="entity_key").height == 2
-
-
-def test_key_hash_is_equal_for_equal_keys_and_tells_columns_apart():
-    keys = pl.DataFrame({"a": ["x", "y", "x", None], "b": ["y", "x", "y", "x"]})
-    hashes = keys.select(key_hash(["a", "b"])).to_series().to_list()
-    assert hashes[0] == hashes[2]  # the same key
-    assert len(set(hashes)) == 3  # (x, y) and (y, x) differ; a null is a value like others

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from customer360.core.keys import hashed, hashed_when_distinct
+from customer360.core.keys import hashed, hashed_when_distinct, key_hash
 
 KEYS = pl.Series("entity_key", ["crm:1", "crm:2", "shop:1"])
 
@@ -30,3 +30,10 @@ def test_a_join_on_hashes_finds_what_the_join_on_text_finds():
     by_text = left.join(right, on="entity_key", maintain_order="left")
     assert by_hash.get_column("cluster").to_list() == by_text.get_column("cluster").to_list()
     assert by_text.get_column("cluster").to_list() == [20, 10, 10, 10]
+
+
+def test_key_hash_is_equal_for_equal_keys_and_tells_columns_apart():
+    keys = pl.DataFrame({"a": ["x", "y", "x", None], "b": ["y", "x", "y", "x"]})
+    hashes = keys.select(key_hash(["a", "b"])).to_series().to_list()
+    assert hashes[0] == hashes[2]  # the same key
+    assert len(set(hashes)) == 3  # (x, y) and (y, x) differ; a null is a value like others
