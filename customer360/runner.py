@@ -16,6 +16,16 @@ from customer360.core.spec import Spec, load_spec
 from customer360.definitions import JOB_NAME, build_definitions, match_model_config
 
 
+def spec_version(spec_path: Path) -> str:
+    """What identifies an edit of the spec file: its size and modification time (empty
+    for a missing file, which loading the spec then reports)."""
+    try:
+        stat = spec_path.stat()
+    except FileNotFoundError:
+        return ""
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
 @lru_cache(maxsize=8)
 def checked_spec(spec_path: str, spec_version: str) -> Spec:
     """The spec, checked against its source files once per ``spec_version``: a run needs
@@ -44,8 +54,7 @@ def materialize_all(
     log_level: str = "INFO",
 ) -> dg.JobExecutionResult:
     """Run the main job for a spec, in this process, into ``artifacts``."""
-    stat = spec_path.stat()
-    version = f"{stat.st_size}:{stat.st_mtime_ns}"
+    version = spec_version(spec_path)
     job = dg.build_reconstructable_job(
         __name__, job_for.__name__, reconstructable_args=(str(spec_path), str(artifacts), version)
     )

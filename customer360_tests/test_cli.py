@@ -9,12 +9,22 @@ import duckdb
 import polars as pl
 import pytest
 
+from customer360 import cli, runner
 from customer360.cli import main
+from customer360.core.spec import load_spec
 
 
 def test_run_prints_the_summary_and_writes_the_outputs(
-    walkthrough_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    walkthrough_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    checked = []
+    for module in (cli, runner):
+        monkeypatch.setattr(
+            module, "load_spec", lambda p, **kw: checked.append(p) or load_spec(p, **kw)
+        )
     artifacts = tmp_path / "out"
     code = main(
         ["run", "--spec", str(walkthrough_dir / "customer360.yaml"), "--artifacts", str(artifacts)]
@@ -26,6 +36,7 @@ def test_run_prints_the_summary_and_writes_the_outputs(
     assert "checks passed" in out and "11 / 11" in out
     assert str(artifacts) in out
     assert (artifacts / "golden_profiles.parquet").is_file()
+    assert len(checked) == 1  # the command and the run share one check of the spec
 
 
 @pytest.mark.parametrize(

@@ -14,14 +14,17 @@ identifier rules, guards and splits alone, the work the speed targets are set fo
 ``--probabilistic`` keeps it (the first run trains the match model; later runs reuse it).
 
 The sample world is generated once per (N, seed, generator version) under --work and
-reused. Each materialization runs in a fresh child process — the real assets, IO manager
-and checks, exactly as `customer360 run` does it — so the figures include Python start-up
-and imports.
+reused. Two benchmarks of the same folder take turns (each starts by clearing its
+artifacts); give each person or experiment its own --work to run side by side. Each
+materialization runs in a fresh child process — the real assets, IO manager and checks,
+exactly as `customer360 run` does it — so the figures include Python start-up and
+imports.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -31,6 +34,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -58,13 +63,27 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         return _materialize(args.child, args.child / args.artifacts, args.ingest)
-    generator = _generator_version()
-    workdir = _prepare(
-        args.work / f"n{args.records}-s{args.seed}-g{generator}",
-        args.records,
-        args.seed,
-        args.probabilistic,
-    )
+    folder = args.work / f"n{args.records}-s{args.seed}-g{_generator_version()}"
+    with _exclusive(folder):
+        return _benchmark(args, _prepare(folder, args.records, args.seed, args.probabilistic))
+
+
+@contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """One benchmark at a time per folder: each one starts by deleting the folder's
+    artifacts, so a second one running beside it would spoil both sets of figures."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".benchmark.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"another benchmark is using {folder}; waiting for it …", file=sys.stderr)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _benchmark(args: argparse.Namespace, workdir: Path) -> int:
+    """The full run, then (unless --full-only) the 1% batch and the recompute."""
     full = _timed_run(workdir)
     if full is None:
         return 1

@@ -38,6 +38,39 @@ def component_labels(node_count: int, sources: np.ndarray, targets: np.ndarray) 
     return labels
 
 
+ENDS = ["position_a", "position_b"]
+"""Columns an edge may carry with the positions of its ends (see :func:`with_ends`)."""
+
+
+def with_ends(records: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
+    """``edges`` with the positions among ``records`` of their two ends (:data:`ENDS`,
+    null for an end that is not a record).
+
+    The split, the components and the cluster summary all walk the graph by record
+    position: looked up once here, in one join that hashes the records once, the ends
+    spare each of them a join on the text keys. The edges of a split keep them.
+    """
+    positions = records.select("entity_key").with_row_index("position")
+    ends = pl.concat([edges.get_column("entity_key_a"), edges.get_column("entity_key_b")])
+    found = (
+        ends.to_frame("entity_key")
+        .join(positions, on="entity_key", how="left", maintain_order="left")
+        .get_column("position")
+    )
+    return edges.with_columns(
+        found.head(edges.height).alias(ENDS[0]), found.tail(edges.height).alias(ENDS[1])
+    )
+
+
+def edge_ends(records: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
+    """``a`` and ``b``, the positions among ``records`` of each edge's ends, row for row
+    with ``edges`` (null for an end that is not a record): the edges' :data:`ENDS` when
+    they carry them (looked up against these very records), else looked up here."""
+    if not set(ENDS) <= set(edges.columns):
+        edges = with_ends(records, edges)
+    return edges.select(pl.col(ENDS[0]).alias("a"), pl.col(ENDS[1]).alias("b"))
+
+
 class Resolution(NamedTuple):
     membership: pl.DataFrame
     registry: pl.DataFrame  # every resolved_id ever issued (see core.stable_ids)
@@ -55,22 +88,9 @@ def resolve_membership(
     ``previous`` (the last published membership) and ``registry`` make ids stable across
     runs; without them every cluster is new and takes its first record's entity_key.
     """
-    positions = records.select("entity_key").with_row_index("position")
-    # Both ends of every edge are looked up in one join, so the records are hashed once;
-    # an edge with an end that is not a record links nothing.
-    ends = pl.concat([edges.get_column("entity_key_a"), edges.get_column("entity_key_b")])
-    found = (
-        ends.to_frame("entity_key")
-        .join(positions, on="entity_key", how="left", maintain_order="left")
-        .get_column("position")
-    )
-    ab = pl.DataFrame(
-        {"position": found.head(edges.height), "position_b": found.tail(edges.height)}
-    ).drop_nulls()
+    ends = edge_ends(records, edges).drop_nulls()  # an end that is not a record links nothing
     labels = component_labels(
-        records.height,
-        ab.get_column("position").to_numpy(),
-        ab.get_column("position_b").to_numpy(),
+        records.height, ends.get_column("a").to_numpy(), ends.get_column("b").to_numpy()
     )
     resolved_ids, registry = assign_resolved_ids(
         records.get_column("entity_key"), labels, previous, registry, now or datetime.now()
@@ -83,7 +103,11 @@ def summarize_clusters(
     membership: pl.DataFrame, edges: pl.DataFrame, cut: pl.DataFrame | None = None
 ) -> pl.DataFrame:
     """One row per cluster: size, sources, the rules whose edges hold it together and
-    the guards that split it off (``cut``: links cut, with the ``guard`` that cut each)."""
+    the guards that split it off (``cut``: links cut, with the ``guard`` that cut each).
+
+    ``membership`` is row for row with the records that the edges' :data:`ENDS` point
+    at, when they carry them.
+    """
     # the few sources and rules are compared as the codes of a sorted Enum, not as text
     sources = _sorted_enum(membership.get_column("source"))
     sizes = membership.group_by("resolved_id").agg(
@@ -91,33 +115,18 @@ def summarize_clusters(
         pl.col("source").n_unique().alias("source_count"),
         pl.col("source").cast(sources).unique().sort().alias("sources"),
     )
-    edge_clusters = edges.select("entity_key_b", "rule").join(
-        membership.select("entity_key", "resolved_id"),
-        left_on="entity_key_b",
-        right_on="entity_key",
-        how="inner",
-    )
+    edge_clusters = _end_clusters(membership, edges, ["b"], "rule")
     rules = _sorted_enum(edge_clusters.get_column("rule"))
     links = edge_clusters.group_by("resolved_id").agg(
         pl.col("rule").cast(rules).unique().sort().alias("linked_by"),
         pl.len().alias("edge_count"),
     )
-    no_guards = pl.DataFrame(schema={"entity_key": pl.String, "guard": pl.String})
     cut_ends = (
-        pl.concat(
-            [
-                cut.select(pl.col(end).alias("entity_key"), "guard")
-                for end in ("entity_key_a", "entity_key_b")
-            ]
-        )
+        _end_clusters(membership, cut, ["a", "b"], "guard")
         if cut is not None
-        else no_guards
+        else pl.DataFrame(schema={"resolved_id": pl.String, "guard": pl.String})
     )
-    guards = (
-        cut_ends.join(membership.select("entity_key", "resolved_id"), on="entity_key")
-        .group_by("resolved_id")
-        .agg(pl.col("guard").unique().sort().alias("split_by"))
-    )
+    guards = cut_ends.group_by("resolved_id").agg(pl.col("guard").unique().sort().alias("split_by"))
     empty = pl.lit([], dtype=pl.List(pl.String))
     return (
         sizes.join(links, on="resolved_id", how="left")
@@ -131,6 +140,26 @@ def summarize_clusters(
         .select(list(CLUSTER_SCHEMA))
         .cast(CLUSTER_SCHEMA)
     )
+
+
+def _end_clusters(
+    membership: pl.DataFrame, edges: pl.DataFrame, ends: list[str], column: str
+) -> pl.DataFrame:
+    """resolved_id of the given ends (``a``, ``b``) of every edge, with the edge's
+    ``column``; ends that are not records are left out."""
+    positions = edge_ends(membership, edges)
+    resolved_ids = membership.get_column("resolved_id")
+    return pl.concat(
+        [
+            pl.DataFrame(
+                {
+                    "resolved_id": resolved_ids.gather(positions.get_column(end)),
+                    column: edges.get_column(column),
+                }
+            )
+            for end in ends
+        ]
+    ).drop_nulls("resolved_id")
 
 
 def _sorted_enum(values: pl.Series) -> pl.Enum:

@@ -67,23 +67,13 @@ def build_edges(
     that must not conflict inside its groups.
     """
     corroborate = corroborate or {}
-    order = records.select("entity_key").with_row_index("record_index")
-    # sorted by group, then canonical order: each group's first row is its anchor
-    linkable = (
-        identifiers.filter(pl.col("status") == "linkable")
-        .join(order, on="entity_key", how="inner")
-        .sort("identifier_type", "value", "record_index")
-    )
+    linkable = _linkable_groups(records, identifiers)
     conflicting, agreeing_pairs = _guarded_groups(records, linkable, corroborate)
-    trusted = linkable.join(
-        conflicting, on=["identifier_type", "value"], how="anti", maintain_order="left"
-    )
-    starts_group = (
-        (pl.col("value") != pl.col("value").shift())
-        | (pl.col("identifier_type") != pl.col("identifier_type").shift())
-    ).fill_null(True)
+    held_back = pl.col("group").is_in(conflicting.implode())
+    anchor_row = (pl.col("group") != pl.col("group").shift()).fill_null(True)
     star = (
-        trusted.with_columns(starts_group.alias("anchor_row"))
+        linkable.filter(~held_back)
+        .with_columns(anchor_row.alias("anchor_row"))
         .with_columns(pl.when("anchor_row").then("entity_key").forward_fill().alias("anchor"))
         .filter(~pl.col("anchor_row"))
         .select(
@@ -96,62 +86,92 @@ def build_edges(
     edges = pl.concat([star, agreeing_pairs]).with_columns(
         (pl.col("identifier_type") + "_exact").alias("rule")
     )
-    return IdentifierLinks(_with_edge_schema(edges), _held_back(linkable, conflicting, corroborate))
+    return IdentifierLinks(
+        _with_edge_schema(edges), _held_back(linkable.filter(held_back), corroborate)
+    )
+
+
+def _linkable_groups(records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
+    """identifier_type, value, entity_key of every linkable identifier, with its record's
+    position in the canonical order (``record_index``) and the number of its group
+    (``group``), sorted by group and then canonical order: each group's first row is its
+    anchor, and group numbers follow (identifier_type, value) in text order.
+
+    The groups are then told apart by one integer rather than two text columns, and the
+    rows are sorted type by type on (value, record_index): about half the work of one
+    sort on all three columns.
+    """
+    order = records.select("entity_key").with_row_index("record_index")
+    linkable = (
+        identifiers.filter(pl.col("status") == "linkable")
+        .select("identifier_type", "value", "entity_key")
+        .join(order, on="entity_key", how="inner")
+    )
+    types = linkable.get_column("identifier_type").unique().sort()
+    by_type = [
+        linkable.filter(pl.col("identifier_type") == id_type).sort("value", "record_index")
+        for id_type in types
+    ]
+    return pl.concat([linkable.clear(), *by_type]).with_columns(
+        pl.struct("identifier_type", "value").rle_id().alias("group")
+    )
 
 
 def _guarded_groups(
     records: pl.DataFrame, linkable: pl.DataFrame, corroborate: dict[str, str]
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(groups with conflicting attribute values, the agreeing pairs inside them)."""
+) -> tuple[pl.Series, pl.DataFrame]:
+    """(the numbers of the groups with conflicting attribute values, the agreeing pairs
+    inside them)."""
     no_pairs = pl.DataFrame(
         schema={
             k: EDGE_SCHEMA[k] for k in ("entity_key_a", "entity_key_b", "identifier_type", "value")
         }
     )
+    no_groups = pl.Series("group", [], dtype=pl.UInt32)
     if not corroborate:
-        return pl.DataFrame(schema={"identifier_type": pl.String, "value": pl.String}), no_pairs
+        return no_groups, no_pairs
+    rows = linkable.select("group", "record_index").with_row_index("row")
     keyed = pl.concat(
         [
             _with_name_keys(
-                linkable.filter(pl.col("identifier_type") == id_type), records, attribute
+                rows.filter(linkable.get_column("identifier_type") == id_type), records, attribute
             )
             for id_type, attribute in corroborate.items()
         ]
     ).filter(pl.col("agree_on").is_not_null())
     # a group naming one spelling only cannot conflict: only the others need pairs
-    keyed = keyed.filter(pl.col("agree_on").n_unique().over("identifier_type", "value") > 1)
-    members = keyed.select("identifier_type", "value", "entity_key", "record_index", "agree_on")
+    members = keyed.filter(pl.col("agree_on").n_unique().over("group") > 1)
     pairs = (
-        members.join(members, on=["identifier_type", "value"], suffix="_b")
+        members.join(members, on="group", suffix="_b")
         .filter(pl.col("record_index") < pl.col("record_index_b"))
-        .sort("identifier_type", "value", "record_index", "record_index_b")
+        .sort("group", "record_index", "record_index_b")
     )
     pairs = pairs.join(
         _name_agreement(pairs.select("agree_on", "agree_on_b").unique()),
         on=["agree_on", "agree_on_b"],
         maintain_order="left",
-    ).select(
+    )
+    conflicting = pairs.filter(~pl.col("agree")).get_column("group").unique().sort()
+    agreeing = pairs.filter(pl.col("agree"), pl.col("group").is_in(conflicting.implode()))
+    ends = linkable.select("entity_key", "identifier_type", "value")
+    pair_rows = ends.gather(agreeing.get_column("row"))
+    agreeing_pairs = pair_rows.select(
+        pl.col("entity_key").alias("entity_key_a"),
+        ends.get_column("entity_key").gather(agreeing.get_column("row_b")).alias("entity_key_b"),
         "identifier_type",
         "value",
-        pl.col("entity_key").alias("entity_key_a"),
-        "entity_key_b",
-        "agree",
     )
-    conflicting = (
-        pairs.group_by("identifier_type", "value")
-        .agg((~pl.col("agree")).any().alias("conflict"))
-        .filter("conflict")
-        .drop("conflict")
-    )
-    agreeing = pairs.join(conflicting, on=["identifier_type", "value"]).filter("agree")
-    return conflicting, agreeing.select(list(no_pairs.columns))
+    return conflicting.cast(pl.UInt32), agreeing_pairs
 
 
 def _with_name_keys(members: pl.DataFrame, records: pl.DataFrame, attribute: str) -> pl.DataFrame:
     """Members with the name key of their record's ``attribute`` as ``agree_on``, looked
-    up by record position (``record_index``) rather than by joining on the entity key."""
-    names = records.select(name_key(attribute)).to_series()
-    return members.with_columns(names.gather(members.get_column("record_index")).alias("agree_on"))
+    up by record position (``record_index``) rather than by joining on the entity key,
+    and keyed only for the members rather than for every record."""
+    names = records.get_column(attribute).gather(members.get_column("record_index"))
+    return members.with_columns(names.alias("agree_on")).with_columns(
+        name_key("agree_on").alias("agree_on")
+    )
 
 
 def _name_agreement(spellings: pl.DataFrame) -> pl.DataFrame:
@@ -201,10 +221,8 @@ def guarded_partners(
     ]
 
 
-def _held_back(
-    linkable: pl.DataFrame, conflicting: pl.DataFrame, corroborate: dict[str, str]
-) -> pl.DataFrame:
-    """The guarded groups, in the shape of skipped_groups."""
+def _held_back(members: pl.DataFrame, corroborate: dict[str, str]) -> pl.DataFrame:
+    """The guarded groups (``members``: their rows), in the shape of skipped_groups."""
     reasons = pl.DataFrame(
         {
             "identifier_type": list(corroborate),
@@ -214,11 +232,7 @@ def _held_back(
         },
         schema={"identifier_type": pl.String, "reason": pl.String},
     )
-    return _group_summary(
-        linkable.drop("reason")
-        .join(conflicting, on=["identifier_type", "value"])
-        .join(reasons, on="identifier_type")
-    )
+    return _group_summary(members.join(reasons, on="identifier_type"))
 
 
 def skipped_groups(identifiers: pl.DataFrame, guarded: pl.DataFrame | None = None) -> pl.DataFrame:

@@ -39,23 +39,30 @@ def pairwise_scores(membership: pl.DataFrame, truth: pl.DataFrame) -> PairwiseSc
 
     # every figure comes from the (cluster, person) cells: one group-by over the records,
     # the rest over the far fewer cells
-    cells = joined.group_by("resolved_id", "person_id").agg(pl.len().cast(pl.Int64).alias("n"))
+    cells = (
+        joined.lazy()
+        .group_by("resolved_id", "person_id")
+        .agg(pl.len().cast(pl.Int64).alias("n"))
+        .collect()
+    )
 
     def pairs(sizes: pl.Expr) -> pl.Expr:
         return (sizes * (sizes - 1) // 2).sum()
 
-    def pair_count(key: str) -> int:
-        sizes = cells.group_by(key).agg(pl.col("n").sum())
-        return int(sizes.select(pairs(pl.col("n"))).item() or 0)
+    def per(key: str) -> tuple[int, int]:
+        """Pairs within each ``key`` group, and how many groups hold more than one cell:
+        one group-by of the cells for both."""
+        groups = cells.group_by(key).agg(pl.col("n").sum(), pl.len().alias("cells"))
+        figures = groups.select(pairs(pl.col("n")), (pl.col("cells") > 1).sum())
+        pair_count, mixed = figures.row(0)
+        return int(pair_count or 0), int(mixed or 0)
 
-    predicted = pair_count("resolved_id")
-    actual = pair_count("person_id")
+    predicted, over_merged = per("resolved_id")
+    actual, under_merged = per("person_id")
     true_positive = int(cells.select(pairs(pl.col("n"))).item() or 0)
     precision = true_positive / predicted if predicted else 1.0
     recall = true_positive / actual if actual else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    over = cells.group_by("resolved_id").len("people")
-    under = cells.group_by("person_id").len("clusters")
     return PairwiseScores(
         precision=round(precision, 4),
         recall=round(recall, 4),
@@ -63,8 +70,8 @@ def pairwise_scores(membership: pl.DataFrame, truth: pl.DataFrame) -> PairwiseSc
         true_positive_pairs=true_positive,
         predicted_pairs=predicted,
         true_pairs=actual,
-        over_merged_clusters=over.filter(pl.col("people") > 1).height,
-        under_merged_people=under.filter(pl.col("clusters") > 1).height,
+        over_merged_clusters=over_merged,
+        under_merged_people=under_merged,
         evaluated_records=joined.height,
     )
 

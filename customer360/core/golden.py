@@ -107,7 +107,8 @@ def _audit(records: pl.DataFrame, membership: pl.DataFrame) -> pl.DataFrame:
         else pl.col("source").unique().sort().alias("source_systems")
     )
     audit = (
-        members.group_by("resolved_id")
+        members.lazy()
+        .group_by("resolved_id")
         .agg(
             pl.len().cast(pl.UInt32).alias("record_count"),
             systems,
@@ -115,6 +116,7 @@ def _audit(records: pl.DataFrame, membership: pl.DataFrame) -> pl.DataFrame:
             pl.col("updated_at").max().alias("last_updated_at"),
         )
         .sort("resolved_id")
+        .collect()
     )
     return _spelled_out(audit, sources) if as_mask else audit
 

@@ -33,9 +33,11 @@ import polars as pl
 
 from customer360.core.clusters import (
     CLUSTER_SCHEMA,
+    ENDS,
     component_labels,
     resolve_membership,
     summarize_clusters,
+    with_ends,
 )
 from customer360.core.spec import Splitting
 from customer360.core.splitting import split_over_merged
@@ -142,14 +144,13 @@ def resolve_clusters(
         )
         clusters, cut = previous.clusters.clear(), previous.cut.clear()
     else:
+        theirs = edges.filter(pl.col("entity_key_a").is_in(keys.implode()))
         kept, cut = split_over_merged(
-            touched,
-            edges.filter(pl.col("entity_key_a").is_in(keys.implode())),
-            splitting,
-            records.height,
+            touched, with_ends(touched, theirs), splitting, records.height
         )
         membership, registry = resolve_membership(touched, kept, earlier, registry, now)
         clusters = summarize_clusters(membership, kept, cut)
+        cut = cut.drop(ENDS)
     # the records of the touched components then, removed ones included, and now
     lineage = cluster_lineage(earlier, membership)
     fresh = Clustering(membership, registry, clusters, cut, lineage, inputs, touched.height)
@@ -165,9 +166,10 @@ def _resolve_all(
     now: datetime,
     inputs: ClusterInputs,
 ) -> Clustering:
-    kept, cut = split_over_merged(records, edges, splitting)
+    kept, cut = split_over_merged(records, with_ends(records, edges), splitting)
     membership, registry = resolve_membership(records, kept, published, registry, now)
     clusters = summarize_clusters(membership, kept, cut)
+    cut = cut.drop(ENDS)
     lineage = cluster_lineage(published, membership)
     return Clustering(membership, registry, clusters, cut, lineage, inputs, None)
 

@@ -8,6 +8,7 @@ import polars as pl
 
 from customer360.core.edges import is_guarded
 from customer360.core.evaluation import PairwiseScores
+from customer360.core.keys import KeyOf, hashed_when_distinct
 
 METRIC_SCHEMA = {"metric": pl.String, "dimension": pl.String, "value": pl.Float64}
 # Upper bounds of the cluster-size histogram buckets; the last bucket is open-ended.
@@ -35,6 +36,10 @@ def build_metrics(
 ) -> pl.DataFrame:
     """Every figure of the run: volumes, edges per rule, cluster sizes, match rates, P/R/F1."""
     sizes = clusters.get_column("size")
+    # records and clusters are joined on the hashes of their keys (see core.keys)
+    key = hashed_when_distinct(
+        membership.get_column("entity_key"), clusters.get_column("resolved_id")
+    )
     totals = {
         "records": records.height,
         "quarantined_rows": quarantine.height,
@@ -46,7 +51,7 @@ def build_metrics(
         "skipped_groups": skipped.height,
         "guarded_groups": skipped.filter(is_guarded(pl.col("reason"))).height,
         "split_clusters": clusters.filter(pl.col("split_by").list.len() > 0).height,
-        "cut_links": _cut_links(edges, membership),
+        "cut_links": _cut_links(edges, membership, key),
     }
     frames = [
         pl.DataFrame(
@@ -67,7 +72,7 @@ def build_metrics(
             "clusters_by_size",
             "bucket",
         ),
-        _match_rates(membership, clusters),
+        _match_rates(membership, clusters, key),
         _counted(
             clusters.select(pl.col("split_by").explode().drop_nulls().alias("guard"))
             .group_by("guard")
@@ -98,27 +103,27 @@ def _counted(frame: pl.DataFrame, metric: str, dimension: str) -> pl.DataFrame:
     )
 
 
-def _cut_links(edges: pl.DataFrame, membership: pl.DataFrame) -> int:
+def _cut_links(edges: pl.DataFrame, membership: pl.DataFrame, key: KeyOf) -> int:
     """Edges whose ends ended up in different clusters: links a split cut."""
     # both ends looked up in one join, so membership is hashed once
-    ends = pl.concat([edges.get_column("entity_key_a"), edges.get_column("entity_key_b")])
-    found = (
-        ends.to_frame("entity_key")
-        .join(
-            membership.select("entity_key", "resolved_id"),
-            on="entity_key",
-            how="left",
-            maintain_order="left",
-        )
-        .get_column("resolved_id")
+    ends = pl.concat(
+        [edges.select(key(end).alias("entity_key")) for end in ("entity_key_a", "entity_key_b")]
     )
+    found = ends.join(
+        membership.select(key("entity_key").alias("entity_key"), key("resolved_id")),
+        on="entity_key",
+        how="left",
+        maintain_order="left",
+    ).get_column("resolved_id")
     a, b = found.head(edges.height), found.tail(edges.height)
     return int((a != b).sum())
 
 
-def _match_rates(membership: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:
+def _match_rates(membership: pl.DataFrame, clusters: pl.DataFrame, key: KeyOf) -> pl.DataFrame:
     """Per source, the share of records linked to at least one other record."""
-    linked = membership.join(clusters.select("resolved_id", "size"), on="resolved_id")
+    linked = membership.select("source", key("resolved_id")).join(
+        clusters.select(key("resolved_id"), "size"), on="resolved_id"
+    )
     return (
         linked.group_by("source")
         .agg(

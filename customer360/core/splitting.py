@@ -37,7 +37,7 @@ import polars as pl
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import breadth_first_order, connected_components, maximum_flow
 
-from customer360.core.clusters import component_labels
+from customer360.core.clusters import component_labels, edge_ends
 from customer360.core.names import compatible_sql, name_key, nickname_pairs
 from customer360.core.spec import Splitting
 
@@ -85,8 +85,7 @@ def split_over_merged(
     no_cut = edges.clear().with_columns(pl.lit(None, pl.String).alias("guard"))
     if splitting is None or edges.is_empty():
         return ClusterSplit(edges, no_cut)
-    positions = records.select("entity_key").with_row_index("position")
-    links = _link_positions(edges, positions)
+    links = _link_positions(records, edges)
     ends_a, ends_b = links.get_column("a").to_numpy(), links.get_column("b").to_numpy()
     labels = component_labels(records.height, ends_a, ends_b)
     values = _conflict_values(records, splitting.conflicts, splitting.swappable, labels)
@@ -276,22 +275,16 @@ def _min_cut(
     return alive & (on_source_side[a] != on_source_side[b])
 
 
-def _link_positions(edges: pl.DataFrame, positions: pl.DataFrame) -> pl.DataFrame:
+def _link_positions(records: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
     """Record positions of both ends of every edge, with the edge's row number."""
-    ends = pl.concat([edges.get_column("entity_key_a"), edges.get_column("entity_key_b")])
-    found = (
-        ends.to_frame("entity_key")
-        .join(positions, on="entity_key", how="left", maintain_order="left")
-        .get_column("position")
-        .cast(pl.Int64)
+    return (
+        edge_ends(records, edges)
+        .select(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("edge_index"),
+            pl.col("a", "b").cast(pl.Int64),
+        )
+        .drop_nulls()  # an edge with an end that is not a record links nothing
     )
-    return pl.DataFrame(
-        {
-            "edge_index": np.arange(edges.height),
-            "a": found.head(edges.height),
-            "b": found.tail(edges.height),
-        }
-    ).drop_nulls()  # an edge with an end that is not a record links nothing
 
 
 def _link_strength(edges: pl.DataFrame, components: np.ndarray, record_count: int) -> pl.Series:
@@ -374,16 +367,17 @@ def _held_values(
             for attribute in conflicts
         ]
     ).filter(pl.col("value").is_not_null())
+    # setting swapped values aside leaves a component fewer values, never more: only the
+    # components that hold several values of an attribute before are looked at for swaps
+    several = pl.col("value").n_unique().over("component", "attribute") > 1
+    held = held.filter(several)
+    candidates = keys.filter(pl.col("component").is_in(held.get_column("component").implode()))
     swapped = [
-        _swapped_records(keys, attribute, partner) for attribute, partner in swappable.items()
+        _swapped_records(candidates, attribute, partner) for attribute, partner in swappable.items()
     ]
     if swapped:
         held = held.join(pl.concat(swapped), on=["component", "position", "attribute"], how="anti")
-    return (
-        held.filter(pl.col("value").n_unique().over("component", "attribute") > 1)
-        .select(list(schema))
-        .cast(schema)
-    )
+    return held.filter(several).select(list(schema)).cast(schema)
 
 
 def _swapped_records(keys: pl.DataFrame, attribute: str, partner: str) -> pl.DataFrame:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import polars as pl
 
 from customer360.core.frames import aligned_or_joined
+from customer360.core.keys import hashed_when_distinct
 from customer360.core.spec import Spec
 
 # Scores combine a primary criterion and a rank tie-break in one Int64: rank < 2**32.
@@ -27,55 +28,77 @@ def resolve_traits(
     membership: pl.DataFrame,
 ) -> pl.DataFrame:
     """The winning observation per (resolved_id, attribute), with the strategy that chose it
-    and whether the cluster's records disagreed (``conflict``).
+    and whether the cluster's records disagreed (``conflict``). ``records`` need
+    entity_key, source, trust and updated_at.
 
     Clusters and attributes are numbered inside the step, so that the millions of
     observations are grouped by one integer instead of by two strings. ``traits`` may
     be lazy (a scan of the stored table): the winners are chosen from numbers alone —
-    ranks, and each value's length and hash — and only the winning observations are
-    then read whole, so the step never holds every observation's text.
+    ranks, and each value's length and hash — and of the text only the values are read,
+    to gather the winning ones; a winner's provenance (entity_key, source, observed_at)
+    is its record's, gathered from ``records``.
     """
     fields = spec.golden_fields
-    ranks, cluster_ids = _record_ranks(records, membership)
-    observations = traits.lazy().with_row_index("row")
-    candidates = observations.select(
-        "row",
-        "entity_key",
-        pl.col("attribute").cast(pl.Enum(fields)).to_physical().alias("attribute"),
-        pl.col("value").str.len_chars().alias("length"),
-        pl.col("value").hash().alias("value_hash"),
-    ).join(ranks.lazy(), on="entity_key")
-    winners = _winners(spec, candidates)
+    members, cluster_ids = _record_ranks(records, membership)
+    # observations find their record's ranks by the hash of its key (see core.keys)
+    key = hashed_when_distinct(records.get_column("entity_key"))
+    candidates = (
+        traits.lazy()
+        .with_row_index("row")
+        .select(
+            "row",
+            key("entity_key"),
+            pl.col("attribute").cast(pl.Enum(fields)).to_physical().alias("attribute"),
+            pl.col("value").str.len_chars().alias("length"),
+            pl.col("value").hash().alias("value_hash"),
+        )
+        .join(
+            members.lazy().select(
+                key("entity_key"),
+                pl.int_range(pl.len(), dtype=pl.UInt32).alias("member"),
+                "cluster",
+                "trust_rank",
+                "recency_rank",
+            ),
+            on="entity_key",
+        )
+    )
+    # the winners in table order, so that their values are gathered in one pass
+    winners = _winners(spec, candidates).sort("row")
     strategies = pl.Series([spec.strategy(field) for field in fields], dtype=pl.String)
     attribute = pl.col("group") % len(fields)
-    return (
-        observations.select("row", "value", "source", "entity_key", "observed_at")
-        .join(winners.lazy(), on="row")
-        .collect()
-        .select(
-            pl.lit(cluster_ids).gather(pl.col("group") // len(fields)).alias("resolved_id"),
-            pl.lit(pl.Series(fields, dtype=pl.String)).gather(attribute).alias("attribute"),
-            "value",
-            pl.lit(strategies).gather(attribute).alias("strategy"),
-            "source",
-            "entity_key",
-            "observed_at",
-            "conflict",
-        )
+    values = traits.lazy().select("value").collect().get_column("value")
+    return pl.concat(
+        [
+            winners,
+            members.select("entity_key", "source", "updated_at").gather(
+                winners.get_column("member")
+            ),
+        ],
+        how="horizontal",
+    ).select(
+        pl.lit(cluster_ids).gather(pl.col("group") // len(fields)).alias("resolved_id"),
+        pl.lit(pl.Series(fields, dtype=pl.String)).gather(attribute).alias("attribute"),
+        values.gather(winners.get_column("row")).alias("value"),
+        pl.lit(strategies).gather(attribute).alias("strategy"),
+        "source",
+        "entity_key",
+        pl.col("updated_at").alias("observed_at"),
+        "conflict",
     )
 
 
 def _record_ranks(
     records: pl.DataFrame, membership: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.Series]:
-    """Each record's cluster number and two integer ranks, so that choosing a winner is an
-    integer comparison: ``trust_rank`` (most trusted, then most recent, then entity_key)
-    and ``recency_rank`` (most recent, then most trusted, then entity_key). Also the
-    resolved_id of every cluster number."""
+    """Each record's provenance (entity_key, source, updated_at), cluster number and two
+    integer ranks, so that choosing a winner is an integer comparison: ``trust_rank``
+    (most trusted, then most recent, then entity_key) and ``recency_rank`` (most recent,
+    then most trusted, then entity_key). Also the resolved_id of every cluster number."""
     by_trust = ["trust", "updated_at", "entity_key"]
     by_recency = ["updated_at", "trust", "entity_key"]
     members = aligned_or_joined(
-        records.select("entity_key", "trust", "updated_at"),
+        records.select("entity_key", "source", "trust", "updated_at"),
         membership.select("entity_key", "resolved_id"),
         on="entity_key",
     )
@@ -87,6 +110,8 @@ def _record_ranks(
     )
     ranks = members.select(
         "entity_key",
+        "source",
+        "updated_at",
         cluster,
         _rank(by_trust, descending=[False, True, False]).alias("trust_rank"),
         _rank(by_recency, descending=[True, False, False]).alias("recency_rank"),
@@ -103,8 +128,8 @@ def _rank(keys: list[str], descending: list[bool]) -> pl.Expr:
 
 
 def _winners(spec: Spec, candidates: pl.LazyFrame) -> pl.DataFrame:
-    """The winning observation (``row``) per (cluster, attribute) ``group``, and whether
-    the group's values disagree (``conflict``).
+    """The winning observation (``row``, and its record: ``member``) per (cluster,
+    attribute) ``group``, and whether the group's values disagree (``conflict``).
 
     Every strategy is reduced to one integer score per observation (lower wins): its
     primary criterion, then the trust rank as tie-break; a record observes an attribute
@@ -113,7 +138,7 @@ def _winners(spec: Spec, candidates: pl.LazyFrame) -> pl.DataFrame:
     expressions over the integer group, far cheaper here than a group-by that picks one
     row out of each of two million groups, and no sort of the whole table. Values are
     compared by their hash, both to count them (most_frequent) and to see whether a
-    group's values disagree. Only (group, row, score, hash) is ever held for every
+    group's values disagree. Only (group, row, member, score, hash) is ever held for every
     observation.
     """
     fields = spec.golden_fields
@@ -144,15 +169,25 @@ def _winners(spec: Spec, candidates: pl.LazyFrame) -> pl.DataFrame:
         .then(0)
         .otherwise(trust_rank)
     )
-    value_hash = pl.col("value_hash")
+    value_hash, score = pl.col("value_hash"), pl.col("score")
+    # All windows in one context, over one materialized group column, so that its
+    # partition is found once for all three of them.
     return (
         candidates.select(
             group.alias("group"),
             "row",
+            "member",
             (primary * SCORE_SCALE + secondary).alias("score"),
-            (value_hash.min().over(group) != value_hash.max().over(group)).alias("conflict"),
+            "value_hash",
         )
-        .filter(pl.col("score") == pl.col("score").min().over("group"))
-        .select("group", "row", "conflict")
+        .select(
+            "group",
+            "row",
+            "member",
+            (score == score.min().over("group")).alias("wins"),
+            (value_hash.min().over("group") != value_hash.max().over("group")).alias("conflict"),
+        )
+        .filter("wins")
+        .select("group", "row", "member", "conflict")
         .collect()
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from customer360.core.keys import hashed_when_distinct
 from customer360.core.spec import Spec
 
 TRAIT_SCHEMA = {
@@ -44,11 +45,15 @@ def build_traits(
         ).drop_nulls("value")
         for a in attributes
     ]
+    # identifier values find their record's row by the hash of its key (see core.keys)
+    key = hashed_when_distinct(records.get_column("entity_key"))
     identified = (
         identifiers.lazy()
         .filter(pl.col("status").is_in(USABLE_IDENTIFIER_STATUSES))
-        .select("entity_key", (pl.col("identifier_type") + "_primary").alias("attribute"), "value")
-        .join(records.lazy().select("entity_key", row), on="entity_key", maintain_order="left")
+        .select(
+            key("entity_key"), (pl.col("identifier_type") + "_primary").alias("attribute"), "value"
+        )
+        .join(records.lazy().select(key("entity_key"), row), on="entity_key", maintain_order="left")
         .select("row", "attribute", pl.col("value").cast(pl.String))
         .drop_nulls("value")
         .collect()

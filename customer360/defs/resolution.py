@@ -138,7 +138,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             "and normalized value, a status (linkable, inactive, invalid, excluded, "
             "oversize), the reason when not linkable, and the size of the value's group. "
             "Values classified by an earlier run under the same spec are looked up, not "
-            "normalized again. Validated by a pandera schema."
+            "normalized again. Validated by its schema (the asset's type)."
         ),
     )
     def identifiers(context: AssetExecutionContext, records: pl.DataFrame) -> pl.DataFrame:

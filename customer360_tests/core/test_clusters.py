@@ -9,9 +9,11 @@ import polars as pl
 
 from customer360.core.clusters import (
     CLUSTER_SCHEMA,
+    ENDS,
     component_labels,
     resolve_membership,
     summarize_clusters,
+    with_ends,
 )
 from customer360.core.edges import EDGE_SCHEMA, build_edges
 from customer360.core.identifiers import build_identifiers
@@ -120,6 +122,32 @@ def test_summarize_clusters_names_the_guards_that_split_them():
         "s:3": ["conflicting first_name"],
     }
     assert clusters.get_column("linked_by").to_list() == [["email_exact"], ["email_exact"]]
+
+
+def test_with_ends_gives_record_positions_and_null_for_an_end_that_is_not_a_record():
+    records = ordered_records("s:3", "s:1", "s:2")
+    links = with_ends(records, edges(("s:1", "s:2", "email"), ("s:2", "gone:9", "phone")))
+    assert links.select(ENDS).rows() == [(1, 2), (2, None)]
+
+
+def test_edges_carrying_their_ends_resolve_and_summarize_as_without():
+    records = ordered_records("s:1", "s:2", "s:3", "s:4", "s:5")
+    links = edges(("s:1", "s:2", "email"), ("s:2", "s:3", "phone"), ("s:4", "gone:9", "email"))
+    kept = links.filter(pl.col("identifier_type") == "email")
+    cut = links.filter(pl.col("identifier_type") == "phone").with_columns(
+        guard=pl.lit("conflicting first_name")
+    )
+    plain = resolve_membership(records, kept).membership
+    located = with_ends(records, pl.concat([kept, cut.drop("guard")]))
+    kept_ends = located.filter(pl.col("identifier_type") == "email")
+    cut_ends = located.filter(pl.col("identifier_type") == "phone").with_columns(
+        guard=pl.lit("conflicting first_name")
+    )
+    membership = resolve_membership(records, kept_ends).membership
+    assert membership.equals(plain)
+    assert summarize_clusters(membership, kept_ends, cut_ends).equals(
+        summarize_clusters(plain, kept, cut)
+    )
 
 
 def test_summarize_clusters_with_singletons_sorted_by_size_then_id():

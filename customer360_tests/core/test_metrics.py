@@ -9,7 +9,14 @@ from customer360.core.clusters import resolve_membership, summarize_clusters
 from customer360.core.edges import EDGE_SCHEMA, SKIPPED_GROUP_SCHEMA
 from customer360.core.evaluation import pairwise_scores
 from customer360.core.identifiers import IDENTIFIER_SCHEMA
-from customer360.core.metrics import METRIC_SCHEMA, build_metrics, size_bucket
+from customer360.core.keys import hashed
+from customer360.core.metrics import (
+    METRIC_SCHEMA,
+    _cut_links,
+    _match_rates,
+    build_metrics,
+    size_bucket,
+)
 from customer360.core.records import QUARANTINE_SCHEMA
 
 from .conftest import records_frame
@@ -142,3 +149,13 @@ def test_splits_are_counted_per_guard_with_the_links_they_cut():
     assert figures[("split_clusters", "conflicting first_name")] == 2
     assert figures[("cut_links", "")] == 1
     assert figures[("edges", "")] == 2
+
+
+def test_links_cut_and_match_rates_are_the_same_counted_on_hashed_or_text_keys():
+    kept = EDGES.head(1)
+    membership = resolve_membership(RECORDS, kept).membership
+    clusters = summarize_clusters(membership, kept)
+    for key in (hashed, pl.col):
+        assert _cut_links(EDGES, membership, key) == 1
+        rates = _match_rates(membership, clusters, key).sort("dimension")
+        assert rates.get_column("value").to_list() == [pytest.approx(0.3333), 0.5]

@@ -9,7 +9,7 @@ import polars as pl
 
 from customer360.core.spec import load_spec
 from customer360.core.storage import ArtifactStore
-from customer360.defs.checks import build_checks
+from customer360.defs.checks import build_checks, key_check
 
 WALKTHROUGH = Path(__file__).parents[1] / "fixtures" / "walkthrough" / "customer360.yaml"
 RECORDS = pl.DataFrame({"entity_key": ["crm:1", "crm:2", "shop:3"]})
@@ -49,6 +49,26 @@ def test_every_record_resolved_fails_on_a_missing_or_unknown_record(tmp_path):
         "members_not_in_records": 1,
         "null_resolved_ids": 1,
     }
+
+
+def test_keys_unique_not_null_counts_nulls_and_repeated_keys(tmp_path):
+    store = ArtifactStore(tmp_path)
+    check = key_check(store, "memberships", ["resolved_id", "organization_id"])
+    # the same values in other columns, (p1, o2) and (o2, p1), are two keys
+    unique = pl.DataFrame(
+        {
+            "resolved_id": ["p1", "p1", "p2", "o2"],
+            "organization_id": ["o1", "o2", "o1", "p1"],
+        }
+    )
+    store.write("memberships", unique)
+    assert check().passed
+    without_person = pl.DataFrame({"resolved_id": [None], "organization_id": ["o1"]})
+    store.write("memberships", pl.concat([unique, unique.slice(1, 1), without_person]))
+    result = check()
+    figures = {name: value.value for name, value in result.metadata.items()}
+    assert figures == {"rows_with_null_key": 1, "duplicate_keys": 1}
+    assert not result.passed
 
 
 def identifiers_schema(store: ArtifactStore, instance: dg.DagsterInstance) -> dg.AssetCheckResult:
