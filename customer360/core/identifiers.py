@@ -95,11 +95,10 @@ def _classified_type(
     table = _with_group_sizes(
         id_type, classified.with_columns(pl.lit(name).alias("identifier_type"))
     )
-    return ClassifiedIdentifiers(
-        table.select(list(IDENTIFIER_SCHEMA)),
-        classified.filter(new).select(as_kept),
-        classified.lazy().filter(first_of_key).select(as_kept),
-    )
+    fresh = classified.filter(new).select(as_kept)
+    # with nothing kept of this type, the values used are those classified for the first time
+    used = fresh.lazy() if known is None else classified.lazy().filter(first_of_key).select(as_kept)
+    return ClassifiedIdentifiers(table.select(list(IDENTIFIER_SCHEMA)), fresh, used)
 
 
 def _known_values(kept: pl.DataFrame | None, fingerprint: int) -> pl.DataFrame | None:

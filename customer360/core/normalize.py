@@ -102,38 +102,25 @@ def normalize_phone(values: pl.Series, region: str, validation: str = "possible"
     phonenumbers gives (a test compares the two); only the rest is parsed one by one.
     """
     fast = _NANP_FAST if region in NANP_REGIONS and validation == "possible" else _NO_FAST
-    stages = (
-        pl.DataFrame({"value": values})
-        .select(_PHONE_REDUCED)
-        .select(fast, pl.when(fast.is_null()).then(pl.col("reduced")).alias("pending"))
-    )
-    fast_values = stages.get_column("fast").alias(values.name)
-    pending = stages.get_column("pending")
-    if pending.null_count() == pending.len():
-        return fast_values
-    distinct = pending.drop_nulls().unique()
+    stages = pl.DataFrame({"value": values}).select(_PHONE_REDUCED).with_columns(fast)
+    reduced, fast_values = stages.get_column("reduced"), stages.get_column("fast")
+    # the few values left are gathered, parsed once per distinct value and put back
+    pending_rows = (fast_values.is_null() & reduced.is_not_null()).arg_true()
+    if pending_rows.is_empty():
+        return fast_values.alias(values.name)
+    pending = reduced.gather(pending_rows)
+    distinct = pending.unique()
     parsed = pl.Series(
-        "e164",
-        [phone_e164(value, region, validation) for value in distinct.to_list()],
-        dtype=pl.String,
+        [phone_e164(value, region, validation) for value in distinct.to_list()], dtype=pl.String
     )
-    lookup = pl.DataFrame({"pending": distinct, "e164": parsed})
-    slow = (
-        stages.select("pending")
-        .join(lookup, on="pending", how="left", maintain_order="left")
-        .get_column("e164")
-    )
-    return fast_values.fill_null(slow)
+    e164 = fast_values.scatter(pending_rows, pending.replace_strict(distinct, parsed))
+    return e164.alias(values.name)
 
 
 # Built once: constructing expressions costs as much as running them on one value.
 # Digits, '+' and extension markers: what phonenumbers reads.
 _PHONE_REDUCED = (
-    pl.col("value")
-    .str.strip_chars()
-    .str.replace_all(r"[^0-9+xX#]", "")
-    .str.to_lowercase()
-    .alias("reduced")
+    pl.col("value").str.replace_all(r"[^0-9+xX#]", "").str.to_lowercase().alias("reduced")
 )
 # E.164 for '2125550187', '12125550187' and '+12125550187' (an optional '1' or '+1'
 # before a 10-digit number whose area code starts 2-9); null for anything else.

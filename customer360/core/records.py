@@ -6,6 +6,10 @@ rows in = records + quarantine.
 
 from __future__ import annotations
 
+import functools
+import math
+from itertools import product
+
 import polars as pl
 
 from customer360.core.privacy import error_detail
@@ -50,6 +54,17 @@ DEFAULT_TIMESTAMP_FORMATS = [
     "%m/%d/%Y %H:%M",
     "%m/%d/%Y",
 ]
+# Reads of the first default format's values that have no fraction of a second, to the
+# same instant (a test checks), several times faster: Polars parses a fixed-width format
+# itself, but hands '%.f' to a general parser.
+WHOLE_SECONDS_FORMAT = "%Y-%m-%d %H:%M:%S"
+# Placeholders (settings.missing_values) are found by their spellings, up to this many
+# (234 for the defaults), rather than by lower-casing every value.
+MAX_PLACEHOLDER_SPELLINGS = 4096
+# The only character besides the ASCII letters whose lower case is ASCII (it is 'k').
+KELVIN_SIGN = "\u212a"
+# Within one trust: a source's records, as build_records orders them.
+UPDATE_ORDER = ["updated_at", "entity_key"]
 
 
 def build_records(
@@ -58,24 +73,46 @@ def build_records(
     """Map every source's rows and split them into (records, quarantine).
 
     Records come sorted by trust, then earliest update, then entity_key: the order in
-    which a cluster's representative record is chosen.
+    which a cluster's representative record is chosen. Each source's rows come out of
+    staging in update order and trust is one value per source, so the sources are put
+    one after another by trust; only sources sharing a trust are merged by a sort (a
+    sort of everything would move every row of every column once more).
     """
     staged = [_stage_source(spec, spec.source(name), raw) for name, raw in extracts.items()]
     accepted, rejected = zip(*staged, strict=True) if staged else ((), ())
     columns = (
         PROVENANCE_COLUMNS + list(spec.identifier_types) + spec.attribute_names + spec.measure_names
     )
+    by_trust: dict[int, dict[str, pl.DataFrame]] = {}
+    for name, frame in zip(extracts, accepted, strict=True):
+        by_trust.setdefault(spec.source(name).trust, {})[name] = frame.select(
+            [_column_or_null(frame, c, c in spec.measure_names) for c in columns]
+        )
     records = pl.concat(
-        [
-            frame.select([_column_or_null(frame, c, c in spec.measure_names) for c in columns])
-            for frame in accepted
-        ],
+        [_in_update_order(by_trust[trust]) for trust in sorted(by_trust)],
         how="vertical_relaxed",
-    ).sort(["trust", "updated_at", "entity_key"], nulls_last=True)
+    )
     quarantine = pl.concat(
         [pl.DataFrame(schema=QUARANTINE_SCHEMA), *rejected], how="vertical_relaxed"
     ).sort(["source", "batch", "row_number"])
     return records, quarantine
+
+
+def _in_update_order(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """The accepted rows of the sources of one trust (by source name), earliest update
+    first, then by entity_key.
+
+    A source's rows are staged in that order. Between two sources, entity_keys
+    ('<source>:<key>', and a source name never holds ':') compare as their '<source>:'
+    prefixes do, so the sources stacked in that order and sorted stably by update alone
+    are merged — without comparing the keys' text again.
+    """
+    stacked = [frames[name] for name in sorted(frames, key=lambda name: f"{name}:")]
+    if len(stacked) == 1:
+        return stacked[0]
+    return pl.concat(stacked, how="vertical_relaxed").sort(
+        "updated_at", nulls_last=True, maintain_order=True
+    )
 
 
 def _column_or_null(frame: pl.DataFrame, column: str, numeric: bool) -> pl.Expr:
@@ -88,7 +125,8 @@ def _column_or_null(frame: pl.DataFrame, column: str, numeric: bool) -> pl.Expr:
 def _stage_source(
     spec: Spec, source: Source, raw: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One source: evaluate its mappings, flag bad rows, return (accepted, quarantined)."""
+    """One source: evaluate its mappings, flag bad rows, return (accepted, quarantined);
+    the accepted rows in update order (see UPDATE_ORDER)."""
     mapped = _map_columns(spec, source, _with_expected_columns(source, raw))
     flagged = mapped.with_columns(reason=_row_problem(source, mapped))
     flagged = _flag_duplicate_keys(flagged)
@@ -108,8 +146,14 @@ def _stage_source(
         RAW_LINE_COLUMN,
         *_raw_names(source),
     ]
-    accepted = flagged.filter(pl.col("reason").is_null()).drop(helper_columns)
-    return accepted, quarantine
+    # one gather picks the accepted rows in update order and leaves the raw row behind
+    kept = pl.col("reason").is_null()
+    order = flagged.select(
+        pl.int_range(pl.len(), dtype=pl.get_index_type())
+        .filter(kept)
+        .sort_by([pl.col(c).filter(kept) for c in UPDATE_ORDER], nulls_last=True)
+    ).to_series()
+    return flagged.drop(helper_columns).gather(order), quarantine
 
 
 def _with_expected_columns(source: Source, raw: pl.DataFrame) -> pl.DataFrame:
@@ -206,9 +250,41 @@ def mapped_fields(
 
 
 def clean_text(expr: pl.Expr, missing_tokens: list[str]) -> pl.Expr:
-    """Trimmed text; placeholders that mean 'no value' (N/A, none, -) become null."""
+    """Trimmed text; placeholders that mean 'no value' (N/A, none, -) become null.
+
+    A placeholder is a value whose lower case is one of ``missing_tokens``. Lower-casing
+    every value to find the few placeholders costs more than the rest of the cleaning:
+    values are looked up among the tokens' spellings instead, when there are few.
+    """
     text = expr.cast(pl.String).str.strip_chars()
-    return pl.when(text.str.to_lowercase().is_in(missing_tokens)).then(None).otherwise(text)
+    spellings = placeholder_spellings(tuple(missing_tokens))
+    placeholder = (
+        text.str.to_lowercase().is_in(missing_tokens)
+        if spellings is None
+        else text.is_in(spellings)
+    )
+    return pl.when(placeholder).then(None).otherwise(text)
+
+
+@functools.cache
+def placeholder_spellings(tokens: tuple[str, ...]) -> list[str] | None:
+    """Every text whose lower case is one of ``tokens`` ('N/a', 'n/A' … for 'n/a'); None
+    when a token is not ASCII or there are more than MAX_PLACEHOLDER_SPELLINGS.
+
+    Only ASCII letters and the Kelvin sign lower-case to ASCII (a test checks every
+    character), so the spellings of an ASCII token are its letters in either case, and
+    the Kelvin sign for 'k'.
+    """
+    if not all(token.isascii() for token in tokens):
+        return None
+    choices = [
+        [{c for c in (char, char.upper(), KELVIN_SIGN) if c.lower() == char} for char in token]
+        for token in tokens
+    ]
+    count = sum(math.prod(len(options) for options in token) for token in choices)
+    if count > MAX_PLACEHOLDER_SPELLINGS:
+        return None
+    return sorted({"".join(spelling) for token in choices for spelling in product(*token)})
 
 
 def _parse_timestamp(text: pl.Expr, fmt: str | None) -> pl.Expr:
@@ -222,7 +298,8 @@ def _first_format_that_parses(text: pl.Series) -> pl.Series:
     """Each value parsed with the first of DEFAULT_TIMESTAMP_FORMATS that reads it.
 
     No value is read by two of these formats (they differ in their count of ':' or in
-    '/' against '-'), so the order in which they are tried does not change the result.
+    '/' against '-'), and WHOLE_SECONDS_FORMAT reads values of the first one only, to the
+    same instant, so the order in which they are tried does not change the result.
     Extracts are mostly in one format: the format that reads the first value is tried
     first, on every value, and each other format only on the values still unread.
     """
@@ -231,7 +308,7 @@ def _first_format_that_parses(text: pl.Series) -> pl.Series:
         return pl.repeat(None, len(text), dtype=pl.Datetime("us"), eager=True).alias(text.name)
     sample = present.head(1)
     formats = sorted(
-        DEFAULT_TIMESTAMP_FORMATS,
+        [WHOLE_SECONDS_FORMAT, *DEFAULT_TIMESTAMP_FORMATS],
         key=lambda fmt: sample.str.to_datetime(fmt, strict=False).is_null().all(),
     )
     parsed = text.str.to_datetime(formats[0], strict=False, time_unit="us")
@@ -316,14 +393,19 @@ def _fields_with_long_values(mapped: pl.DataFrame, fields: list[str]) -> list[st
 def _flag_duplicate_keys(frame: pl.DataFrame) -> pl.DataFrame:
     """Keep one row per record key: the latest batch wins, then the first row in it.
 
-    Repeated keys are few, so only their rows are ordered to find the one kept. They
-    are found by their 64-bit hashes first (a repeated key repeats its hash), which
-    costs half of comparing every key as text; only the few candidates are compared.
+    Repeated keys are few, so only their rows are ordered to find the one kept, and
+    only theirs get a reason. They are found by their 64-bit hashes first (a repeated
+    key repeats its hash), which costs half of comparing every key as text; only the
+    few candidates are compared.
     """
-    keys = frame.select(
-        "record_key", "batch", "row_number", pl.col("reason").is_null().alias("valid")
-    )
-    candidates = keys.filter("valid").filter(pl.col("record_key").hash().is_duplicated())
+    valid = pl.col("reason").is_null()
+    candidates = frame.select(
+        pl.int_range(pl.len(), dtype=pl.get_index_type()).alias("position"),
+        "record_key",
+        "batch",
+        "row_number",
+        (valid & pl.when(valid).then(pl.col("record_key").hash()).is_duplicated()).alias("hit"),
+    ).filter("hit")
     repeated = candidates.filter(pl.col("record_key").is_duplicated())
     if repeated.is_empty():
         return frame
@@ -334,27 +416,20 @@ def _flag_duplicate_keys(frame: pl.DataFrame) -> pl.DataFrame:
         .select("record_key", pl.col("batch").alias("kept_batch"), "row_number")
         .rename({"row_number": "kept_row"})
     )
-    duplicates = keys.join(kept, on="record_key", how="left", maintain_order="left").select(
-        (
-            pl.col("valid")
-            & pl.col("kept_batch").is_not_null()
-            & (
-                (pl.col("batch") != pl.col("kept_batch"))
-                | (pl.col("row_number") != pl.col("kept_row"))
-            )
-        ).alias("is_duplicate"),
-        "kept_batch",
-        "kept_row",
-    )
-    return frame.with_columns(
-        reason=pl.when(duplicates.get_column("is_duplicate"))
-        .then(
+    duplicates = (
+        repeated.join(kept, on="record_key", maintain_order="left")
+        .filter(
+            (pl.col("batch") != pl.col("kept_batch")) | (pl.col("row_number") != pl.col("kept_row"))
+        )
+        .select(
+            "position",
             pl.format(
                 "duplicate record key '{}': kept {} row {}",
                 pl.col("record_key"),
-                duplicates.get_column("kept_batch"),
-                duplicates.get_column("kept_row"),
-            )
+                pl.col("kept_batch"),
+                pl.col("kept_row"),
+            ),
         )
-        .otherwise(pl.col("reason"))
     )
+    reasons = frame.get_column("reason").clone()
+    return frame.with_columns(reasons.scatter(duplicates.to_series(0), duplicates.to_series(1)))

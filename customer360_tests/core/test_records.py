@@ -9,12 +9,18 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from customer360.core.readers import read_source
 from customer360.core.records import (
     DEFAULT_TIMESTAMP_FORMATS,
+    KELVIN_SIGN,
     PROVENANCE_COLUMNS,
+    WHOLE_SECONDS_FORMAT,
     build_records,
+    clean_text,
+    placeholder_spellings,
 )
 
 from .conftest import CRM_HEADER, crm_source, make_spec, spec_dict, write_csv
@@ -212,6 +218,38 @@ def test_no_value_is_read_by_two_default_formats(text):
     assert len(readers) <= 1
 
 
+def padded(low: int, high: int) -> st.SearchStrategy[str]:
+    """A number as timestamps write it: zero-padded to two digits or not, maybe spaced."""
+    return st.tuples(st.integers(low, high), st.sampled_from(["{:02d}", "{}", " {}"])).map(
+        lambda number_and_form: number_and_form[1].format(number_and_form[0])
+    )
+
+
+timestamp_like = st.tuples(
+    padded(0, 10_000),
+    padded(0, 13),
+    padded(0, 32),
+    st.sampled_from([" ", "  ", "T", ""]),
+    padded(0, 25),
+    padded(0, 61),
+    padded(0, 61),
+    st.sampled_from(["", "", "", ".", ".5", ".000000", ".123456789", " ", "Z"]),
+).map(lambda p: f"{p[0]}-{p[1]}-{p[2]}{p[3]}{p[4]}:{p[5]}:{p[6]}{p[7]}")
+
+
+@settings(deadline=None, max_examples=15)
+@given(texts=st.lists(timestamp_like, min_size=20, max_size=40))
+def test_whole_seconds_format_reads_what_the_first_format_reads_alike(texts):
+    values = pl.Series(texts, dtype=pl.String)
+    whole = values.str.to_datetime(WHOLE_SECONDS_FORMAT, strict=False, time_unit="us")
+    first = values.str.to_datetime(DEFAULT_TIMESTAMP_FORMATS[0], strict=False, time_unit="us")
+    read = whole.is_not_null()
+    # compared as microseconds: a year 0 is a valid instant but no Python datetime
+    assert (
+        whole.filter(read).cast(pl.Int64).to_list() == first.filter(read).cast(pl.Int64).to_list()
+    )
+
+
 def test_explicit_timestamp_format(tmp_path):
     rows = [["C1", "", "", "Ann", "04.03.2024"], ["C2", "", "", "Bob", "2024-03-04"]]
     records, quarantine = build(crm_spec(tmp_path, rows, updated_at_format="%d.%m.%Y"))
@@ -285,6 +323,60 @@ def test_custom_missing_values_replace_the_defaults(tmp_path):
     assert records.select("email", "phone").row(0) == (None, "n/a")
 
 
+def test_only_ascii_letters_and_the_kelvin_sign_lower_case_to_ascii():
+    # what placeholder_spellings relies on, checked against Polars' own lower-casing
+    characters = pl.Series([chr(c) for c in range(0x80, 0x110000) if not 0xD800 <= c <= 0xDFFF])
+    lowered = characters.str.to_lowercase()
+    assert characters.filter(lowered.str.contains(r"^[\x00-\x7f]+$")).to_list() == [KELVIN_SIGN]
+
+
+def test_placeholder_spellings_cover_every_case_and_give_way_to_lower_casing():
+    assert placeholder_spellings(("n/a", "-")) == ["-", "N/A", "N/a", "n/A", "n/a"]
+    assert len(placeholder_spellings(("ok",))) == 6  # o, O × k, K, Kelvin sign
+    assert placeholder_spellings(("néant",)) is None  # not ASCII: values are lower-cased
+    assert placeholder_spellings(("not applicable at all",)) is None  # too many spellings
+
+
+PLACEHOLDER_ALPHABET = "nNaA/-lLuUkKoOwWeE \t" + KELVIN_SIGN + "\u0130ßẞΣσς\u0307é"
+TOKEN_SETS = [
+    ["", "n/a", "na", "null", "none", "-", "unknown"],  # the defaults
+    ["ok", "σ", "i\u0307", "ss"],  # not ASCII: found by lower-casing
+    ["not applicable at all", "n/a"],  # too many spellings: found by lower-casing
+]
+
+
+@st.composite
+def respelled_tokens(draw: st.DrawFn) -> str:
+    """A token with each letter in either case ('k' also as the Kelvin sign), padded."""
+    token = draw(st.sampled_from([t for tokens in TOKEN_SETS for t in tokens]))
+    chars = [draw(st.sampled_from([c, c.upper(), KELVIN_SIGN if c == "k" else c])) for c in token]
+    return (
+        draw(st.sampled_from(["", " ", "\t"])) + "".join(chars) + draw(st.sampled_from(["", " "]))
+    )
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.none(),
+            st.text(alphabet=PLACEHOLDER_ALPHABET, max_size=8),
+            respelled_tokens(),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    tokens=st.sampled_from(TOKEN_SETS),
+)
+def test_clean_text_nulls_exactly_the_values_whose_lower_case_is_a_token(values, tokens):
+    frame = pl.DataFrame({"value": values}, schema={"value": pl.String})
+    cleaned = frame.select(clean_text(pl.col("value"), tokens)).to_series().to_list()
+    trimmed = frame.select(pl.col("value").str.strip_chars()).to_series().to_list()
+    lowered = frame.select(pl.col("value").str.strip_chars().str.to_lowercase()).to_series()
+    expected = [None if low in tokens else t for t, low in zip(trimmed, lowered, strict=True)]
+    assert cleaned == expected
+
+
 def test_records_sorted_by_trust_then_updated_at_nulls_last_then_key(tmp_path):
     header = ["id", "mail", "changed"]
     write_csv(
@@ -325,6 +417,53 @@ def test_records_sorted_by_trust_then_updated_at_nulls_last_then_key(tmp_path):
         "crm:B",
         "crm:N",
         "shop:O1",
+    ]
+
+
+def test_sources_of_one_trust_are_merged_by_updated_at_then_key(tmp_path):
+    header = ["id", "mail", "changed"]
+    write_csv(
+        tmp_path / "crm.csv",
+        header,
+        [
+            ["C2", "c2@x.com", "2024-03-01"],
+            ["C1", "c1@x.com", ""],
+            ["C3", "c3@x.com", "2024-01-01"],
+        ],
+    )
+    write_csv(
+        tmp_path / "shop.csv",
+        header,
+        [["S1", "s1@x.com", "2024-02-01"], ["S0", "s0@x.com", ""], ["A", "a@x.com", "2024-03-01"]],
+    )
+    write_csv(tmp_path / "crm2.csv", header, [["X", "x@x.com", "2024-03-01"]])
+    write_csv(tmp_path / "web.csv", header, [["W1", "w1@x.com", "2020-01-01"]])
+
+    def source(name: str, trust: int) -> dict:
+        return {
+            "name": name,
+            "path": f"{name}.csv",
+            "format": "csv",
+            "key": "id",
+            "updated_at": "changed",
+            "trust": trust,
+            "identifiers": {"email": "mail"},
+        }
+
+    spec = make_spec(
+        spec_dict(source("web", 2), source("shop", 1), source("crm", 1), source("crm2", 1)),
+        tmp_path,
+    )
+    records, _ = build(spec)
+    assert records.get_column("entity_key").to_list() == [
+        "crm:C3",
+        "shop:S1",
+        "crm2:X",  # the same update: "crm2:X" < "crm:C2" < "shop:A" as text
+        "crm:C2",
+        "shop:A",
+        "crm:C1",  # no update: after every dated record of its trust
+        "shop:S0",
+        "web:W1",
     ]
 
 
