@@ -77,14 +77,20 @@ def build_records(
     staging in update order and trust is one value per source, so the sources are put
     one after another by trust; only sources sharing a trust are merged by a sort (a
     sort of everything would move every row of every column once more).
+
+    Takes the extracts over: each source's raw rows leave ``extracts`` as the source is
+    staged, so that a caller holding them nowhere else does not keep every raw row alive
+    while the records are built (about 2 GB of the step's peak at ten million records).
     """
-    staged = [_stage_source(spec, spec.source(name), raw) for name, raw in extracts.items()]
-    accepted, rejected = zip(*staged, strict=True) if staged else ((), ())
+    staged = {
+        name: _stage_source(spec, spec.source(name), extracts.pop(name)) for name in list(extracts)
+    }
+    accepted, rejected = zip(*staged.values(), strict=True) if staged else ((), ())
     columns = (
         PROVENANCE_COLUMNS + list(spec.identifier_types) + spec.attribute_names + spec.measure_names
     )
     by_trust: dict[int, dict[str, pl.DataFrame]] = {}
-    for name, frame in zip(extracts, accepted, strict=True):
+    for name, frame in zip(staged, accepted, strict=True):
         by_trust.setdefault(spec.source(name).trust, {})[name] = frame.select(
             [_column_or_null(frame, c, c in spec.measure_names) for c in columns]
         )

@@ -91,36 +91,38 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         ingested = {
             source.name: ingest_source(spec, source, forgotten, cache) for source in spec.sources
         }
-        extracts = {name: result.frame for name, result in ingested.items()}
         for source in spec.sources:  # the sources' tables: their current batches
             # one batch kept as read, nothing dropped: the kept file holds these very rows
             kept = cache.single_file(source)
             if kept is not None and not ingested[source.name].forgotten_rows_dropped:
                 store.share(source.name, kept)
             else:
-                store.write(source.name, extracts[source.name])
-        records, quarantine = build_records(spec, extracts)
-        context.log.info(f"{records.height} records accepted, {quarantine.height} quarantined")
-        reasons = quarantine.group_by(pl.col("reason").str.extract(r"^([a-z ]+)")).len()
+                store.write(source.name, ingested[source.name].frame)
+        rows_in = sum(result.frame.height for result in ingested.values())
         hashed_dropped = {
             name: result.hashed_values_dropped
             for name, result in ingested.items()
             if result.hashed_values_dropped  # invalid or excluded: not hashed, not kept
         }
         figures = {
-            "sources": len(extracts),
+            "sources": len(ingested),
             "batches": cache.batches,
             "batches_read_from_files": cache.files_read,
             "forgotten_rows_dropped": sum(r.forgotten_rows_dropped for r in ingested.values()),
         }
         if hashed_dropped:
             figures["hashed_values_dropped"] = dg.MetadataValue.json(hashed_dropped)
+        # handed over and held nowhere else, so build_records frees each source once staged
+        extracts = {name: ingested.pop(name).frame for name in list(ingested)}
+        records, quarantine = build_records(spec, extracts)
+        context.log.info(f"{records.height} records accepted, {quarantine.height} quarantined")
+        reasons = quarantine.group_by(pl.col("reason").str.extract(r"^([a-z ]+)")).len()
         yield dg.Output(records, "records", metadata=figures)
         yield dg.Output(
             quarantine,
             "quarantine",
             metadata={
-                "rows_in": sum(frame.height for frame in extracts.values()),
+                "rows_in": rows_in,
                 "by_reason": dg.MetadataValue.json(
                     {str(k): int(n) for k, n in reasons.iter_rows()}
                 ),

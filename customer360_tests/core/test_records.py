@@ -529,3 +529,11 @@ def test_a_source_without_batches_yet_adds_no_records_and_no_quarantine(tmp_path
 
     assert records.get_column("entity_key").to_list() == ["crm:C1"]
     assert quarantine.is_empty()
+
+
+def test_building_records_takes_the_extracts_over_so_their_raw_rows_can_be_freed(tmp_path):
+    spec = crm_spec(tmp_path, [["C1", "ann@example.com", "212-555-0101", "Ann", "2024-01-05"]])
+    extracts = {s.name: read_source(spec, s) for s in spec.sources}
+    records, _ = build_records(spec, extracts)
+    assert records.height == 1
+    assert extracts == {}  # nothing of the raw rows is left referenced by the caller's dict
