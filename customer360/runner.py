@@ -2,7 +2,9 @@
 
 ``execute_in_process`` keeps each step's output for the result object — at scale, the
 whole graph's tables at once. ``execute_job`` over a reconstructable job does not, so
-each step's frames are freed when the step ends.
+each step's frames are freed once the step ends (what Dagster's event log leaves of them
+in reference cycles, before the next step loads its inputs: see
+:mod:`customer360.defs.io_manager`).
 """
 
 from __future__ import annotations

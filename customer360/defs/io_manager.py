@@ -2,6 +2,7 @@
 queryable by name in ``artifacts/customer360.duckdb`` (see :mod:`customer360.core.storage`).
 """
 
+import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,8 +31,26 @@ class RunLock(dg.ConfigurableResource):
         def waiting() -> None:
             context.log.info(f"another run is writing {store.root}; waiting for it to finish")
 
-        with store.exclusive_run(on_wait=waiting), store.views_created_together():
+        with (
+            store.exclusive_run(on_wait=waiting),
+            store.views_created_together(),
+            _start_up_frozen(),
+        ):
             yield self
+
+
+@contextmanager
+def _start_up_frozen() -> Iterator[None]:
+    """For the run, the objects alive at its start (modules, definitions, the instance)
+    are left out of garbage collection, so that the collection before each step (see
+    :func:`_release_earlier_steps_data`) looks only at what the run made since; they are
+    handed back to the collector when the run ends."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class ParquetDuckDBIOManager(dg.ConfigurableIOManager):
@@ -60,12 +79,33 @@ class ParquetDuckDBIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> pl.DataFrame | pl.LazyFrame:
         """The whole table, or only the columns the input asks for; a scan instead of the
         data when the input asks to be lazy (see :func:`columns`)."""
+        _release_earlier_steps_data(context.step_context.step.key)
         metadata = context.definition_metadata or {}
         table, wanted = context.asset_key.path[-1], metadata.get(COLUMNS_KEY) or None
         if metadata.get(LAZY_KEY):
             scan = self.store.scan(table)
             return scan if wanted is None else scan.select(wanted)
         return self.store.read(table, wanted)
+
+
+_collected_for_step: list[str] = [""]
+
+
+def _release_earlier_steps_data(step_key: str) -> None:
+    """Free what earlier steps left unreachable, once per step, before it loads its
+    inputs.
+
+    Dagster's event log stores each materialization by trying an insert and catching the
+    integrity error when the asset's row exists. The caught exception's traceback holds
+    the frames of the whole call stack, the step that produced the output included, and
+    they hold it in turn: a reference cycle that keeps a step's frames — its outputs —
+    alive until Python's full garbage collection happens to run. At a million records
+    that left 400–500 MB of earlier steps' data resident while clustering ran (its peak
+    went from 1.1 to 1.6 GB). With the objects of start-up frozen (see
+    :func:`_start_up_frozen`) a collection costs a few milliseconds."""
+    if _collected_for_step[0] != step_key:
+        _collected_for_step[0] = step_key
+        gc.collect()
 
 
 def columns(*names: str, lazy: bool = False) -> dg.AssetIn:
