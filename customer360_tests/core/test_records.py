@@ -377,6 +377,19 @@ def test_clean_text_nulls_exactly_the_values_whose_lower_case_is_a_token(values,
     assert cleaned == expected
 
 
+def dated_source(name: str, trust: int) -> dict:
+    """A CSV source ``<name>.csv`` of (id, mail, changed) rows at the given trust."""
+    return {
+        "name": name,
+        "path": f"{name}.csv",
+        "format": "csv",
+        "key": "id",
+        "updated_at": "changed",
+        "trust": trust,
+        "identifiers": {"email": "mail"},
+    }
+
+
 def test_records_sorted_by_trust_then_updated_at_nulls_last_then_key(tmp_path):
     header = ["id", "mail", "changed"]
     write_csv(
@@ -397,19 +410,8 @@ def test_records_sorted_by_trust_then_updated_at_nulls_last_then_key(tmp_path):
         ],
     )
 
-    def source(name: str, trust: int) -> dict:
-        return {
-            "name": name,
-            "path": f"{name}.csv",
-            "format": "csv",
-            "key": "id",
-            "updated_at": "changed",
-            "trust": trust,
-            "identifiers": {"email": "mail"},
-        }
-
     # Listed shop first: the order of sources in the spec must not matter.
-    spec = make_spec(spec_dict(source("shop", 2), source("crm", 1)), tmp_path)
+    spec = make_spec(spec_dict(dated_source("shop", 2), dated_source("crm", 1)), tmp_path)
     records, _ = build(spec)
     assert records.get_column("entity_key").to_list() == [
         "crm:Z",
@@ -439,19 +441,13 @@ def test_sources_of_one_trust_are_merged_by_updated_at_then_key(tmp_path):
     write_csv(tmp_path / "crm2.csv", header, [["X", "x@x.com", "2024-03-01"]])
     write_csv(tmp_path / "web.csv", header, [["W1", "w1@x.com", "2020-01-01"]])
 
-    def source(name: str, trust: int) -> dict:
-        return {
-            "name": name,
-            "path": f"{name}.csv",
-            "format": "csv",
-            "key": "id",
-            "updated_at": "changed",
-            "trust": trust,
-            "identifiers": {"email": "mail"},
-        }
-
     spec = make_spec(
-        spec_dict(source("web", 2), source("shop", 1), source("crm", 1), source("crm2", 1)),
+        spec_dict(
+            dated_source("web", 2),
+            dated_source("shop", 1),
+            dated_source("crm", 1),
+            dated_source("crm2", 1),
+        ),
         tmp_path,
     )
     records, _ = build(spec)
