@@ -43,6 +43,11 @@ def spec_with(**overrides: dict):
     }
     for name, changes in overrides.items():
         types[name] = {**types[name], **changes}
+    return spec_of(types)
+
+
+def spec_of(types: dict[str, dict]):
+    """A spec of these identifier types, read from one source's columns of their names."""
     return make_spec(
         {
             "identifier_types": types,
@@ -172,21 +177,7 @@ def test_segments_are_merged_into_the_values_in_use(tmp_path: Path) -> None:
 
 def test_types_alike_but_for_their_name_keep_their_own_reasons(tmp_path: Path) -> None:
     inactive = {"normalizer": "email", "active": False}
-    spec = make_spec(
-        {
-            "identifier_types": {"email": inactive, "work_email": inactive},
-            "sources": [
-                {
-                    "name": "s",
-                    "path": "s.csv",
-                    "format": "csv",
-                    "key": "id",
-                    "trust": 1,
-                    "identifiers": {"email": "email", "work_email": "work_email"},
-                },
-            ],
-        }
-    )
+    spec = spec_of({"email": inactive, "work_email": inactive})
     frame = records_frame(
         [{"entity_key": "s:1", "email": "a@b.co", "work_email": "a@b.co"}],
         columns=["email", "work_email"],
