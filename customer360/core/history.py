@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from customer360.core.keys import positions_in
+
 NO_SUCCESSORS = pl.lit([], dtype=pl.List(pl.String))
 
 
@@ -67,29 +69,30 @@ def update_history(
 
     is_open = pl.col("is_current")
     carried_closed = history.filter(~is_open)
-    open_before = history.filter(is_open).join(
-        now.select("resolved_id", pl.col("values_hash").alias("_new_hash")),
-        on="resolved_id",
-        how="left",
-    )
+    open_before = history.filter(is_open)
+    # each open version's profile now, found by its row in ``now`` (null: gone)
+    row_now = positions_in(open_before.get_column("resolved_id"), now.get_column("resolved_id"))
+    new_hash = now.get_column("values_hash").gather(row_now)
     # Recomputed rather than read back, so a stored hash from another Polars version
     # cannot make every profile look changed.
-    unchanged = values_hash(fields) == pl.col("_new_hash")
-    kept = open_before.filter(unchanged.fill_null(False)).drop("_new_hash")
-    changed = open_before.filter(pl.col("_new_hash").is_not_null() & ~unchanged)
-    vanished = open_before.filter(pl.col("_new_hash").is_null())
+    unchanged = open_before.select(values_hash(fields) == new_hash).to_series().fill_null(False)
+    kept = open_before.filter(unchanged)
+    changed = open_before.filter(new_hash.is_not_null() & ~unchanged)
+    vanished = open_before.filter(new_hash.is_null())
 
     reason = _change_reason(moves)
     closed_changed = changed.with_columns(
         reason.alias("closed_by"), NO_SUCCESSORS.alias("superseded_by")
     )
-    closed_vanished = _close_vanished(vanished.drop("_new_hash"), moves)
+    closed_vanished = _close_vanished(vanished, moves)
     columns = list(schema)
     closed = pl.concat(
         [closed_changed.select(columns), closed_vanished.select(columns)]
     ).with_columns(when.alias("valid_to"), pl.lit(False).alias("is_current"))
 
-    opened = _open_versions(now, history, kept, moves, fields).with_columns(
+    # every profile without an unchanged open version gets a new one
+    kept_now = pl.repeat(False, now.height, eager=True).scatter(row_now.filter(unchanged), True)
+    opened = _open_versions(now.filter(~kept_now), history, moves, fields).with_columns(
         when.alias("valid_from"),
         pl.lit(None, dtype=pl.Datetime("us")).alias("valid_to"),
         pl.lit(True).alias("is_current"),
@@ -140,22 +143,32 @@ def _moved_records(membership: pl.DataFrame, previous: pl.DataFrame | None) -> p
     schema = {"entity_key": pl.String, "moved_from": pl.String, "moved_to": pl.String}
     if previous is None:
         return pl.DataFrame(schema=schema)
-    # A record whose (entity_key, resolved_id) is found on the other side did not move:
+    if previous.height == membership.height and previous.get_column("entity_key").equals(
+        membership.get_column("entity_key")
+    ):
+        # the same records in the same order (membership follows the records' order):
+        # their clusters are compared row by row
+        moved = pl.concat(
+            [
+                previous.select("entity_key", pl.col("resolved_id").alias("moved_from")),
+                membership.select(pl.col("resolved_id").alias("moved_to")),
+            ],
+            how="horizontal",
+        )
+        return moved.filter(pl.col("moved_from") != pl.col("moved_to")).cast(schema)
+    # A record whose (entity_key, resolved_id) is found among this run's did not move:
     # the pairs are hashed to integers and looked up, and only the few others are joined
     # on their text keys (a move hides only if its pair's hash collides with another's).
     pair = pl.struct("entity_key", "resolved_id").hash()
-    before_pairs, after_pairs = (
-        previous.select(pair).to_series(),
-        membership.select(pair).to_series(),
-    )
-    before = previous.filter(~before_pairs.is_in(after_pairs.implode())).select(
-        "entity_key", pl.col("resolved_id").alias("moved_from")
-    )
-    after = membership.filter(~after_pairs.is_in(before_pairs.implode())).select(
-        "entity_key", pl.col("resolved_id").alias("moved_to")
-    )
+    before = previous.filter(
+        ~previous.select(pair).to_series().is_in(membership.select(pair).to_series().implode())
+    ).select("entity_key", pl.col("resolved_id").alias("moved_from"))
     return (
-        before.join(after, on="entity_key", how="inner")
+        before.join(
+            membership.select("entity_key", pl.col("resolved_id").alias("moved_to")),
+            on="entity_key",
+            how="inner",
+        )
         .filter(pl.col("moved_from") != pl.col("moved_to"))
         .select(list(schema))
         .cast(schema)
@@ -198,22 +211,25 @@ def _close_vanished(vanished: pl.DataFrame, moves: pl.DataFrame) -> pl.DataFrame
 
 
 def _open_versions(
-    now: pl.DataFrame,
-    history: pl.DataFrame,
-    kept: pl.DataFrame,
-    moves: pl.DataFrame,
-    fields: list[str],
+    profiles: pl.DataFrame, history: pl.DataFrame, moves: pl.DataFrame, fields: list[str]
 ) -> pl.DataFrame:
-    """A new version for every golden profile without an unchanged open version.
+    """A new version for each of ``profiles`` (those without an unchanged open version).
 
     The version number continues the resolved_id's history. A resolved_id never seen
     before opens with ``new``; one whose open version just closed opens with the same
     reason; one that reappears after being closed opens with ``merged``/``split`` when
-    records moved into it, else ``new``.
+    records moved into it, else ``new``. Only the history of these resolved_ids is
+    grouped (in a batch run, a few among millions), by their row in ``profiles``.
     """
-    known = history.group_by("resolved_id").agg(
-        pl.col("version").max().alias("_last_version"),
-        pl.col("is_current").any().alias("_was_open"),
+    row = positions_in(history.get_column("resolved_id"), profiles.get_column("resolved_id"))
+    known = (
+        history.select(row.alias("_row"), "version", "is_current")
+        .drop_nulls("_row")
+        .group_by("_row")
+        .agg(
+            pl.col("version").max().alias("_last_version"),
+            pl.col("is_current").any().alias("_was_open"),
+        )
     )
     reason = (
         pl.when(pl.col("_last_version").is_null())
@@ -223,8 +239,8 @@ def _open_versions(
         .otherwise(_change_reason(moves, "new"))
     )
     return (
-        now.join(kept.select("resolved_id"), on="resolved_id", how="anti")
-        .join(known, on="resolved_id", how="left")
+        profiles.with_row_index("_row")
+        .join(known, on="_row", how="left")
         .with_columns(
             (pl.col("_last_version").fill_null(0) + 1).cast(pl.UInt32).alias("version"),
             reason.alias("opened_by"),

@@ -39,3 +39,24 @@ def key_hash(columns: list[str]) -> pl.Expr:
     for seed, column in enumerate(others, start=2):
         combined = combined ^ pl.col(column).hash(seed)
     return combined
+
+
+def positions_in(keys: pl.Series, among: pl.Series) -> pl.Series:
+    """For each of ``keys``, the row of ``among`` (unique values, e.g. this run's cluster
+    ids) that holds the same value; null where none does.
+
+    Looked up by 64-bit hashes when ``among``'s values hash to distinct integers (else by
+    the text), then confirmed on the text: a key that is not among them but whose hash
+    equals one of theirs is still not found, so the lookup is exact for any keys."""
+    key = hashed_when_distinct(among)
+    rows = among.to_frame("key").select(
+        key("key"), pl.int_range(pl.len(), dtype=pl.get_index_type()).alias("row")
+    )
+    found = (
+        keys.to_frame("key")
+        .select(key("key"))
+        .join(rows, on="key", how="left", maintain_order="left")
+        .get_column("row")
+    )
+    confirmed = among.gather(found) == keys
+    return found.set(~confirmed.fill_null(False), None).alias(keys.name)

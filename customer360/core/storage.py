@@ -97,9 +97,14 @@ class ArtifactStore:
         """Internal state kept between runs (no DuckDB view: it is not an output)."""
         _write_atomically(frame, self.state_path(name), statistics=False)
 
-    def read_state(self, name: str) -> pl.DataFrame | None:
+    def share_state(self, name: str, file: Path) -> None:
+        """Keep an existing Parquet file (a table just read) as state without writing its
+        rows again: a hard link, as :meth:`share` makes for tables."""
+        _replace_atomically(self.state_path(name), lambda temporary: _link_or_copy(file, temporary))
+
+    def read_state(self, name: str, columns: list[str] | None = None) -> pl.DataFrame | None:
         path = self.state_path(name)
-        return pl.read_parquet(path) if path.is_file() else None
+        return pl.read_parquet(path, columns=columns) if path.is_file() else None
 
     def read(self, table: str, columns: list[str] | None = None) -> pl.DataFrame:
         return pl.read_parquet(self._existing(table), columns=columns)

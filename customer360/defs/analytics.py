@@ -57,7 +57,7 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
             golden_profiles,
             spec.golden_fields,
             membership.select("entity_key", "resolved_id"),
-            store.read_state(HISTORY_MEMBERSHIP_STATE),
+            store.read_state(HISTORY_MEMBERSHIP_STATE, ["entity_key", "resolved_id"]),
             as_of,
         )
         opened = history.filter(pl.col("valid_from") == as_of)
@@ -73,8 +73,10 @@ def build_analytics_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDe
                 ),
             },
         )
-        # only once the history is published: both move forward together
-        store.write_state(HISTORY_MEMBERSHIP_STATE, membership.select("entity_key", "resolved_id"))
+        # Only once the history is published: both move forward together. The membership
+        # just read is the stored table, kept as it is (a link, not a copy of its rows):
+        # every table is replaced by a new file, never changed in place.
+        store.share_state(HISTORY_MEMBERSHIP_STATE, store.path("membership"))
 
     @dg.asset(
         ins={

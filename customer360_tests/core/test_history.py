@@ -157,6 +157,22 @@ def test_merge_closes_both_clusters_and_points_b_at_a():
     assert b1["is_current"] is False
 
 
+def test_a_merge_is_seen_whether_or_not_membership_keeps_its_record_order():
+    merged = golden({"A": ("ann@x.com", "Annie")})
+    in_order = membership({"A": ["crm:1", "web:1", "crm:2"]})  # compared row by row
+    reordered = membership({"A": ["crm:2", "crm:1", "web:1"]})  # looked up by key
+    by_row, by_key = (
+        update_history(first_run(), merged, FIELDS, after, ANN_BOB_MEMBERS, RUN_2)
+        for after in (in_order, reordered)
+    )
+    assert_frame_equal(by_row, by_key)
+    assert by_key.select("resolved_id", "opened_by", "closed_by").rows() == [
+        ("A", "new", "merged"),
+        ("A", "merged", None),
+        ("B", "new", "merged"),
+    ]
+
+
 def test_split_closes_the_cluster_and_lists_both_successors():
     history = first_run()
     # A's two records now form two clusters with new resolved_ids.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from customer360.core.keys import hashed, hashed_when_distinct, key_hash
+from customer360.core.keys import hashed, hashed_when_distinct, key_hash, positions_in
 
 KEYS = pl.Series("entity_key", ["crm:1", "crm:2", "shop:1"])
 
@@ -37,3 +37,15 @@ def test_key_hash_is_equal_for_equal_keys_and_tells_columns_apart():
     hashes = keys.select(key_hash(["a", "b"])).to_series().to_list()
     assert hashes[0] == hashes[2]  # the same key
     assert len(set(hashes)) == 3  # (x, y) and (y, x) differ; a null is a value like others
+
+
+def test_positions_in_finds_each_keys_row_and_nothing_for_absent_or_null_keys():
+    keys = pl.Series("resolved_id", ["shop:1", "crm:9", None, "crm:1", "shop:1"])
+    rows = positions_in(keys, KEYS)
+    assert rows.name == "resolved_id"
+    assert rows.to_list() == [2, None, None, 0, 2]
+
+
+def test_positions_in_looks_up_by_text_when_the_hashes_of_the_rows_repeat():
+    among = pl.Series(["crm:1", "crm:1", "crm:2"])  # hashes repeat: looked up as text
+    assert positions_in(pl.Series(["crm:2", "x"]), among).to_list() == [2, None]

@@ -185,3 +185,15 @@ def test_a_shared_file_becomes_the_table_and_outlives_its_first_name(tmp_path):
     kept.unlink()  # e.g. the batch is replaced and its kept copy deleted
     assert_frame_equal(store.read("crm"), FRAME)
     assert count_via_view(store, "crm") == 3
+
+
+def test_a_shared_state_keeps_the_file_it_links_when_the_table_is_replaced(tmp_path):
+    store = ArtifactStore(tmp_path / "artifacts")
+    table = store.write("membership", FRAME)
+    store.share_state("kept_membership", table)
+    assert store.state_path("kept_membership").stat().st_ino == table.stat().st_ino
+    store.write("membership", FRAME.head(1))  # the next run replaces the table
+    assert_frame_equal(store.read_state("kept_membership"), FRAME)
+    first = FRAME.columns[:1]
+    assert_frame_equal(store.read_state("kept_membership", first), FRAME.select(first))
+    assert store.read_state("never_kept") is None

@@ -16,6 +16,9 @@ def test_history_versions_an_attribute_change_and_closes_a_merged_cluster(
     spec, artifacts = walkthrough_dir / "customer360.yaml", tmp_path / "artifacts"
     first = run_job(spec, artifacts)
     assert first.table("golden_profile_history").height == 5
+    # the membership the history was updated with is kept as the table's file, not a copy
+    kept = (artifacts / "state" / "history_membership.parquet").stat()
+    assert kept.st_ino == (artifacts / "membership.parquet").stat().st_ino
 
     crm = walkthrough_dir / "crm_customers.csv"
     crm.write_text(crm.read_text().replace(",Jane,", ",Janet,"))
