@@ -73,9 +73,7 @@ def update_history(
     # each open version's profile now, found by its row in ``now`` (null: gone)
     row_now = positions_in(open_before.get_column("resolved_id"), now.get_column("resolved_id"))
     new_hash = now.get_column("values_hash").gather(row_now)
-    # Recomputed rather than read back, so a stored hash from another Polars version
-    # cannot make every profile look changed.
-    unchanged = open_before.select(values_hash(fields) == new_hash).to_series().fill_null(False)
+    unchanged = _unchanged(open_before, new_hash, fields)
     kept = open_before.filter(unchanged)
     changed = open_before.filter(new_hash.is_not_null() & ~unchanged)
     vanished = open_before.filter(new_hash.is_null())
@@ -103,6 +101,22 @@ def update_history(
     return pl.concat([part.select(columns).cast(schema) for part in parts]).sort(
         "resolved_id", "version"
     )
+
+
+def _unchanged(open_versions: pl.DataFrame, new_hash: pl.Series, fields: list[str]) -> pl.Series:
+    """Whether each open version holds the values its profile has now (``new_hash``,
+    null for a profile that is gone).
+
+    A stored hash equal to the new one says so (hashing millions of versions' values
+    again costs more than the rest of the comparison); where they differ the values are
+    hashed again, so that a hash stored by another Polars version, or over values stored
+    in plain text before hashing was switched on, cannot make a profile look changed."""
+    unchanged = (open_versions.get_column("values_hash") == new_hash).fill_null(False)
+    again = (new_hash.is_not_null() & ~unchanged).arg_true()
+    if again.is_empty():
+        return unchanged
+    rehashed = open_versions[again].select(values_hash(fields)).to_series()
+    return unchanged.scatter(again, rehashed == new_hash.gather(again))
 
 
 def _naive_utc(moment: datetime) -> datetime:
