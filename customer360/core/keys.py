@@ -60,3 +60,21 @@ def positions_in(keys: pl.Series, among: pl.Series) -> pl.Series:
     )
     confirmed = among.gather(found) == keys
     return found.set(~confirmed.fill_null(False), None).alias(keys.name)
+
+
+def distinct_count(keys: pl.Series) -> int:
+    """How many distinct values ``keys`` holds (a null counts as one): the count of
+    distinct hashes when no two hash alike — then no two values are equal — else the
+    exact count of the values themselves."""
+    hashes = keys.hash().n_unique()
+    return hashes if hashes == keys.len() else keys.n_unique()
+
+
+def missing_count(keys: pl.Series, among: pl.Series) -> int:
+    """How many of ``keys`` (rows, repeats included) have no equal value among ``among``,
+    as an anti-join counts them (a null key matches nothing)."""
+    if keys.null_count() == 0 and keys.equals(among):
+        return 0
+    if among.hash().n_unique() < among.len():  # repeated values: an anti-join on the text
+        return keys.to_frame("key").join(among.to_frame("key"), on="key", how="anti").height
+    return positions_in(keys, among).null_count()

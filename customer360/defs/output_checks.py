@@ -3,9 +3,10 @@
 import dagster as dg
 import polars as pl
 
+from customer360.core.keys import distinct_count, missing_count
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
-from customer360.defs.checks import key_check
+from customer360.defs.checks import key_check, stored_column
 
 CUSTOMER_360_INPUTS = ["golden_profiles", "records", "membership"]
 
@@ -17,29 +18,18 @@ def build_output_checks(spec: Spec, store: ArtifactStore) -> list[dg.AssetChecks
         description="Exactly one current version per customer, and none for anyone else.",
     )
     def one_current_version() -> dg.AssetCheckResult:
-        current = (
-            store.scan("golden_profile_history").filter(pl.col("is_current")).select("resolved_id")
-        )
-        profiles = store.scan("golden_profiles").select("resolved_id")
+        """The current versions' ids and the profiles' ids are read once and looked up as
+        hashes, confirmed on the text; ids are grouped only when some current id repeats."""
+        history = store.read("golden_profile_history", ["resolved_id", "is_current"])
+        current = history.filter(pl.col("is_current")).get_column("resolved_id")
+        profiles = stored_column(store, "golden_profiles", "resolved_id")
+        several = 0
+        if distinct_count(current) < current.len():
+            several = current.value_counts().filter(pl.col("count") > 1).height
         figures = {
-            "customers_with_several_current_versions": current.group_by("resolved_id")
-            .len()
-            .filter(pl.col("len") > 1)
-            .select(pl.len())
-            .collect()
-            .item(),
-            "customers_without_current_version": profiles.join(
-                current, on="resolved_id", how="anti"
-            )
-            .select(pl.len())
-            .collect()
-            .item(),
-            "current_versions_of_unknown_customers": current.join(
-                profiles, on="resolved_id", how="anti"
-            )
-            .select(pl.len())
-            .collect()
-            .item(),
+            "customers_with_several_current_versions": several,
+            "customers_without_current_version": missing_count(profiles, current),
+            "current_versions_of_unknown_customers": missing_count(current, profiles),
         }
         return dg.AssetCheckResult(passed=not any(figures.values()), metadata=figures)
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import polars as pl
 
-from customer360.core.keys import hashed, hashed_when_distinct, key_hash, positions_in
+from customer360.core.keys import (
+    distinct_count,
+    hashed,
+    hashed_when_distinct,
+    key_hash,
+    missing_count,
+    positions_in,
+)
 
 KEYS = pl.Series("entity_key", ["crm:1", "crm:2", "shop:1"])
 
@@ -49,3 +56,18 @@ def test_positions_in_finds_each_keys_row_and_nothing_for_absent_or_null_keys():
 def test_positions_in_looks_up_by_text_when_the_hashes_of_the_rows_repeat():
     among = pl.Series(["crm:1", "crm:1", "crm:2"])  # hashes repeat: looked up as text
     assert positions_in(pl.Series(["crm:2", "x"]), among).to_list() == [2, None]
+
+
+def test_distinct_count_counts_each_value_once_and_a_null_as_a_value():
+    assert distinct_count(KEYS) == 3
+    assert distinct_count(pl.Series(["a", "b", "a", None, None])) == 3
+
+
+def test_missing_count_counts_the_rows_an_anti_join_keeps():
+    keys = pl.Series(["crm:1", "x", "x", None, "shop:1"])
+    expected = keys.to_frame("k").join(KEYS.to_frame("k"), on="k", how="anti").height
+    assert missing_count(keys, KEYS) == expected == 3
+    assert missing_count(KEYS, KEYS) == 0  # the same values in the same order
+    assert (
+        missing_count(pl.Series([None], dtype=pl.String), pl.Series([None], dtype=pl.String)) == 1
+    )

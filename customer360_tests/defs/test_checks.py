@@ -10,18 +10,28 @@ import polars as pl
 from customer360.core.spec import load_spec
 from customer360.core.storage import ArtifactStore
 from customer360.defs.checks import build_checks, key_check
+from customer360.defs.output_checks import build_output_checks
 
 WALKTHROUGH = Path(__file__).parents[1] / "fixtures" / "walkthrough" / "customer360.yaml"
 RECORDS = pl.DataFrame({"entity_key": ["crm:1", "crm:2", "shop:3"]})
 
 
-def every_record_resolved(store: ArtifactStore) -> dg.AssetCheckResult:
+def named_check(store: ArtifactStore, name: str) -> dg.AssetCheckResult:
+    spec = load_spec(WALKTHROUGH, check_files=False)
     (check,) = [
         c
-        for c in build_checks(load_spec(WALKTHROUGH, check_files=False), store)
-        if c.check_specs and next(iter(c.check_specs)).name == "every_record_resolved"
+        for c in build_checks(spec, store) + build_output_checks(spec, store)
+        if c.check_specs and next(iter(c.check_specs)).name == name
     ]
     return check()
+
+
+def every_record_resolved(store: ArtifactStore) -> dg.AssetCheckResult:
+    return named_check(store, "every_record_resolved")
+
+
+def figures_of(result: dg.AssetCheckResult) -> dict[str, int]:
+    return {name: value.value for name, value in result.metadata.items()}
 
 
 def test_every_record_resolved_passes_whatever_the_row_order(tmp_path):
@@ -49,6 +59,63 @@ def test_every_record_resolved_fails_on_a_missing_or_unknown_record(tmp_path):
         "members_not_in_records": 1,
         "null_resolved_ids": 1,
     }
+
+
+def ids(*values: str | None) -> pl.DataFrame:
+    return pl.DataFrame({"resolved_id": list(values)}, schema={"resolved_id": pl.String})
+
+
+def test_one_profile_per_cluster_passes_whatever_the_row_order(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("golden_profiles", ids("a", "b", "c"))
+    store.write("clusters", ids("c", "a", "b"))
+    result = named_check(store, "one_profile_per_cluster")
+    assert result.passed
+    assert figures_of(result) == {
+        "profiles": 3,
+        "clusters": 3,
+        "duplicate_profiles": 0,
+        "clusters_without_profile": 0,
+    }
+
+
+def test_one_profile_per_cluster_counts_repeated_profiles_and_clusters_without_one(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("golden_profiles", ids("a", "b", "b", "z"))
+    store.write("clusters", ids("a", "b", "c", None))
+    result = named_check(store, "one_profile_per_cluster")
+    assert not result.passed
+    assert figures_of(result) == {
+        "profiles": 4,
+        "clusters": 4,
+        "duplicate_profiles": 1,
+        "clusters_without_profile": 2,  # c, and the cluster without an id
+    }
+
+
+def history(*current: tuple[str, bool]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"resolved_id": [rid for rid, _ in current], "is_current": [now for _, now in current]}
+    )
+
+
+def test_one_current_version_counts_each_way_a_profile_and_its_history_disagree(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("golden_profiles", ids("a", "b", "c"))
+    store.write("golden_profile_history", history(("a", False), ("a", True), ("b", True)))
+    assert named_check(store, "one_current_version").passed is False  # c has none
+    rows = (("a", True), ("a", True), ("b", True), ("c", True), ("x", True), ("x", True))
+    store.write("golden_profile_history", history(("c", False), *rows))
+    store.write("golden_profiles", ids("a", "b", "c", "d"))
+    result = named_check(store, "one_current_version")
+    assert figures_of(result) == {
+        "customers_with_several_current_versions": 2,  # a and x
+        "customers_without_current_version": 1,  # d
+        "current_versions_of_unknown_customers": 2,  # both of x
+    }
+    store.write("golden_profile_history", history(("a", True), ("b", False), ("b", True)))
+    store.write("golden_profiles", ids("a", "b"))
+    assert named_check(store, "one_current_version").passed
 
 
 def test_keys_unique_not_null_counts_nulls_and_repeated_keys(tmp_path):
