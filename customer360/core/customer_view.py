@@ -21,6 +21,7 @@ import polars as pl
 
 from customer360.core.frames import aligned_or_joined
 from customer360.core.golden import AUDIT_COLUMNS
+from customer360.core.keys import positions_in
 from customer360.core.spec import CustomerView
 
 GOLDEN_AUDIT_COLUMNS = frozenset(AUDIT_COLUMNS)
@@ -42,11 +43,19 @@ def build_customer_360(
     activity = _cluster_activity(records, membership, sources, value_measure)
     counts = [f"{source}_records" for source in sources]
     days = (as_of - pl.col("last_seen")).dt.total_days()
-    return (
+    values = (
         golden.lazy()
         .select("resolved_id", *golden_value_columns(golden.collect_schema().names()))
         .collect()
-        .join(activity, on="resolved_id", how="left")
+    )
+    # a left join that keeps the profiles' order (they are stored sorted, so the sort
+    # below finds nothing to move): each profile's activity row, looked up by hash
+    rows = positions_in(values.get_column("resolved_id"), activity.get_column("resolved_id"))
+    return (
+        pl.concat(
+            [values, activity.drop("resolved_id").select(pl.all().gather(rows))],
+            how="horizontal",
+        )
         .with_columns(
             *(pl.col(c).fill_null(0).cast(pl.UInt32) for c in counts),
             pl.col("lifetime_value").fill_null(0.0),

@@ -170,6 +170,31 @@ def test_counts_dates_and_value_are_per_cluster():
     assert ann["days_since_last_activity"] == 117  # March 5 → June 30 (2024 is a leap year)
 
 
+def test_profiles_in_any_order_come_out_sorted_each_with_its_own_activity():
+    recs = records(
+        [
+            {"entity_key": "crm:1", "updated_at": "2024-01-10", "value": 10.0},
+            {"entity_key": "shop:7", "updated_at": "2024-03-05", "value": 20.0},
+            {"entity_key": "crm:2", "updated_at": "2024-06-01", "value": 30.0},
+        ]
+    )
+    table = build_customer_360(
+        CustomerView(as_of=AS_OF),
+        golden(["shop:7", "crm:2", "crm:1"]),
+        recs,
+        singletons(recs),
+        ["crm", "shop"],
+        "order_value",
+    )
+    assert table.select(
+        "resolved_id", "email_primary", "shop_records", "lifetime_value"
+    ).rows() == [
+        ("crm:1", "crm1@x.com", 0, 10.0),
+        ("crm:2", "crm2@x.com", 0, 30.0),
+        ("shop:7", "shop7@x.com", 1, 20.0),
+    ]
+
+
 def test_profile_without_records_gets_zeros_and_the_last_segments():
     recs = records([{"entity_key": "crm:1", "updated_at": "2024-06-01", "value": 50.0}])
     table = build_customer_360(
