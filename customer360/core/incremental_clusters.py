@@ -40,7 +40,7 @@ from customer360.core.clusters import (
     with_ends,
 )
 from customer360.core.spec import Splitting
-from customer360.core.splitting import split_over_merged
+from customer360.core.splitting import ClusterSplit, cut_guards
 from customer360.core.stable_ids import cluster_lineage, with_published_ids
 from customer360.core.storage import ArtifactStore
 from customer360.core.touched_clusters import kept_under
@@ -145,11 +145,9 @@ def resolve_clusters(
         clusters, cut = previous.clusters.clear(), previous.cut.clear()
     else:
         theirs = edges.filter(pl.col("entity_key_a").is_in(keys.implode()))
-        kept, cut = split_over_merged(
-            touched, with_ends(touched, theirs), splitting, records.height
-        )
-        membership, registry = resolve_membership(touched, kept, earlier, registry, now)
-        clusters = summarize_clusters(membership, kept, cut)
+        kept, cut = _split(touched, theirs, splitting, records.height)
+        membership, registry, numbers = resolve_membership(touched, kept, earlier, registry, now)
+        clusters = summarize_clusters(membership, kept, cut, numbers)
         cut = cut.drop(ENDS)
     # the records of the touched components then, removed ones included, and now
     lineage = cluster_lineage(earlier, membership)
@@ -166,12 +164,27 @@ def _resolve_all(
     now: datetime,
     inputs: ClusterInputs,
 ) -> Clustering:
-    kept, cut = split_over_merged(records, with_ends(records, edges), splitting)
-    membership, registry = resolve_membership(records, kept, published, registry, now)
-    clusters = summarize_clusters(membership, kept, cut)
+    kept, cut = _split(records, edges, splitting, records.height)
+    membership, registry, numbers = resolve_membership(records, kept, published, registry, now)
+    clusters = summarize_clusters(membership, kept, cut, numbers)
     cut = cut.drop(ENDS)
     lineage = cluster_lineage(published, membership)
     return Clustering(membership, registry, clusters, cut, lineage, inputs, None)
+
+
+def _split(
+    records: pl.DataFrame, edges: pl.DataFrame, splitting: Splitting | None, record_count: int
+) -> ClusterSplit:
+    """The split of ``edges`` among ``records``: the kept edges with only what
+    membership and the cluster summary read of them (their ends' positions and rule),
+    not a second copy of every column; the cut ones whole, with their ends' positions."""
+    located = with_ends(records, edges)
+    guard = cut_guards(records, located, splitting, record_count)
+    kept = located.select(*ENDS, "rule")
+    if guard is None:
+        return ClusterSplit(kept, located.clear().with_columns(guard=pl.lit(None, pl.String)))
+    is_cut = guard.is_not_null()
+    return ClusterSplit(kept.filter(~is_cut), located.with_columns(guard).filter(is_cut))
 
 
 def _touched(
