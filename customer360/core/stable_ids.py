@@ -24,6 +24,8 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
+from customer360.core.frames import aligned_or_joined
+
 # The state file (under artifacts/state/) that keeps every id ever issued.
 ID_REGISTRY_STATE = "resolved_id_registry"
 REGISTRY_SCHEMA = {"resolved_id": pl.String, "issued_seq": pl.Int64, "issued_at": pl.Datetime("us")}
@@ -45,7 +47,7 @@ def assign_resolved_ids(
 ) -> tuple[pl.Series, pl.DataFrame]:
     """The resolved_id of every record (in the given canonical order) and the new registry.
 
-    ``labels`` are component numbers aligned with ``entity_keys``; ``previous`` is the
+    ``labels`` are component numbers 0..n-1 aligned with ``entity_keys``; ``previous`` is the
     last published membership (entity_key, resolved_id).
     """
     registry = with_published_ids(registry, previous, now)
@@ -60,14 +62,16 @@ def assign_resolved_ids(
     fresh = firsts.join(kept, on="component", how="anti").sort("candidate")
     taken = pl.concat([registry.get_column("resolved_id"), kept.get_column("resolved_id")])
     fresh = fresh.with_columns(_unique_ids(fresh.get_column("candidate"), taken))
-    ids = pl.concat([kept, fresh.select("component", "resolved_id")])
-    resolved = current.join(ids, on="component", how="left").sort("position")
+    # every component has exactly one id, and components are numbered 0..n-1: sorted
+    # by component, the ids are looked up by position instead of joined and re-sorted
+    ids = pl.concat([kept, fresh.select("component", "resolved_id")]).sort("component")
+    resolved = ids.get_column("resolved_id").gather(current.get_column("component"))
     issued = fresh.select(
         "resolved_id",
         pl.lit(_next_seq(registry), dtype=pl.Int64).alias("issued_seq"),
         pl.lit(now, dtype=pl.Datetime("us")).alias("issued_at"),
     )
-    return resolved.get_column("resolved_id"), pl.concat([registry, issued])
+    return resolved, pl.concat([registry, issued])
 
 
 def with_published_ids(
@@ -111,7 +115,8 @@ def _inherited_ids(
     is_id_record = pl.col("entity_key") == pl.col("previous_id")
     claim = pl.col("position").cast(pl.Int64) - pl.when(is_id_record).then(records).otherwise(0)
     claims = (
-        current.join(
+        aligned_or_joined(
+            current,
             previous.select("entity_key", pl.col("resolved_id").alias("previous_id")),
             on="entity_key",
         )
@@ -205,9 +210,7 @@ def cluster_lineage(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.
         if previous is not None
         else pl.DataFrame(schema={"entity_key": pl.String, "previous_resolved_id": pl.String})
     )
-    both = before.join(
-        current.select("entity_key", "resolved_id"), on="entity_key", how="full", coalesce=True
-    )
+    both = _side_by_side(before, current.select("entity_key", "resolved_id"))
     present = both.drop_nulls(["previous_resolved_id", "resolved_id"])
     split = present.group_by("previous_resolved_id").agg(pl.col("resolved_id").n_unique() > 1)
     merged = present.group_by("resolved_id").agg(pl.col("previous_resolved_id").n_unique() > 1)
@@ -233,11 +236,27 @@ def cluster_lineage(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.
     )
 
 
+def _side_by_side(before: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
+    """``before`` and ``current`` full-joined on entity_key: a published membership is
+    in the records' order, so when no record came or went the two are put side by side
+    after one comparison of their keys instead of joining millions of text keys."""
+    if before.height == current.height and before.get_column("entity_key").equals(
+        current.get_column("entity_key")
+    ):
+        return pl.concat([before, current.drop("entity_key")], how="horizontal")
+    return before.join(current, on="entity_key", how="full", coalesce=True)
+
+
 def accumulate_lineage(
-    previous: pl.DataFrame | None, lineage: pl.DataFrame, run_id: str, recorded_at: datetime
+    previous: pl.DataFrame | pl.LazyFrame | None,
+    lineage: pl.DataFrame,
+    run_id: str,
+    recorded_at: datetime,
 ) -> pl.DataFrame:
     """This run's lineage of every record, after the changes (not the UNCHANGED rows) of
-    earlier runs: the table tells the story of every id without growing by N each run."""
+    earlier runs: the table tells the story of every id without growing by N each run.
+    ``previous`` may be a scan of the table, so that its UNCHANGED rows are never loaded
+    (at ten million records, half of a 2.7 GB read)."""
     this_run = lineage.select(
         pl.lit(run_id).alias("run_id"),
         pl.lit(recorded_at, dtype=pl.Datetime("us")).alias("recorded_at"),
@@ -245,4 +264,5 @@ def accumulate_lineage(
     )
     if previous is None:
         return this_run
-    return pl.concat([previous.filter(pl.col("change_type") != "UNCHANGED"), this_run])
+    changes = previous.lazy().filter(pl.col("change_type") != "UNCHANGED").collect()
+    return pl.concat([changes, this_run])

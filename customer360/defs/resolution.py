@@ -273,6 +273,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             inputs_fingerprint(spec),
             None if is_full_run(context) else kept_clusters(store),
         )
+        del previous  # the published membership, a gigabyte at ten million records
         membership, registry, clusters, cut, lineage = clustering[:5]
         sizes = clusters.get_column("size")
         split = clusters.filter(pl.col("split_by").list.len() > 0)
@@ -296,7 +297,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         changes = lineage.group_by("change_type").len().sort("change_type")
         yield dg.Output(
             accumulate_lineage(
-                store.read("cluster_lineage") if store.exists("cluster_lineage") else None,
+                store.scan("cluster_lineage") if store.exists("cluster_lineage") else None,
                 lineage,
                 context.run.run_id,
                 now,
