@@ -181,6 +181,8 @@ def with_realtime_assignments(
     oldest id wins) or splits the record off; lineage then says so. A record already in
     the published membership keeps its published id: that is the newer word.
     """
+    if assigned.is_empty():  # nothing to look up among millions of records
+        return previous
     published = (
         previous.select("entity_key", "resolved_id")
         if previous is not None
