@@ -159,7 +159,8 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
     @dg.multi_asset(
         ins={
             "records": columns(*link_record_columns(spec.corroboration)),
-            "identifiers": columns(*VALUE_COLUMNS, "reason"),
+            # read in passes, each loading only the rows and columns it uses
+            "identifiers": columns(*VALUE_COLUMNS, "reason", lazy=True),
         },
         name="link_records",
         outs={
@@ -180,7 +181,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         },
     )
     def link_records(
-        context: AssetExecutionContext, records: pl.DataFrame, identifiers: pl.DataFrame
+        context: AssetExecutionContext, records: pl.DataFrame, identifiers: pl.LazyFrame
     ):
         update = update_edges(
             records,
@@ -258,7 +259,10 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
     def cluster_records(context: AssetExecutionContext, records: pl.DataFrame, **edge_sets):
         identity_edges = pl.concat(list(edge_sets.values()))
         previous = with_realtime_assignments(
-            store.read("membership") if store.exists("membership") else None,
+            # the ids handed down: the rest of the table is not read again
+            store.read("membership", ["entity_key", "resolved_id"])
+            if store.exists("membership")
+            else None,
             realtime_assignments(spec),
             records.get_column("entity_key"),
         )
