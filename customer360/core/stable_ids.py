@@ -125,8 +125,12 @@ def _inherited_ids(
     )
     claimed_at = (claims.get_column("claim") + records) % records
     claims = claims.with_columns(current.get_column("component").gather(claimed_at))
-    return (
-        claims.join(
+    # only a component claiming several ids (a merge) needs their order of issue: the
+    # few such are sorted, not every id
+    contested = pl.col("component").is_duplicated()
+    oldest = (
+        claims.filter(contested)
+        .join(
             registry.select(pl.col("resolved_id").alias("previous_id"), "issued_seq"),
             on="previous_id",
             how="left",
@@ -134,7 +138,9 @@ def _inherited_ids(
         .sort(["issued_seq", "previous_id"], nulls_last=True)
         .group_by("component", maintain_order=True)
         .first()
-        .select("component", pl.col("previous_id").alias("resolved_id"))
+    )
+    return pl.concat([claims.filter(~contested), oldest.select(claims.columns)]).select(
+        "component", pl.col("previous_id").alias("resolved_id")
     )
 
 
