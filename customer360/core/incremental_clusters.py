@@ -302,8 +302,9 @@ def forget_cluster_inputs(store: ArtifactStore) -> None:
         store.state_path(name).unlink(missing_ok=True)
 
 
-def keep_cluster_inputs(store: ArtifactStore, clustering: Clustering) -> None:
-    """Keep the inputs for the next run, once the outputs they describe are written."""
-    store.write_state(CLUSTER_EDGES_STATE, clustering.inputs.edges)
-    store.write_state(CUT_LINKS_STATE, clustering.cut)
-    store.write_state(CLUSTER_RECORDS_STATE, clustering.inputs.records)  # last: marks all whole
+def keep_cluster_inputs(store: ArtifactStore, inputs: ClusterInputs, cut: pl.DataFrame) -> None:
+    """Keep the inputs and the cut links (:class:`Clustering`) for the next run, once
+    the outputs they describe are written."""
+    store.write_state(CLUSTER_EDGES_STATE, inputs.edges)
+    store.write_state(CUT_LINKS_STATE, cut)
+    store.write_state(CLUSTER_RECORDS_STATE, inputs.records)  # last: marks all whole

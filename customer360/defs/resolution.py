@@ -279,9 +279,10 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         )
         del previous  # the published membership, a gigabyte at ten million records
         membership, registry, clusters, cut, lineage = clustering[:5]
+        inputs, again = clustering.inputs, clustering.resolved_again
+        del clustering  # so that each frame goes once it is written
         sizes = clusters.get_column("size")
         split = clusters.filter(pl.col("split_by").list.len() > 0)
-        again = clustering.resolved_again
         context.log.info(
             f"{membership.height} records in {clusters.height} clusters ("
             + ("all resolved" if again is None else f"{again} resolved again")
@@ -290,6 +291,8 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         gates = evaluate_gates(spec, clusters, lineage)
         yield from gates
         stop_if_failed(gates)  # before anything is written: a failed gate publishes nothing
+        # before the outputs: it then runs beside the fewest frames
+        weakest = weakest_links(identity_edges, membership, clusters)
         forget_cluster_inputs(store)  # until the outputs they describe are written
         yield dg.Output(
             membership,
@@ -309,6 +312,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             "cluster_lineage",
             metadata={"changes": dg.MetadataValue.json(dict(changes.iter_rows()))},
         )
+        del lineage
         yield dg.Output(
             clusters,
             "clusters",
@@ -321,11 +325,9 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
                     dict(cut.group_by("guard").len().sort("guard").iter_rows())
                 ),
                 "largest_clusters": preview(clusters.drop("sources"), spec, rows=5),
-                "weakest_links_of_largest_clusters": preview(
-                    weakest_links(identity_edges, membership, clusters), spec, rows=15
-                ),
+                "weakest_links_of_largest_clusters": preview(weakest, spec, rows=15),
             },
         )
-        keep_cluster_inputs(store, clustering)
+        keep_cluster_inputs(store, inputs, cut)
 
     return [map_records, identifiers, link_records, cluster_records]
