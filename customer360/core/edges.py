@@ -107,15 +107,17 @@ def _linkable_groups(
     rows are sorted type by type on (value, record_index): about half the work of one
     sort on all three columns. Records are found by the 64-bit hashes of their keys when
     those are distinct (see :mod:`customer360.core.keys`; identifiers are made from the
-    records): an integer join, a fraction of the memory of a text one. Sorted, a row
-    starts a group where its value or type differs from the row before.
+    records): an integer join, a fraction of the memory of a text one. The rows carry
+    only the record's position through the join and the sorts; its key is gathered
+    from the records once they are in order. Sorted, a row starts a group where its
+    value or type differs from the row before.
     """
     key = hashed_when_distinct(records.get_column("entity_key"))
     order = records.select(key("entity_key").alias("key")).with_row_index("record_index")
     linkable = (
         identifiers.lazy()
         .filter(pl.col("status") == "linkable")
-        .select("identifier_type", "value", "entity_key", key("entity_key").alias("key"))
+        .select("identifier_type", "value", key("entity_key").alias("key"))
         .join(order.lazy(), on="key", how="inner")
         .drop("key")
         .collect()
@@ -125,12 +127,20 @@ def _linkable_groups(
         linkable.filter(pl.col("identifier_type") == id_type).sort("value", "record_index")
         for id_type in types
     ]
+    empty = linkable.clear()  # the columns, when no row is linkable
+    del linkable
     starts = pl.any_horizontal(
         (pl.col(column) != pl.col(column).shift()).fill_null(True)
         for column in ("identifier_type", "value")
     )
-    return pl.concat([linkable.clear(), *by_type]).with_columns(
-        (starts.cum_sum() - 1).cast(pl.UInt32).alias("group")
+    groups = pl.concat([empty, *by_type])
+    keys = records.get_column("entity_key").gather(groups.get_column("record_index"))
+    return groups.select(
+        "identifier_type",
+        "value",
+        keys.alias("entity_key"),
+        "record_index",
+        (starts.cum_sum() - 1).cast(pl.UInt32).alias("group"),
     )
 
 
