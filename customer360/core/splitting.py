@@ -345,15 +345,15 @@ def _conflict_values(
     """(component, position, attribute, value) of every record's conflict attributes,
     for components that hold more than one value of the attribute."""
     linked = np.bincount(labels)[labels] > 1  # a record alone has nothing to conflict with
+    attributes = list(dict.fromkeys([*conflicts, *swappable.values()]))
+    # the attributes are taken before the linked records are: the filter then copies
+    # only them, not every column of the records
     keys = (
         records.with_row_index("position")
+        .select("position", *attributes)
         .with_columns(pl.Series("component", labels, dtype=pl.Int64))
         .filter(pl.Series(linked))
-        .select(
-            "position",
-            "component",
-            *[name_key(a) for a in dict.fromkeys([*conflicts, *swappable.values()])],
-        )
+        .select("position", "component", *[name_key(a) for a in attributes])
     )
     return _held_values(keys, conflicts, swappable)
 
@@ -372,21 +372,25 @@ def _held_values(
     }
     if not conflicts:
         return pl.DataFrame(schema=schema)
+    # setting swapped values aside leaves a component fewer values, never more: only the
+    # components that hold several values of an attribute before are looked at for swaps
+    # (found attribute by attribute: windows over the component number alone)
     held = pl.concat(
         [
-            keys.select(
+            keys.lazy()
+            .select(
                 "position",
                 "component",
                 pl.col(attribute).alias("value"),
                 pl.lit(attribute).alias("attribute"),
             )
+            .filter(pl.col("value").is_not_null())
+            .filter(pl.col("value").n_unique().over("component") > 1)
+            .collect()
             for attribute in conflicts
         ]
-    ).filter(pl.col("value").is_not_null())
-    # setting swapped values aside leaves a component fewer values, never more: only the
-    # components that hold several values of an attribute before are looked at for swaps
+    )
     several = pl.col("value").n_unique().over("component", "attribute") > 1
-    held = held.filter(several)
     candidates = keys.filter(pl.col("component").is_in(held.get_column("component").implode()))
     swapped = [
         _swapped_records(candidates, attribute, partner) for attribute, partner in swappable.items()
