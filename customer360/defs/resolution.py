@@ -301,18 +301,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         )
         # after membership is published: a crash in between heals (see stable_ids)
         store.write_state(ID_REGISTRY_STATE, registry)
-        changes = lineage.group_by("change_type").len().sort("change_type")
-        yield dg.Output(
-            accumulate_lineage(
-                store.scan("cluster_lineage") if store.exists("cluster_lineage") else None,
-                lineage,
-                context.run.run_id,
-                now,
-            ),
-            "cluster_lineage",
-            metadata={"changes": dg.MetadataValue.json(dict(changes.iter_rows()))},
-        )
-        del lineage
+        del membership, registry  # written: the lineage below is made without them
         yield dg.Output(
             clusters,
             "clusters",
@@ -327,6 +316,18 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
                 "largest_clusters": preview(clusters.drop("sources"), spec, rows=5),
                 "weakest_links_of_largest_clusters": preview(weakest, spec, rows=15),
             },
+        )
+        # last: the largest frame, made when every other output is written
+        changes = lineage.group_by("change_type").len().sort("change_type")
+        yield dg.Output(
+            accumulate_lineage(
+                store.scan("cluster_lineage") if store.exists("cluster_lineage") else None,
+                lineage,
+                context.run.run_id,
+                now,
+            ),
+            "cluster_lineage",
+            metadata={"changes": dg.MetadataValue.json(dict(changes.iter_rows()))},
         )
         keep_cluster_inputs(store, inputs, cut)
 
