@@ -220,8 +220,21 @@ def cluster_lineage(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.
     )
     both = _side_by_side(before, current.select("entity_key", "resolved_id"))
     present = both.drop_nulls(["previous_resolved_id", "resolved_id"])
-    split = present.group_by("previous_resolved_id").agg(pl.col("resolved_id").n_unique() > 1)
-    merged = present.group_by("resolved_id").agg(pl.col("previous_resolved_id").n_unique() > 1)
+    # a cluster split (or merged) holds a record whose id changed, one of the few: only
+    # the clusters of those records are counted, not every cluster
+    moved = present.filter(pl.col("previous_resolved_id") != pl.col("resolved_id"))
+    split = (
+        present.filter(
+            pl.col("previous_resolved_id").is_in(moved.get_column("previous_resolved_id").implode())
+        )
+        .group_by("previous_resolved_id")
+        .agg(pl.col("resolved_id").n_unique() > 1)
+    )
+    merged = (
+        present.filter(pl.col("resolved_id").is_in(moved.get_column("resolved_id").implode()))
+        .group_by("resolved_id")
+        .agg(pl.col("previous_resolved_id").n_unique() > 1)
+    )
     split_ids = split.filter(pl.col("resolved_id")).get_column("previous_resolved_id")
     merged_ids = merged.filter(pl.col("previous_resolved_id")).get_column("resolved_id")
     change = (
