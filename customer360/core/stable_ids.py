@@ -84,14 +84,12 @@ def with_published_ids(
     registry = registry if registry is not None else pl.DataFrame(schema=REGISTRY_SCHEMA)
     if previous is None:
         return registry
-    unknown = (
-        previous.select("resolved_id")
-        .unique()
-        .join(registry.select("resolved_id"), on="resolved_id", how="anti")
-        .sort("resolved_id")
-    )
-    if unknown.is_empty():
+    # usually every id is known: looked up among the issued ones, the published ids are
+    # not made unique first (half the work)
+    known = previous.get_column("resolved_id").is_in(registry.get_column("resolved_id").implode())
+    if known.all():
         return registry
+    unknown = previous.filter(~known).select("resolved_id").unique().sort("resolved_id")
     healed = unknown.select(
         "resolved_id",
         pl.lit(_next_seq(registry), dtype=pl.Int64).alias("issued_seq"),
