@@ -51,8 +51,9 @@ def with_ends(records: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
     position: looked up once here, in one join that hashes the records once, the ends
     spare each of them a join on the text keys. The edges of a split keep them. The
     keys are joined as their 64-bit hashes when the records' hash distinctly (see
-    :mod:`customer360.core.keys`; every end of a run's edges is one of its records): at
-    ten million records a third less CPU, and 0.1 GB of memory instead of 1.9 GB.
+    :mod:`customer360.core.keys`; every end of a run's edges is one of its records):
+    measured alone at ten million records, 3.9 CPU s instead of 6.1 and 0.2 GB beside
+    the frames instead of 1.9 GB.
     """
     key = hashed_when_distinct(records.get_column("entity_key"))
     positions = records.select(key("entity_key")).with_row_index("position")
