@@ -174,8 +174,8 @@ def unique_id(candidate: str, is_taken: Callable[[str], bool]) -> str:
 
 
 def with_realtime_assignments(
-    previous: pl.DataFrame | None, assigned: pl.DataFrame, entity_keys: pl.Series
-) -> pl.DataFrame | None:
+    previous: pl.DataFrame | pl.LazyFrame | None, assigned: pl.DataFrame, entity_keys: pl.Series
+) -> pl.DataFrame | pl.LazyFrame | None:
     """The ids handed down to a run: the last published membership, plus the ids the
     resolve service assigned in real time to records that reach the graph for the first
     time (``assigned``: entity_key, resolved_id).
@@ -184,11 +184,12 @@ def with_realtime_assignments(
     cluster keeps it unless the batch's evidence merges it with an older customer (the
     oldest id wins) or splits the record off; lineage then says so. A record already in
     the published membership keeps its published id: that is the newer word.
+    ``previous`` may be a scan: with nothing assigned it is handed on unread.
     """
     if assigned.is_empty():  # nothing to look up among millions of records
         return previous
     published = (
-        previous.select("entity_key", "resolved_id")
+        previous.lazy().select("entity_key", "resolved_id").collect()
         if previous is not None
         else pl.DataFrame(schema={"entity_key": pl.String, "resolved_id": pl.String})
     )

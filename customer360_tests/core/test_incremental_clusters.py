@@ -127,7 +127,7 @@ class Chain:
             records,
             links.edges,
             SPEC.splitting,
-            self.membership,
+            None if self.membership is None else self.membership.lazy(),  # as the step does
             self.registry,
             now,
             FINGERPRINT,
