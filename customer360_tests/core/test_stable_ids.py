@@ -153,9 +153,11 @@ def test_accumulated_lineage_reads_a_scan_of_the_table_as_the_table():
     first = resolve([("A", "B")], "ABC")
     unchanged = cluster_lineage(first.membership, first.membership)
     earlier = accumulate_lineage(None, cluster_lineage(None, first.membership), "run-1", RUN_1)
-    earlier = accumulate_lineage(earlier, unchanged, "run-2", RUN_2)
-    from_table = accumulate_lineage(earlier, unchanged, "run-3", RUN_3)
-    assert from_table.equals(accumulate_lineage(earlier.lazy(), unchanged, "run-3", RUN_3))
+    earlier = accumulate_lineage(earlier, unchanged, "run-2", RUN_2).collect()
+    from_table = accumulate_lineage(earlier, unchanged, "run-3", RUN_3).collect()
+    assert from_table.equals(
+        accumulate_lineage(earlier.lazy(), unchanged, "run-3", RUN_3).collect()
+    )
     # the first run's NEW rows stay, the second run's UNCHANGED ones go
     assert from_table.get_column("run_id").to_list() == ["run-1"] * 3 + ["run-3"] * 3
 
