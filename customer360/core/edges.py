@@ -22,6 +22,7 @@ from typing import NamedTuple
 import duckdb
 import polars as pl
 
+from customer360.core.keys import hashed_when_distinct
 from customer360.core.names import NameAgreement, compatible_sql, name_key, nickname_pairs
 
 EDGE_SCHEMA = {
@@ -59,12 +60,15 @@ class IdentifierLinks(NamedTuple):
 
 
 def build_edges(
-    records: pl.DataFrame, identifiers: pl.DataFrame, corroborate: dict[str, str] | None = None
+    records: pl.DataFrame,
+    identifiers: pl.DataFrame | pl.LazyFrame,
+    corroborate: dict[str, str] | None = None,
 ) -> IdentifierLinks:
     """Edges from every linkable identifier group, and the groups the guard held back.
 
     ``corroborate`` maps an identifier type to the attribute (a column of ``records``)
-    that must not conflict inside its groups.
+    that must not conflict inside its groups. ``identifiers`` may be a scan: only its
+    linkable rows are then loaded.
     """
     corroborate = corroborate or {}
     linkable = _linkable_groups(records, identifiers)
@@ -91,7 +95,9 @@ def build_edges(
     )
 
 
-def _linkable_groups(records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
+def _linkable_groups(
+    records: pl.DataFrame, identifiers: pl.DataFrame | pl.LazyFrame
+) -> pl.DataFrame:
     """identifier_type, value, entity_key of every linkable identifier, with its record's
     position in the canonical order (``record_index``) and the number of its group
     (``group``), sorted by group and then canonical order: each group's first row is its
@@ -99,21 +105,42 @@ def _linkable_groups(records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.Dat
 
     The groups are then told apart by one integer rather than two text columns, and the
     rows are sorted type by type on (value, record_index): about half the work of one
-    sort on all three columns.
+    sort on all three columns. Records are found by the 64-bit hashes of their keys when
+    those are distinct (see :mod:`customer360.core.keys`; identifiers are made from the
+    records): an integer join, a fraction of the memory of a text one. The rows carry
+    only the record's position through the join and the sorts; its key is gathered
+    from the records once they are in order. Sorted, a row starts a group where its
+    value or type differs from the row before.
     """
-    order = records.select("entity_key").with_row_index("record_index")
+    key = hashed_when_distinct(records.get_column("entity_key"))
+    order = records.select(key("entity_key").alias("key")).with_row_index("record_index")
     linkable = (
-        identifiers.filter(pl.col("status") == "linkable")
-        .select("identifier_type", "value", "entity_key")
-        .join(order, on="entity_key", how="inner")
+        identifiers.lazy()
+        .filter(pl.col("status") == "linkable")
+        .select("identifier_type", "value", key("entity_key").alias("key"))
+        .join(order.lazy(), on="key", how="inner")
+        .drop("key")
+        .collect()
     )
     types = linkable.get_column("identifier_type").unique().sort()
     by_type = [
         linkable.filter(pl.col("identifier_type") == id_type).sort("value", "record_index")
         for id_type in types
     ]
-    return pl.concat([linkable.clear(), *by_type]).with_columns(
-        pl.struct("identifier_type", "value").rle_id().alias("group")
+    empty = linkable.clear()  # the columns, when no row is linkable
+    del linkable
+    starts = pl.any_horizontal(
+        (pl.col(column) != pl.col(column).shift()).fill_null(True)
+        for column in ("identifier_type", "value")
+    )
+    groups = pl.concat([empty, *by_type])
+    keys = records.get_column("entity_key").gather(groups.get_column("record_index"))
+    return groups.select(
+        "identifier_type",
+        "value",
+        keys.alias("entity_key"),
+        "record_index",
+        (starts.cum_sum() - 1).cast(pl.UInt32).alias("group"),
     )
 
 
@@ -235,10 +262,12 @@ def _held_back(members: pl.DataFrame, corroborate: dict[str, str]) -> pl.DataFra
     return _group_summary(members.join(reasons, on="identifier_type"))
 
 
-def skipped_groups(identifiers: pl.DataFrame, guarded: pl.DataFrame | None = None) -> pl.DataFrame:
+def skipped_groups(
+    identifiers: pl.DataFrame | pl.LazyFrame, guarded: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Over-size groups that link nothing and guarded groups that link only agreeing
-    records, each with a few members to look at."""
-    oversize = _group_summary(identifiers.filter(pl.col("status") == "oversize"))
+    records, each with a few members to look at (``identifiers`` may be a scan)."""
+    oversize = _group_summary(identifiers.lazy().filter(pl.col("status") == "oversize").collect())
     held = [guarded] if guarded is not None else []
     return pl.concat([oversize, *held]).sort(
         "group_size", "identifier_type", "value", descending=[True, False, False]

@@ -205,13 +205,13 @@ def weakest_links(
     members = membership.join(largest.select("resolved_id"), on="resolved_id", how="semi")
     inside = _edges_among(edges, members).filter(pl.col("resolved_id_a") == pl.col("resolved_id_b"))
     bridges = _bridges(inside)
-    # only the bridges' values are counted, not every value of the run
+    # only the bridges' values are counted, not every value of the run: the edges
+    # holding one of those few values are found first, so that no join is built over
+    # all of them (a gigabyte at ten million edges)
+    values = bridges.select("identifier_type", "value").unique()
     value_group_sizes = (
-        edges.join(
-            bridges.select("identifier_type", "value").unique(),
-            on=["identifier_type", "value"],
-            how="semi",
-        )
+        edges.filter(pl.col("value").is_in(values.get_column("value").implode()))
+        .join(values, on=["identifier_type", "value"], how="semi")
         .group_by("identifier_type", "value")
         .agg((pl.len() + 1).alias("value_group_size"))  # a star of n records has n - 1 edges
     )

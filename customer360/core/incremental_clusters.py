@@ -40,7 +40,7 @@ from customer360.core.clusters import (
     with_ends,
 )
 from customer360.core.spec import Splitting
-from customer360.core.splitting import split_over_merged
+from customer360.core.splitting import ClusterSplit, cut_guards
 from customer360.core.stable_ids import cluster_lineage, with_published_ids
 from customer360.core.storage import ArtifactStore
 from customer360.core.touched_clusters import kept_under
@@ -107,7 +107,7 @@ def resolve_clusters(
     records: pl.DataFrame,
     edges: pl.DataFrame,
     splitting: Splitting | None,
-    published: pl.DataFrame | None,
+    published: pl.DataFrame | pl.LazyFrame | None,
     registry: pl.DataFrame | None,
     now: datetime,
     fingerprint: str,
@@ -118,7 +118,9 @@ def resolve_clusters(
     splitting and resolving everything — resolving again only the components touched
     since ``previous`` (none, or another spec: everything). ``published`` is the last
     published membership, with the ids the resolve service assigned since, and
-    ``registry`` every id issued (see :mod:`customer360.core.stable_ids`).
+    ``registry`` every id issued (see :mod:`customer360.core.stable_ids`). It may be a
+    scan: resolving everything reads it only once the split is done, so that the split
+    runs without it (0.8 GB at ten million records).
 
     ``records`` are in canonical order with :func:`cluster_record_columns`; ``edges``
     are every edge set with the columns the split reads. Above ``full_above`` of the
@@ -131,6 +133,7 @@ def resolve_clusters(
         or not kept_under(previous.inputs.records, fingerprint)
     ):
         return _resolve_all(records, edges, splitting, published, registry, now, inputs)
+    published = published.lazy().collect()
     before, keys = _touched(previous, inputs, published, records.height)
     in_touched = pl.col("entity_key").is_in(keys.implode())
     touched = records.filter(in_touched)
@@ -145,11 +148,9 @@ def resolve_clusters(
         clusters, cut = previous.clusters.clear(), previous.cut.clear()
     else:
         theirs = edges.filter(pl.col("entity_key_a").is_in(keys.implode()))
-        kept, cut = split_over_merged(
-            touched, with_ends(touched, theirs), splitting, records.height
-        )
-        membership, registry = resolve_membership(touched, kept, earlier, registry, now)
-        clusters = summarize_clusters(membership, kept, cut)
+        kept, cut = _split(touched, theirs, splitting, records.height)
+        membership, registry, numbers = resolve_membership(touched, kept, earlier, registry, now)
+        clusters = summarize_clusters(membership, kept, cut, numbers)
         cut = cut.drop(ENDS)
     # the records of the touched components then, removed ones included, and now
     lineage = cluster_lineage(earlier, membership)
@@ -161,17 +162,33 @@ def _resolve_all(
     records: pl.DataFrame,
     edges: pl.DataFrame,
     splitting: Splitting | None,
-    published: pl.DataFrame | None,
+    published: pl.DataFrame | pl.LazyFrame | None,
     registry: pl.DataFrame | None,
     now: datetime,
     inputs: ClusterInputs,
 ) -> Clustering:
-    kept, cut = split_over_merged(records, with_ends(records, edges), splitting)
-    membership, registry = resolve_membership(records, kept, published, registry, now)
-    clusters = summarize_clusters(membership, kept, cut)
+    kept, cut = _split(records, edges, splitting, records.height)
+    published = published.lazy().collect() if published is not None else None
+    membership, registry, numbers = resolve_membership(records, kept, published, registry, now)
+    clusters = summarize_clusters(membership, kept, cut, numbers)
     cut = cut.drop(ENDS)
     lineage = cluster_lineage(published, membership)
     return Clustering(membership, registry, clusters, cut, lineage, inputs, None)
+
+
+def _split(
+    records: pl.DataFrame, edges: pl.DataFrame, splitting: Splitting | None, record_count: int
+) -> ClusterSplit:
+    """The split of ``edges`` among ``records``: the kept edges with only what
+    membership and the cluster summary read of them (their ends' positions and rule),
+    not a second copy of every column; the cut ones whole, with their ends' positions."""
+    located = with_ends(records, edges)
+    guard = cut_guards(records, located, splitting, record_count)
+    kept = located.select(*ENDS, "rule")
+    if guard is None:
+        return ClusterSplit(kept, located.clear().with_columns(guard=pl.lit(None, pl.String)))
+    is_cut = guard.is_not_null()
+    return ClusterSplit(kept.filter(~is_cut), located.with_columns(guard).filter(is_cut))
 
 
 def _touched(
@@ -289,8 +306,9 @@ def forget_cluster_inputs(store: ArtifactStore) -> None:
         store.state_path(name).unlink(missing_ok=True)
 
 
-def keep_cluster_inputs(store: ArtifactStore, clustering: Clustering) -> None:
-    """Keep the inputs for the next run, once the outputs they describe are written."""
-    store.write_state(CLUSTER_EDGES_STATE, clustering.inputs.edges)
-    store.write_state(CUT_LINKS_STATE, clustering.cut)
-    store.write_state(CLUSTER_RECORDS_STATE, clustering.inputs.records)  # last: marks all whole
+def keep_cluster_inputs(store: ArtifactStore, inputs: ClusterInputs, cut: pl.DataFrame) -> None:
+    """Keep the inputs and the cut links (:class:`Clustering`) for the next run, once
+    the outputs they describe are written."""
+    store.write_state(CLUSTER_EDGES_STATE, inputs.edges)
+    store.write_state(CUT_LINKS_STATE, cut)
+    store.write_state(CLUSTER_RECORDS_STATE, inputs.records)  # last: marks all whole

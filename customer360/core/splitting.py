@@ -74,17 +74,35 @@ def split_over_merged(
     splitting: Splitting | None,
     record_count: int | None = None,
 ) -> ClusterSplit:
-    """Split components that hold conflicting values or exceed the size limit.
+    """Split components that hold conflicting values or exceed the size limit: the
+    edges of :func:`cut_guards`, kept or cut."""
+    guard = cut_guards(records, edges, splitting, record_count)
+    if guard is None:
+        no_cut = edges.clear().with_columns(pl.lit(None, pl.String).alias("guard"))
+        return ClusterSplit(edges, no_cut)
+    cut = guard.is_not_null()
+    return ClusterSplit(edges.filter(~cut), edges.with_columns(guard).filter(cut))
+
+
+def cut_guards(
+    records: pl.DataFrame,
+    edges: pl.DataFrame,
+    splitting: Splitting | None,
+    record_count: int | None = None,
+) -> pl.Series | None:
+    """The ``guard`` that cuts each edge, row for row with ``edges`` (null for an edge
+    kept), or None when nothing is cut.
 
     ``records`` are in canonical order and carry every conflict attribute; ``edges``
     carry ``match_weight`` (null for identifier links), ``identifier_type`` and ``value``.
     ``record_count`` is the number of records of the whole run, which link strengths are
     weighed against, when ``records`` are only some of its components (an incremental
     run re-splits only the components a batch touched); by default ``records.height``.
+    A caller that keeps only some columns of the kept edges filters them itself rather
+    than copying every column of them (at ten million edges, a gigabyte).
     """
-    no_cut = edges.clear().with_columns(pl.lit(None, pl.String).alias("guard"))
     if splitting is None or edges.is_empty():
-        return ClusterSplit(edges, no_cut)
+        return None
     links = _link_positions(records, edges)
     ends_a, ends_b = links.get_column("a").to_numpy(), links.get_column("b").to_numpy()
     labels = component_labels(records.height, ends_a, ends_b)
@@ -96,7 +114,7 @@ def split_over_merged(
         oversize = np.flatnonzero(np.bincount(labels) > splitting.max_cluster_size)
         offending = np.union1d(offending, oversize)
     if not offending.size:
-        return ClusterSplit(edges, no_cut)
+        return None
     # only links of offending components are weighed and searched
     inside = np.isin(labels[ends_a], offending)
     rows = links.get_column("edge_index").to_numpy()[inside]
@@ -119,13 +137,11 @@ def split_over_merged(
         {"edge_index": rows[is_cut], "guard": cut_by[is_cut].tolist()},
         schema={"edge_index": pl.Int64, "guard": pl.String},
     )
-    guard = (
+    return (
         pl.DataFrame({"edge_index": np.arange(edges.height)})
         .join(guards, on="edge_index", how="left", maintain_order="left")
         .get_column("guard")
     )
-    cut = guard.is_not_null()
-    return ClusterSplit(edges.filter(~cut), edges.with_columns(guard).filter(cut))
 
 
 class _Graph(NamedTuple):
@@ -329,15 +345,15 @@ def _conflict_values(
     """(component, position, attribute, value) of every record's conflict attributes,
     for components that hold more than one value of the attribute."""
     linked = np.bincount(labels)[labels] > 1  # a record alone has nothing to conflict with
+    attributes = list(dict.fromkeys([*conflicts, *swappable.values()]))
+    # the attributes are taken before the linked records are: the filter then copies
+    # only them, not every column of the records
     keys = (
         records.with_row_index("position")
+        .select("position", *attributes)
         .with_columns(pl.Series("component", labels, dtype=pl.Int64))
         .filter(pl.Series(linked))
-        .select(
-            "position",
-            "component",
-            *[name_key(a) for a in dict.fromkeys([*conflicts, *swappable.values()])],
-        )
+        .select("position", "component", *[name_key(a) for a in attributes])
     )
     return _held_values(keys, conflicts, swappable)
 
@@ -356,21 +372,25 @@ def _held_values(
     }
     if not conflicts:
         return pl.DataFrame(schema=schema)
+    # setting swapped values aside leaves a component fewer values, never more: only the
+    # components that hold several values of an attribute before are looked at for swaps
+    # (found attribute by attribute: windows over the component number alone)
     held = pl.concat(
         [
-            keys.select(
+            keys.lazy()
+            .select(
                 "position",
                 "component",
                 pl.col(attribute).alias("value"),
                 pl.lit(attribute).alias("attribute"),
             )
+            .filter(pl.col("value").is_not_null())
+            .filter(pl.col("value").n_unique().over("component") > 1)
+            .collect()
             for attribute in conflicts
         ]
-    ).filter(pl.col("value").is_not_null())
-    # setting swapped values aside leaves a component fewer values, never more: only the
-    # components that hold several values of an attribute before are looked at for swaps
+    )
     several = pl.col("value").n_unique().over("component", "attribute") > 1
-    held = held.filter(several)
     candidates = keys.filter(pl.col("component").is_in(held.get_column("component").implode()))
     swapped = [
         _swapped_records(candidates, attribute, partner) for attribute, partner in swappable.items()

@@ -24,6 +24,8 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
+from customer360.core.frames import aligned_or_joined
+
 # The state file (under artifacts/state/) that keeps every id ever issued.
 ID_REGISTRY_STATE = "resolved_id_registry"
 REGISTRY_SCHEMA = {"resolved_id": pl.String, "issued_seq": pl.Int64, "issued_at": pl.Datetime("us")}
@@ -45,7 +47,7 @@ def assign_resolved_ids(
 ) -> tuple[pl.Series, pl.DataFrame]:
     """The resolved_id of every record (in the given canonical order) and the new registry.
 
-    ``labels`` are component numbers aligned with ``entity_keys``; ``previous`` is the
+    ``labels`` are component numbers 0..n-1 aligned with ``entity_keys``; ``previous`` is the
     last published membership (entity_key, resolved_id).
     """
     registry = with_published_ids(registry, previous, now)
@@ -60,14 +62,16 @@ def assign_resolved_ids(
     fresh = firsts.join(kept, on="component", how="anti").sort("candidate")
     taken = pl.concat([registry.get_column("resolved_id"), kept.get_column("resolved_id")])
     fresh = fresh.with_columns(_unique_ids(fresh.get_column("candidate"), taken))
-    ids = pl.concat([kept, fresh.select("component", "resolved_id")])
-    resolved = current.join(ids, on="component", how="left").sort("position")
+    # every component has exactly one id, and components are numbered 0..n-1: sorted
+    # by component, the ids are looked up by position instead of joined and re-sorted
+    ids = pl.concat([kept, fresh.select("component", "resolved_id")]).sort("component")
+    resolved = ids.get_column("resolved_id").gather(current.get_column("component"))
     issued = fresh.select(
         "resolved_id",
         pl.lit(_next_seq(registry), dtype=pl.Int64).alias("issued_seq"),
         pl.lit(now, dtype=pl.Datetime("us")).alias("issued_at"),
     )
-    return resolved.get_column("resolved_id"), pl.concat([registry, issued])
+    return resolved, pl.concat([registry, issued])
 
 
 def with_published_ids(
@@ -80,14 +84,12 @@ def with_published_ids(
     registry = registry if registry is not None else pl.DataFrame(schema=REGISTRY_SCHEMA)
     if previous is None:
         return registry
-    unknown = (
-        previous.select("resolved_id")
-        .unique()
-        .join(registry.select("resolved_id"), on="resolved_id", how="anti")
-        .sort("resolved_id")
-    )
-    if unknown.is_empty():
+    # usually every id is known: looked up among the issued ones, the published ids are
+    # not made unique first (half the work)
+    known = previous.get_column("resolved_id").is_in(registry.get_column("resolved_id").implode())
+    if known.all():
         return registry
+    unknown = previous.filter(~known).select("resolved_id").unique().sort("resolved_id")
     healed = unknown.select(
         "resolved_id",
         pl.lit(_next_seq(registry), dtype=pl.Int64).alias("issued_seq"),
@@ -111,7 +113,8 @@ def _inherited_ids(
     is_id_record = pl.col("entity_key") == pl.col("previous_id")
     claim = pl.col("position").cast(pl.Int64) - pl.when(is_id_record).then(records).otherwise(0)
     claims = (
-        current.join(
+        aligned_or_joined(
+            current,
             previous.select("entity_key", pl.col("resolved_id").alias("previous_id")),
             on="entity_key",
         )
@@ -120,8 +123,12 @@ def _inherited_ids(
     )
     claimed_at = (claims.get_column("claim") + records) % records
     claims = claims.with_columns(current.get_column("component").gather(claimed_at))
-    return (
-        claims.join(
+    # only a component claiming several ids (a merge) needs their order of issue: the
+    # few such are sorted, not every id
+    contested = pl.col("component").is_duplicated()
+    oldest = (
+        claims.filter(contested)
+        .join(
             registry.select(pl.col("resolved_id").alias("previous_id"), "issued_seq"),
             on="previous_id",
             how="left",
@@ -129,7 +136,9 @@ def _inherited_ids(
         .sort(["issued_seq", "previous_id"], nulls_last=True)
         .group_by("component", maintain_order=True)
         .first()
-        .select("component", pl.col("previous_id").alias("resolved_id"))
+    )
+    return pl.concat([claims.filter(~contested), oldest.select(claims.columns)]).select(
+        "component", pl.col("previous_id").alias("resolved_id")
     )
 
 
@@ -165,8 +174,8 @@ def unique_id(candidate: str, is_taken: Callable[[str], bool]) -> str:
 
 
 def with_realtime_assignments(
-    previous: pl.DataFrame | None, assigned: pl.DataFrame, entity_keys: pl.Series
-) -> pl.DataFrame | None:
+    previous: pl.DataFrame | pl.LazyFrame | None, assigned: pl.DataFrame, entity_keys: pl.Series
+) -> pl.DataFrame | pl.LazyFrame | None:
     """The ids handed down to a run: the last published membership, plus the ids the
     resolve service assigned in real time to records that reach the graph for the first
     time (``assigned``: entity_key, resolved_id).
@@ -175,9 +184,12 @@ def with_realtime_assignments(
     cluster keeps it unless the batch's evidence merges it with an older customer (the
     oldest id wins) or splits the record off; lineage then says so. A record already in
     the published membership keeps its published id: that is the newer word.
+    ``previous`` may be a scan: with nothing assigned it is handed on unread.
     """
+    if assigned.is_empty():  # nothing to look up among millions of records
+        return previous
     published = (
-        previous.select("entity_key", "resolved_id")
+        previous.lazy().select("entity_key", "resolved_id").collect()
         if previous is not None
         else pl.DataFrame(schema={"entity_key": pl.String, "resolved_id": pl.String})
     )
@@ -205,12 +217,23 @@ def cluster_lineage(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.
         if previous is not None
         else pl.DataFrame(schema={"entity_key": pl.String, "previous_resolved_id": pl.String})
     )
-    both = before.join(
-        current.select("entity_key", "resolved_id"), on="entity_key", how="full", coalesce=True
-    )
+    both = _side_by_side(before, current.select("entity_key", "resolved_id"))
     present = both.drop_nulls(["previous_resolved_id", "resolved_id"])
-    split = present.group_by("previous_resolved_id").agg(pl.col("resolved_id").n_unique() > 1)
-    merged = present.group_by("resolved_id").agg(pl.col("previous_resolved_id").n_unique() > 1)
+    # a cluster split (or merged) holds a record whose id changed, one of the few: only
+    # the clusters of those records are counted, not every cluster
+    moved = present.filter(pl.col("previous_resolved_id") != pl.col("resolved_id"))
+    split = (
+        present.filter(
+            pl.col("previous_resolved_id").is_in(moved.get_column("previous_resolved_id").implode())
+        )
+        .group_by("previous_resolved_id")
+        .agg(pl.col("resolved_id").n_unique() > 1)
+    )
+    merged = (
+        present.filter(pl.col("resolved_id").is_in(moved.get_column("resolved_id").implode()))
+        .group_by("resolved_id")
+        .agg(pl.col("previous_resolved_id").n_unique() > 1)
+    )
     split_ids = split.filter(pl.col("resolved_id")).get_column("previous_resolved_id")
     merged_ids = merged.filter(pl.col("previous_resolved_id")).get_column("resolved_id")
     change = (
@@ -233,16 +256,33 @@ def cluster_lineage(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.
     )
 
 
+def _side_by_side(before: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
+    """``before`` and ``current`` full-joined on entity_key: a published membership is
+    in the records' order, so when no record came or went the two are put side by side
+    after one comparison of their keys instead of joining millions of text keys."""
+    if before.height == current.height and before.get_column("entity_key").equals(
+        current.get_column("entity_key")
+    ):
+        return pl.concat([before, current.drop("entity_key")], how="horizontal")
+    return before.join(current, on="entity_key", how="full", coalesce=True)
+
+
 def accumulate_lineage(
-    previous: pl.DataFrame | None, lineage: pl.DataFrame, run_id: str, recorded_at: datetime
-) -> pl.DataFrame:
+    previous: pl.DataFrame | pl.LazyFrame | None,
+    lineage: pl.DataFrame,
+    run_id: str,
+    recorded_at: datetime,
+) -> pl.LazyFrame:
     """This run's lineage of every record, after the changes (not the UNCHANGED rows) of
-    earlier runs: the table tells the story of every id without growing by N each run."""
-    this_run = lineage.select(
+    earlier runs: the table tells the story of every id without growing by N each run.
+    ``previous`` may be a scan of the table, and the result is lazy: written as a stream,
+    the earlier changes are never loaded whole (at ten million records, 1.5 GB)."""
+    this_run = lineage.lazy().select(
         pl.lit(run_id).alias("run_id"),
         pl.lit(recorded_at, dtype=pl.Datetime("us")).alias("recorded_at"),
         *LINEAGE_SCHEMA,
     )
     if previous is None:
         return this_run
-    return pl.concat([previous.filter(pl.col("change_type") != "UNCHANGED"), this_run])
+    changes = previous.lazy().filter(pl.col("change_type") != "UNCHANGED")
+    return pl.concat([changes, this_run])

@@ -60,10 +60,23 @@ class ArtifactStore:
     def exists(self, table: str) -> bool:
         return self.path(table).is_file()
 
-    def write(self, table: str, frame: pl.DataFrame) -> Path:
-        """Atomically replace a table's Parquet file, then make sure its view exists."""
+    def write(self, table: str, frame: pl.DataFrame | pl.LazyFrame) -> Path:
+        """Atomically replace a table's Parquet file, then make sure its view exists.
+
+        A lazy frame is streamed to the file, never held whole; it may read the very
+        table it replaces (the old file stays until the new one is renamed over it).
+        Its statistics are left out: whether it is sorted is not known before it runs.
+        """
         target = self.path(table)
-        _write_atomically(frame, target, statistics=_statistics_help(frame))
+        if isinstance(frame, pl.LazyFrame):
+            _replace_atomically(
+                target,
+                lambda temporary: frame.sink_parquet(
+                    temporary, statistics=False, **PARQUET_OPTIONS
+                ),
+            )
+        else:
+            _write_atomically(frame, target, statistics=_statistics_help(frame))
         self._ensure_view(table, target)
         return target
 

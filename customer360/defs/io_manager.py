@@ -64,13 +64,16 @@ class ParquetDuckDBIOManager(dg.ConfigurableIOManager):
     def store(self) -> ArtifactStore:
         return ArtifactStore(self.artifacts_dir)
 
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame) -> None:
+        """Write the table; a lazy frame is streamed to it (see ArtifactStore.write)."""
         table = context.asset_key.path[-1]
         path = self.store.write(table, obj)
+        written = obj if isinstance(obj, pl.DataFrame) else obj.clear().collect()
+        rows = obj.height if isinstance(obj, pl.DataFrame) else self.store.row_count(table)
         context.add_output_metadata(
             {
-                "dagster/row_count": obj.height,
-                "dagster/column_schema": table_schema(obj),
+                "dagster/row_count": rows,
+                "dagster/column_schema": table_schema(written),
                 "path": dg.MetadataValue.path(str(path)),
                 "duckdb": dg.MetadataValue.text(f'SELECT * FROM "{table}"'),
             }

@@ -159,7 +159,8 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
     @dg.multi_asset(
         ins={
             "records": columns(*link_record_columns(spec.corroboration)),
-            "identifiers": columns(*VALUE_COLUMNS, "reason"),
+            # read in passes, each loading only the rows and columns it uses
+            "identifiers": columns(*VALUE_COLUMNS, "reason", lazy=True),
         },
         name="link_records",
         outs={
@@ -180,7 +181,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         },
     )
     def link_records(
-        context: AssetExecutionContext, records: pl.DataFrame, identifiers: pl.DataFrame
+        context: AssetExecutionContext, records: pl.DataFrame, identifiers: pl.LazyFrame
     ):
         update = update_edges(
             records,
@@ -258,7 +259,10 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
     def cluster_records(context: AssetExecutionContext, records: pl.DataFrame, **edge_sets):
         identity_edges = pl.concat(list(edge_sets.values()))
         previous = with_realtime_assignments(
-            store.read("membership") if store.exists("membership") else None,
+            # the ids handed down, read only when used: not beside the split
+            store.scan("membership").select("entity_key", "resolved_id")
+            if store.exists("membership")
+            else None,
             realtime_assignments(spec),
             records.get_column("entity_key"),
         )
@@ -273,10 +277,12 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             inputs_fingerprint(spec),
             None if is_full_run(context) else kept_clusters(store),
         )
+        del previous  # the published membership, once read: 0.8 GB at ten million records
         membership, registry, clusters, cut, lineage = clustering[:5]
+        inputs, again = clustering.inputs, clustering.resolved_again
+        del clustering  # so that each frame goes once it is written
         sizes = clusters.get_column("size")
         split = clusters.filter(pl.col("split_by").list.len() > 0)
-        again = clustering.resolved_again
         context.log.info(
             f"{membership.height} records in {clusters.height} clusters ("
             + ("all resolved" if again is None else f"{again} resolved again")
@@ -285,6 +291,8 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         gates = evaluate_gates(spec, clusters, lineage)
         yield from gates
         stop_if_failed(gates)  # before anything is written: a failed gate publishes nothing
+        # before the outputs: it then runs beside the fewest frames
+        weakest = weakest_links(identity_edges, membership, clusters)
         forget_cluster_inputs(store)  # until the outputs they describe are written
         yield dg.Output(
             membership,
@@ -293,17 +301,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         )
         # after membership is published: a crash in between heals (see stable_ids)
         store.write_state(ID_REGISTRY_STATE, registry)
-        changes = lineage.group_by("change_type").len().sort("change_type")
-        yield dg.Output(
-            accumulate_lineage(
-                store.read("cluster_lineage") if store.exists("cluster_lineage") else None,
-                lineage,
-                context.run.run_id,
-                now,
-            ),
-            "cluster_lineage",
-            metadata={"changes": dg.MetadataValue.json(dict(changes.iter_rows()))},
-        )
+        del membership, registry  # written: the lineage below is made without them
         yield dg.Output(
             clusters,
             "clusters",
@@ -316,11 +314,21 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
                     dict(cut.group_by("guard").len().sort("guard").iter_rows())
                 ),
                 "largest_clusters": preview(clusters.drop("sources"), spec, rows=5),
-                "weakest_links_of_largest_clusters": preview(
-                    weakest_links(identity_edges, membership, clusters), spec, rows=15
-                ),
+                "weakest_links_of_largest_clusters": preview(weakest, spec, rows=15),
             },
         )
-        keep_cluster_inputs(store, clustering)
+        # last: the largest frame, made when every other output is written
+        changes = lineage.group_by("change_type").len().sort("change_type")
+        yield dg.Output(
+            accumulate_lineage(
+                store.scan("cluster_lineage") if store.exists("cluster_lineage") else None,
+                lineage,
+                context.run.run_id,
+                now,
+            ),
+            "cluster_lineage",
+            metadata={"changes": dg.MetadataValue.json(dict(changes.iter_rows()))},
+        )
+        keep_cluster_inputs(store, inputs, cut)
 
     return [map_records, identifiers, link_records, cluster_records]

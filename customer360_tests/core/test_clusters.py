@@ -189,3 +189,32 @@ def test_walkthrough_resolves_to_five_people():
         "loyalty_id_exact",
         "phone_exact",
     ]
+
+
+def test_summarize_clusters_by_the_resolutions_cluster_numbers_as_by_their_ids():
+    records = ordered_records("s:c", "s:b", "s:a", "s:d", "s:e")
+    links = edges(("s:a", "s:d", "email"), ("s:c", "s:e", "phone"))
+    resolution = resolve_membership(records, links)
+    assert summarize_clusters(resolution.membership, links, clusters=resolution.clusters).equals(
+        summarize_clusters(resolution.membership, links)
+    )
+
+
+def test_summarize_clusters_names_more_sources_and_rules_than_one_word_of_bits_holds():
+    # 70 sources and 70 rules: two 64-bit words each, and names beyond the first word
+    keys = [f"src{n:02d}:1" for n in range(70)]
+    records = ordered_records(*keys)
+    links = edges(*((keys[0], key, f"type{n:02d}") for n, key in enumerate(keys[1:])))
+    links = pl.concat([links, edges((keys[1], keys[0], "type69"))])
+    clusters = summarize_clusters(resolve_membership(records, links).membership, links)
+    assert clusters.rows() == [
+        (
+            "src00:1",
+            70,
+            70,
+            [f"src{n:02d}" for n in range(70)],
+            [f"type{n:02d}_exact" for n in range(70)],
+            70,
+            [],
+        )
+    ]

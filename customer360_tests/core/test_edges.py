@@ -179,6 +179,23 @@ def test_guarded_groups_are_listed_among_skipped_groups():
     assert skipped.select("identifier_type", "group_size").rows() == [("phone", 2)]
 
 
+def test_a_scan_of_the_identifiers_links_and_skips_as_the_table():
+    records = named_records(("s:1", "Mary"), ("s:2", "Robert"), ("s:3", "Mary"))
+    ids = identifiers(
+        *[(k, "phone", "+12125550101", "linkable") for k in ("s:1", "s:2", "s:3")],
+        ("s:1", "email", "m@x.com", "linkable"),
+        ("s:3", "email", "m@x.com", "linkable"),
+        ("s:2", "email", "shop@x.com", "oversize"),
+    )
+    table = build_edges(records, ids, {"phone": "first_name"})
+    scanned = build_edges(records, ids.lazy(), {"phone": "first_name"})
+    assert scanned.edges.equals(table.edges) and not table.edges.is_empty()
+    assert scanned.guarded_groups.equals(table.guarded_groups)
+    assert skipped_groups(ids.lazy(), scanned.guarded_groups).equals(
+        skipped_groups(ids, table.guarded_groups)
+    )
+
+
 NAMES = ["Mary", "MARY ", "Robert", "Bob", "Jon", "John", "Jonathan", "Jonahtan", "Ann", " ", None]
 
 

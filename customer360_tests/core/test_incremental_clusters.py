@@ -111,8 +111,13 @@ class Chain:
     def run(self, records: pl.DataFrame, now: datetime):
         identifiers = build_identifiers(SPEC, records)
         if self.incremental:
-            update = update_edges(
-                records, identifiers, SPEC.corroboration, FINGERPRINT, self.links, EVERY_SHARE
+            update = update_edges(  # handed a scan of the identifiers, as the step does
+                records,
+                identifiers.lazy(),
+                SPEC.corroboration,
+                FINGERPRINT,
+                self.links,
+                EVERY_SHARE,
             )
             links, self.relinked = update.links, update.relinked_groups
             self.links = PreviousLinks(update.inputs, links.edges, links.guarded_groups)
@@ -122,7 +127,7 @@ class Chain:
             records,
             links.edges,
             SPEC.splitting,
-            self.membership,
+            None if self.membership is None else self.membership.lazy(),  # as the step does
             self.registry,
             now,
             FINGERPRINT,

@@ -15,7 +15,7 @@ from customer360.core.identifiers import build_identifiers
 from customer360.core.records import build_records
 from customer360.core.spec import Splitting
 from customer360.core.splitting import split_over_merged
-from customer360.core.stable_ids import cluster_lineage
+from customer360.core.stable_ids import accumulate_lineage, cluster_lineage
 from customer360.core.touched_clusters import resolve_touched_traits
 from customer360.core.traits import build_traits
 
@@ -138,6 +138,28 @@ def test_lineage_names_new_moved_and_unchanged_records():
     assert set(cluster_lineage(second.membership, third.membership).get_column("change_type")) == {
         "UNCHANGED"
     }
+
+
+def test_lineage_does_not_depend_on_the_order_of_the_previous_membership():
+    first = resolve([("A", "B")], "ABCD")
+    second = resolve([("B", "D")], "ABCD", first.membership, first.registry, RUN_2)
+    side_by_side = cluster_lineage(first.membership, second.membership)
+    joined = cluster_lineage(first.membership.reverse(), second.membership)
+    assert side_by_side.equals(joined)
+    assert set(side_by_side.get_column("change_type")) == {"SPLIT", "MERGED", "UNCHANGED"}
+
+
+def test_accumulated_lineage_reads_a_scan_of_the_table_as_the_table():
+    first = resolve([("A", "B")], "ABC")
+    unchanged = cluster_lineage(first.membership, first.membership)
+    earlier = accumulate_lineage(None, cluster_lineage(None, first.membership), "run-1", RUN_1)
+    earlier = accumulate_lineage(earlier, unchanged, "run-2", RUN_2).collect()
+    from_table = accumulate_lineage(earlier, unchanged, "run-3", RUN_3).collect()
+    assert from_table.equals(
+        accumulate_lineage(earlier.lazy(), unchanged, "run-3", RUN_3).collect()
+    )
+    # the first run's NEW rows stay, the second run's UNCHANGED ones go
+    assert from_table.get_column("run_id").to_list() == ["run-1"] * 3 + ["run-3"] * 3
 
 
 # --- incremental = full recompute, over random batch histories -------------------------

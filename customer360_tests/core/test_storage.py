@@ -78,6 +78,18 @@ def test_failed_write_keeps_the_old_table_and_leaves_no_temporary_file(tmp_path)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_a_lazy_frame_is_streamed_over_the_table_it_reads(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("clusters", FRAME)
+    extra = pl.DataFrame({"entity_key": ["web:4"], "size": [5], "score": [0.25]})
+    store.write(
+        "clusters", pl.concat([store.scan("clusters").filter(pl.col("size") > 1), extra.lazy()])
+    )
+    assert_frame_equal(store.read("clusters"), pl.concat([FRAME.filter(pl.col("size") > 1), extra]))
+    assert count_via_view(store, "clusters") == 3
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
+
+
 def test_row_count_reads_the_footer(tmp_path):
     store = ArtifactStore(tmp_path)
     store.write("clusters", FRAME)
