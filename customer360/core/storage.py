@@ -67,6 +67,22 @@ class ArtifactStore:
         self._ensure_view(table, target)
         return target
 
+    def sink(self, table: str, plan: pl.LazyFrame) -> Path:
+        """Atomically replace a table's Parquet file with the rows of a lazy plan, streamed
+        into it: a table far larger than its inputs (the observations of every record) is
+        never held whole. Its order is the plan's. No statistics: whether the rows are
+        sorted by their key (see :func:`_statistics_help`) cannot be seen without holding
+        them, and the tables written this way are not."""
+        target = self.path(table)
+        _replace_atomically(
+            target,
+            lambda temporary: plan.sink_parquet(
+                temporary, statistics=False, engine="streaming", **PARQUET_OPTIONS
+            ),
+        )
+        self._ensure_view(table, target)
+        return target
+
     def share(self, table: str, file: Path) -> Path:
         """Make an existing Parquet file the table without writing its rows again: a hard
         link renamed over the table, as atomic as :meth:`write`. The two names share

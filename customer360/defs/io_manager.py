@@ -64,13 +64,20 @@ class ParquetDuckDBIOManager(dg.ConfigurableIOManager):
     def store(self) -> ArtifactStore:
         return ArtifactStore(self.artifacts_dir)
 
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame) -> None:
+        """A frame is written as it is; a lazy plan is streamed into the file (see
+        :meth:`ArtifactStore.sink`), for tables that should never be held whole."""
         table = context.asset_key.path[-1]
-        path = self.store.write(table, obj)
+        if isinstance(obj, pl.LazyFrame):
+            path = self.store.sink(table, obj)
+            rows, schema = self.store.row_count(table), obj.collect_schema()
+        else:
+            path = self.store.write(table, obj)
+            rows, schema = obj.height, obj.schema
         context.add_output_metadata(
             {
-                "dagster/row_count": obj.height,
-                "dagster/column_schema": table_schema(obj),
+                "dagster/row_count": rows,
+                "dagster/column_schema": table_schema(schema),
                 "path": dg.MetadataValue.path(str(path)),
                 "duckdb": dg.MetadataValue.text(f'SELECT * FROM "{table}"'),
             }

@@ -40,7 +40,7 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
             "<type>_primary with their normalized value, unless invalid or excluded."
         ),
     )
-    def traits(records: pl.DataFrame, identifiers: pl.LazyFrame) -> pl.DataFrame:
+    def traits(records: pl.DataFrame, identifiers: pl.LazyFrame) -> pl.LazyFrame:
         return build_traits(spec, records, identifiers)
 
     @dg.asset(

@@ -185,3 +185,24 @@ def test_a_shared_file_becomes_the_table_and_outlives_its_first_name(tmp_path):
     kept.unlink()  # e.g. the batch is replaced and its kept copy deleted
     assert_frame_equal(store.read("crm"), FRAME)
     assert count_via_view(store, "crm") == 3
+
+
+def test_a_sunk_plan_becomes_the_table_in_its_order(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("traits", FRAME.head(1))
+    plan = pl.concat([FRAME.lazy(), FRAME.lazy().reverse()])
+    path = store.sink("traits", plan)
+    assert_frame_equal(store.read("traits"), pl.concat([FRAME, FRAME.reverse()]))
+    assert count_via_view(store, "traits") == 6
+    assert not has_statistics(path)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_failed_sink_keeps_the_old_table_and_leaves_no_temporary_file(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("traits", FRAME)
+    failing = FRAME.lazy().select(pl.col("entity_key").str.to_integer())
+    with pytest.raises(pl.exceptions.PolarsError):
+        store.sink("traits", failing)
+    assert_frame_equal(store.read("traits"), FRAME)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
