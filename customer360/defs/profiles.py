@@ -48,7 +48,7 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
             "traits": columns(
                 "entity_key", "attribute", "value", "observed_at", "source", lazy=True
             ),
-            "records": columns(*observed_columns(spec)),
+            "records": columns(*observed_columns(spec), lazy=True),
             "membership": columns("entity_key", "resolved_id"),
             "clusters": columns("size"),  # its height is all this step reads of it
         },
@@ -67,7 +67,7 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
     def resolved_traits(
         context: AssetExecutionContext,
         traits: pl.LazyFrame,
-        records: pl.DataFrame,
+        records: pl.LazyFrame,
         membership: pl.DataFrame,
         clusters: pl.DataFrame,
     ):

@@ -7,6 +7,7 @@ import polars as pl
 
 from customer360.core.survivorship import resolve_traits
 from customer360.core.touched_clusters import (
+    digested_records,
     profile_inputs,
     resolve_touched_traits,
     touched_clusters,
@@ -52,8 +53,8 @@ CLUSTERS = {"crm:1": "crm:1", "crm:2": "crm:1", "crm:3": "crm:3", "crm:4": "crm:
 
 
 def touched(after: pl.DataFrame, clusters_after: dict[str, str]) -> set[str]:
-    previous = profile_inputs(SPEC, BEFORE, membership(CLUSTERS))
-    current = profile_inputs(SPEC, after, membership(clusters_after))
+    previous = profile_inputs(SPEC, digested_records(SPEC, BEFORE), membership(CLUSTERS))
+    current = profile_inputs(SPEC, digested_records(SPEC, after), membership(clusters_after))
     found = touched_clusters(previous, current)
     assert found is not None
     return set(found) & set(clusters_after.values())
@@ -88,9 +89,9 @@ def test_moving_a_record_in_its_batch_touches_nothing():
 
 
 def test_another_spec_touches_everything():
-    previous = profile_inputs(SPEC, BEFORE, membership(CLUSTERS))
+    previous = profile_inputs(SPEC, digested_records(SPEC, BEFORE), membership(CLUSTERS))
     other = make_spec(spec_dict(survivorship={"default": "most_recent"}))
-    current = profile_inputs(other, BEFORE, membership(CLUSTERS))
+    current = profile_inputs(other, digested_records(other, BEFORE), membership(CLUSTERS))
     assert touched_clusters(previous, current) is None
     assert touched_clusters(None, current) is None
 
