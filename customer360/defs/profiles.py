@@ -100,8 +100,8 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
             "resolved_traits": columns(
                 "resolved_id", "attribute", "value", "strategy", "source", "conflict", lazy=True
             ),
-            "records": columns("entity_key", "source", "updated_at"),
-            "membership": columns("entity_key", "resolved_id"),
+            "records": columns("entity_key", "source", "updated_at", lazy=True),
+            "membership": columns("entity_key", "resolved_id", lazy=True),
         },
         group_name=GROUP,
         kinds=KINDS,
@@ -115,8 +115,8 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
     def golden_profiles(
         context: AssetExecutionContext,
         resolved_traits: pl.LazyFrame,
-        records: pl.DataFrame,
-        membership: pl.DataFrame,
+        records: pl.LazyFrame,
+        membership: pl.LazyFrame,
     ) -> pl.DataFrame:
         profiles = build_golden_profiles(spec, resolved_traits, records, membership)
         context.add_output_metadata(
