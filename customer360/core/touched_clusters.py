@@ -28,7 +28,7 @@ OBSERVED_PROVENANCE = ["entity_key", "source", "trust", "updated_at"]
 
 
 class Survivorship(NamedTuple):
-    resolved: pl.DataFrame  # the winning observations of every cluster
+    resolved: pl.LazyFrame  # the winning observations of every cluster, as a plan
     inputs: pl.DataFrame  # the profile inputs to keep for the next run
     reused_clusters: int  # clusters whose winners were carried over unchanged
 
@@ -111,12 +111,14 @@ def resolve_touched_traits(
     records: pl.DataFrame | pl.LazyFrame,
     membership: pl.DataFrame,
     previous_inputs: pl.DataFrame | None = None,
-    previous_resolved: pl.DataFrame | None = None,
+    previous_resolved: pl.DataFrame | pl.LazyFrame | None = None,
 ) -> Survivorship:
     """The winners of every cluster: carried over from ``previous_resolved`` for clusters
     untouched since ``previous_inputs`` were kept, resolved again for the rest. Equal,
     as a set of rows, to :func:`resolve_traits` over everything. ``records`` needs every
-    one of :func:`observed_columns`; of them only the provenance is held."""
+    one of :func:`observed_columns`; of them only the provenance is held.
+    ``previous_resolved`` may be a scan of the stored table: the carried rows then
+    stream from it into the new table, never held."""
     records = digested_records(spec, records)
     inputs = profile_inputs(spec, records, membership)
     touched = touched_clusters(previous_inputs, inputs) if previous_resolved is not None else None
@@ -133,8 +135,9 @@ def resolve_touched_traits(
         records.filter(touched_keys),
         touched_members,
     )
-    carried = previous_resolved.filter(~in_touched)
-    resolved = pl.concat([carried.select(fresh.columns).cast(fresh.schema), fresh])
+    schema = fresh.collect_schema()
+    carried = previous_resolved.lazy().filter(~in_touched).select(schema.names()).cast(schema)
+    resolved = pl.concat([carried, fresh])
     reused = (
         inputs.get_column("resolved_id").n_unique()
         - touched_members.get_column("resolved_id").n_unique()

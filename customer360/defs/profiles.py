@@ -74,7 +74,7 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
         """``clusters`` is an input so that its blocking size check gates this asset."""
         previous_inputs = None if is_full_run(context) else store.read_state(PROFILE_INPUTS_STATE)
         previous = (
-            store.read("resolved_traits")
+            store.scan("resolved_traits")
             if previous_inputs is not None and store.exists("resolved_traits")
             else None
         )
@@ -90,7 +90,7 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
                 "clusters": clusters.height,
                 "clusters_carried_over": result.reused_clusters,
                 "clusters_resolved": clusters.height - result.reused_clusters,
-                "conflicts": int(result.resolved.get_column("conflict").sum()),
+                "conflicts": result.resolved.select(pl.col("conflict").sum()).collect().item(),
             },
         )
         store.write_state(PROFILE_INPUTS_STATE, result.inputs)

@@ -256,7 +256,7 @@ def test_traits_and_resolved_traits_keep_every_observation_and_the_winner():
     membership = pl.DataFrame(
         {"entity_key": ["crm:1", "crm:2", "shop:3"], "resolved_id": ["crm:1"] * 3}
     )
-    resolved = resolve_traits(spec, traits, records, membership)
+    resolved = resolve_traits(spec, traits, records, membership).collect()
     city = resolved.filter(pl.col("attribute") == "city").row(0, named=True)
     assert (city["value"], city["strategy"], city["entity_key"]) == (
         "Chicago", "most_recent", "shop:3"

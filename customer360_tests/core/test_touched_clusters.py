@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from customer360.core.storage import ArtifactStore
 from customer360.core.survivorship import resolve_traits
 from customer360.core.touched_clusters import (
     digested_records,
@@ -102,6 +103,20 @@ def test_carried_over_winners_equal_resolving_everything():
     after = records(("crm:1", "Ann"), ("crm:2", "Anna"), ("crm:3", "Bob"), ("crm:4", "Cy"))
     second, traits = resolve(after, membership(CLUSTERS), (first.inputs, first.resolved))
     assert second.reused_clusters == 2  # crm:3 and crm:4; crm:1 changed
-    everything = resolve_traits(SPEC, traits, after, membership(CLUSTERS))
-    assert sorted(second.resolved.rows()) == sorted(everything.rows())
-    assert second.resolved.schema == everything.schema
+    everything = resolve_traits(SPEC, traits, after, membership(CLUSTERS)).collect()
+    carried_and_fresh = second.resolved.collect()
+    assert sorted(carried_and_fresh.rows()) == sorted(everything.rows())
+    assert carried_and_fresh.schema == everything.schema
+
+
+def test_winners_carried_from_the_stored_table_stream_into_its_new_version(tmp_path):
+    store = ArtifactStore(tmp_path)
+    first, _ = resolve(BEFORE, membership(CLUSTERS))
+    store.sink("resolved_traits", first.resolved)
+    after = records(("crm:1", "Ann"), ("crm:2", "Anna"), ("crm:3", "Bob"), ("crm:4", "Cy"))
+    kept = (first.inputs, store.scan("resolved_traits"))
+    second, traits = resolve(after, membership(CLUSTERS), kept)
+    assert second.reused_clusters == 2
+    store.sink("resolved_traits", second.resolved)  # over the file the carried rows come from
+    everything = resolve_traits(SPEC, traits, after, membership(CLUSTERS)).collect()
+    assert sorted(store.read("resolved_traits").rows()) == sorted(everything.rows())
