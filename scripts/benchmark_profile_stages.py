@@ -115,10 +115,10 @@ def _stages(artifacts: Path, spec_path: Path) -> dict[str, Callable[[], object]]
         ).collect(engine="streaming"),
         "resolved_traits (full)": lambda: resolve_touched_traits(
             spec, scan("traits"), observed, members
-        ),
+        ).resolved.collect(engine="streaming"),
         "resolved_traits (1% batch)": lambda: resolve_touched_traits(
             spec, scan("traits"), observed, members, before_batch, previous_winners
-        ),
+        ).resolved.collect(engine="streaming"),
         "golden_profiles": lambda: build_golden_profiles(
             spec, scan("resolved_traits"), records, members
         ),

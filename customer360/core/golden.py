@@ -3,10 +3,12 @@ the source of every value, audit columns and a data-quality score."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 import polars as pl
 
 from customer360.core.frames import aligned_or_joined
-from customer360.core.spec import Spec
+from customer360.core.spec import Spec, Strategy
 
 # How far back a last update still counts as recent when scoring data quality.
 RECENCY_HORIZON_DAYS = 365
@@ -42,14 +44,22 @@ def build_golden_profiles(
     # The sorted ids as the categories of an Enum: a winner's category number is its
     # profile's position, found without a join on the text ids.
     position = pl.col("resolved_id").cast(pl.Enum(profiles.get_column("resolved_id")))
+    # Attribute and strategy, a few names repeated on every winner, are held as Enum
+    # codes, made as the table streams past: their text is spelled out only for the
+    # conflicts.
     winners = (
         resolved_traits.lazy()
-        .with_columns(position.to_physical().alias("position"))
+        .with_columns(
+            position.to_physical().alias("position"),
+            pl.col("attribute").cast(pl.Enum(fields)),
+            pl.col("strategy").cast(pl.Enum(get_args(Strategy))),
+        )
         .drop("resolved_id")
-        .collect()
+        .collect(engine="streaming")
     )
     conflicts = (
         winners.filter(pl.col("conflict"))
+        .select("position", pl.col("attribute", "strategy").cast(pl.String))
         .sort("attribute")
         .group_by("position")
         .agg((pl.col("attribute") + ":" + pl.col("strategy")).alias("conflict_rules_applied"))
