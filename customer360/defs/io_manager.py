@@ -1,5 +1,6 @@
-"""The IO manager: assets hand over Polars frames; they are stored as Parquet and made
-queryable by name in ``artifacts/customer360.duckdb`` (see :mod:`customer360.core.storage`).
+"""The IO manager: assets hand over Polars frames, or lazy plans for tables too large to
+hold; they are stored as Parquet and made queryable by name in
+``artifacts/customer360.duckdb`` (see :mod:`customer360.core.storage`).
 """
 
 import gc
