@@ -36,7 +36,7 @@ def build_golden_profiles(
     Each input may be a scan of the stored table. ``resolved_traits`` is read once,
     already joined to the profiles' row numbers, and never held twice; ``records`` and
     ``membership`` are read for the audit columns alone, and let go before the winners
-    are read (at ten million records, 1.5 GB the pivot no longer shares the memory with).
+    are read and pivoted (at ten million records, 1.5 GB no longer held beside them).
     """
     fields = spec.golden_fields
     as_of = records.lazy().select(pl.col("updated_at").max()).collect().item()
