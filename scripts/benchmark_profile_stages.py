@@ -31,6 +31,7 @@ from customer360.core.metrics import build_metrics
 from customer360.core.organizations import resolve_organizations
 from customer360.core.spec import load_spec
 from customer360.core.touched_clusters import (
+    digested_records,
     observed_columns,
     profile_inputs,
     resolve_touched_traits,
@@ -78,8 +79,8 @@ def _stages(artifacts: Path, spec_path: Path) -> dict[str, Callable[[], object]]
     records = read("records")
     membership = read("membership")
     members = membership.select("entity_key", "resolved_id")
-    observed = records.select(observed_columns(spec))
-    inputs = profile_inputs(spec, observed, members)
+    observed = scan("records").select(observed_columns(spec))
+    inputs = profile_inputs(spec, digested_records(spec, observed), members)
     before_batch = inputs.filter(~pl.col("entity_key").str.starts_with(BATCH_KEYS))
     previous_winners = read("resolved_traits")
     identifiers = read("identifiers")
@@ -111,13 +112,13 @@ def _stages(artifacts: Path, spec_path: Path) -> dict[str, Callable[[], object]]
             spec,
             records.select(*OBSERVATION_PROVENANCE, *spec.attribute_names),
             scan("identifiers"),
-        ),
+        ).collect(engine="streaming"),
         "resolved_traits (full)": lambda: resolve_touched_traits(
             spec, scan("traits"), observed, members
-        ),
+        ).resolved.collect(engine="streaming"),
         "resolved_traits (1% batch)": lambda: resolve_touched_traits(
             spec, scan("traits"), observed, members, before_batch, previous_winners
-        ),
+        ).resolved.collect(engine="streaming"),
         "golden_profiles": lambda: build_golden_profiles(
             spec, scan("resolved_traits"), records, members
         ),

@@ -63,16 +63,18 @@ class ArtifactStore:
     def write(self, table: str, frame: pl.DataFrame | pl.LazyFrame) -> Path:
         """Atomically replace a table's Parquet file, then make sure its view exists.
 
-        A lazy frame is streamed to the file, never held whole; it may read the very
-        table it replaces (the old file stays until the new one is renamed over it).
-        Its statistics are left out: whether it is sorted is not known before it runs.
+        A lazy frame is streamed to the file in its plan's order, never held whole — for
+        tables far larger than their inputs (the observations of every record); it may
+        read the very table it replaces (the old file stays until the new one is renamed
+        over it). Its statistics are left out: whether it is sorted by its key (see
+        :func:`_statistics_help`) cannot be seen without holding it.
         """
         target = self.path(table)
         if isinstance(frame, pl.LazyFrame):
             _replace_atomically(
                 target,
                 lambda temporary: frame.sink_parquet(
-                    temporary, statistics=False, **PARQUET_OPTIONS
+                    temporary, statistics=False, engine="streaming", **PARQUET_OPTIONS
                 ),
             )
         else:

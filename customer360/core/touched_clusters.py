@@ -28,7 +28,7 @@ OBSERVED_PROVENANCE = ["entity_key", "source", "trust", "updated_at"]
 
 
 class Survivorship(NamedTuple):
-    resolved: pl.DataFrame  # the winning observations of every cluster
+    resolved: pl.LazyFrame  # the winning observations of every cluster, as a plan
     inputs: pl.DataFrame  # the profile inputs to keep for the next run
     reused_clusters: int  # clusters whose winners were carried over unchanged
 
@@ -51,13 +51,28 @@ def observed_columns(spec: Spec) -> list[str]:
     return [*OBSERVED_PROVENANCE, *spec.identifier_types, *spec.attribute_names]
 
 
-def profile_inputs(spec: Spec, records: pl.DataFrame, membership: pl.DataFrame) -> pl.DataFrame:
-    """entity_key, resolved_id, a digest of the record's content and the spec fingerprint.
-    ``records`` needs every one of :func:`observed_columns`."""
+def digested_records(spec: Spec, records: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Each record's provenance (entity_key, source, trust, updated_at) and a digest of
+    its content, every one of :func:`observed_columns`.
+
+    One streamed pass over ``records`` (a scan of the stored table, in a run): the
+    content is hashed as it is read and never held whole — at ten million records its
+    dozen text columns take about 1.7 GB that survivorship has no other use for."""
     content = pl.struct(observed_columns(spec))
-    digests = records.select("entity_key", content.hash().alias("digest"))
+    return (
+        records.lazy()
+        .select(*OBSERVED_PROVENANCE, content.hash().alias("digest"))
+        .collect(engine="streaming")
+    )
+
+
+def profile_inputs(spec: Spec, digested: pl.DataFrame, membership: pl.DataFrame) -> pl.DataFrame:
+    """entity_key, resolved_id, the digest of the record's content and the spec
+    fingerprint; ``digested`` as :func:`digested_records` makes it."""
     return aligned_or_joined(
-        membership.select("entity_key", "resolved_id"), digests, on="entity_key"
+        membership.select("entity_key", "resolved_id"),
+        digested.select("entity_key", "digest"),
+        on="entity_key",
     ).with_columns(pl.lit(spec_fingerprint(spec)).alias("spec_fingerprint"))
 
 
@@ -93,14 +108,18 @@ def _record_states(inputs: pl.DataFrame) -> pl.Series:
 def resolve_touched_traits(
     spec: Spec,
     traits: pl.DataFrame | pl.LazyFrame,
-    records: pl.DataFrame,
+    records: pl.DataFrame | pl.LazyFrame,
     membership: pl.DataFrame,
     previous_inputs: pl.DataFrame | None = None,
-    previous_resolved: pl.DataFrame | None = None,
+    previous_resolved: pl.DataFrame | pl.LazyFrame | None = None,
 ) -> Survivorship:
     """The winners of every cluster: carried over from ``previous_resolved`` for clusters
     untouched since ``previous_inputs`` were kept, resolved again for the rest. Equal,
-    as a set of rows, to :func:`resolve_traits` over everything."""
+    as a set of rows, to :func:`resolve_traits` over everything. ``records`` needs every
+    one of :func:`observed_columns`; of them only the provenance is held.
+    ``previous_resolved`` may be a scan of the stored table: the carried rows then
+    stream from it into the new table, never held."""
+    records = digested_records(spec, records)
     inputs = profile_inputs(spec, records, membership)
     touched = touched_clusters(previous_inputs, inputs) if previous_resolved is not None else None
     if touched is None:
@@ -116,8 +135,9 @@ def resolve_touched_traits(
         records.filter(touched_keys),
         touched_members,
     )
-    carried = previous_resolved.filter(~in_touched)
-    resolved = pl.concat([carried.select(fresh.columns).cast(fresh.schema), fresh])
+    schema = fresh.collect_schema()
+    carried = previous_resolved.lazy().filter(~in_touched).select(schema.names()).cast(schema)
+    resolved = pl.concat([carried, fresh])
     reused = (
         inputs.get_column("resolved_id").n_unique()
         - touched_members.get_column("resolved_id").n_unique()

@@ -1,5 +1,6 @@
-"""The IO manager: assets hand over Polars frames; they are stored as Parquet and made
-queryable by name in ``artifacts/customer360.duckdb`` (see :mod:`customer360.core.storage`).
+"""The IO manager: assets hand over Polars frames, or lazy plans for tables too large to
+hold; they are stored as Parquet and made queryable by name in
+``artifacts/customer360.duckdb`` (see :mod:`customer360.core.storage`).
 """
 
 import gc
@@ -65,15 +66,18 @@ class ParquetDuckDBIOManager(dg.ConfigurableIOManager):
         return ArtifactStore(self.artifacts_dir)
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame) -> None:
-        """Write the table; a lazy frame is streamed to it (see ArtifactStore.write)."""
+        """A frame is written as it is; a lazy plan is streamed into the file (see
+        :meth:`ArtifactStore.write`), for tables that should never be held whole."""
         table = context.asset_key.path[-1]
         path = self.store.write(table, obj)
-        written = obj if isinstance(obj, pl.DataFrame) else obj.clear().collect()
-        rows = obj.height if isinstance(obj, pl.DataFrame) else self.store.row_count(table)
+        if isinstance(obj, pl.LazyFrame):
+            rows, schema = self.store.row_count(table), obj.collect_schema()
+        else:
+            rows, schema = obj.height, obj.schema
         context.add_output_metadata(
             {
                 "dagster/row_count": rows,
-                "dagster/column_schema": table_schema(written),
+                "dagster/column_schema": table_schema(schema),
                 "path": dg.MetadataValue.path(str(path)),
                 "duckdb": dg.MetadataValue.text(f'SELECT * FROM "{table}"'),
             }

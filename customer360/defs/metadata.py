@@ -8,12 +8,12 @@ from customer360.core.spec import Spec
 from customer360.defs.column_docs import COLUMN_DOCS
 
 
-def table_schema(frame: pl.DataFrame, extra_docs: dict[str, str] | None = None) -> dg.TableSchema:
+def table_schema(schema: pl.Schema, extra_docs: dict[str, str] | None = None) -> dg.TableSchema:
     docs = {**COLUMN_DOCS, **(extra_docs or {})}
     return dg.TableSchema(
         columns=[
             dg.TableColumn(name=name, type=str(dtype), description=docs.get(name))
-            for name, dtype in frame.schema.items()
+            for name, dtype in schema.items()
         ]
     )
 

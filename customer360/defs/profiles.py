@@ -40,7 +40,7 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
             "<type>_primary with their normalized value, unless invalid or excluded."
         ),
     )
-    def traits(records: pl.DataFrame, identifiers: pl.LazyFrame) -> pl.DataFrame:
+    def traits(records: pl.DataFrame, identifiers: pl.LazyFrame) -> pl.LazyFrame:
         return build_traits(spec, records, identifiers)
 
     @dg.asset(
@@ -48,7 +48,7 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
             "traits": columns(
                 "entity_key", "attribute", "value", "observed_at", "source", lazy=True
             ),
-            "records": columns(*observed_columns(spec)),
+            "records": columns(*observed_columns(spec), lazy=True),
             "membership": columns("entity_key", "resolved_id"),
             "clusters": columns("size"),  # its height is all this step reads of it
         },
@@ -67,14 +67,14 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
     def resolved_traits(
         context: AssetExecutionContext,
         traits: pl.LazyFrame,
-        records: pl.DataFrame,
+        records: pl.LazyFrame,
         membership: pl.DataFrame,
         clusters: pl.DataFrame,
     ):
         """``clusters`` is an input so that its blocking size check gates this asset."""
         previous_inputs = None if is_full_run(context) else store.read_state(PROFILE_INPUTS_STATE)
         previous = (
-            store.read("resolved_traits")
+            store.scan("resolved_traits")
             if previous_inputs is not None and store.exists("resolved_traits")
             else None
         )
@@ -90,7 +90,7 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
                 "clusters": clusters.height,
                 "clusters_carried_over": result.reused_clusters,
                 "clusters_resolved": clusters.height - result.reused_clusters,
-                "conflicts": int(result.resolved.get_column("conflict").sum()),
+                "conflicts": result.resolved.select(pl.col("conflict").sum()).collect().item(),
             },
         )
         store.write_state(PROFILE_INPUTS_STATE, result.inputs)
@@ -100,8 +100,8 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
             "resolved_traits": columns(
                 "resolved_id", "attribute", "value", "strategy", "source", "conflict", lazy=True
             ),
-            "records": columns("entity_key", "source", "updated_at"),
-            "membership": columns("entity_key", "resolved_id"),
+            "records": columns("entity_key", "source", "updated_at", lazy=True),
+            "membership": columns("entity_key", "resolved_id", lazy=True),
         },
         group_name=GROUP,
         kinds=KINDS,
@@ -115,8 +115,8 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
     def golden_profiles(
         context: AssetExecutionContext,
         resolved_traits: pl.LazyFrame,
-        records: pl.DataFrame,
-        membership: pl.DataFrame,
+        records: pl.LazyFrame,
+        membership: pl.LazyFrame,
     ) -> pl.DataFrame:
         profiles = build_golden_profiles(spec, resolved_traits, records, membership)
         context.add_output_metadata(

@@ -256,9 +256,10 @@ def test_incremental_runs_equal_a_full_recompute(operations):
         assert result.membership.get_column("resolved_id").n_unique() == golden.height
 
 
-def winners(resolved: pl.DataFrame) -> list[tuple]:
+def winners(resolved: pl.LazyFrame) -> list[tuple]:
     """Each winning observation (record, attribute, value, conflict) — ids left out."""
-    return sorted(resolved.select("entity_key", "attribute", "value", "conflict").iter_rows())
+    chosen = resolved.select("entity_key", "attribute", "value", "conflict").collect()
+    return sorted(chosen.iter_rows())
 
 
 def test_published_ids_missing_from_the_registry_are_registered_and_never_reissued():

@@ -209,3 +209,24 @@ def test_a_shared_state_keeps_the_file_it_links_when_the_table_is_replaced(tmp_p
     first = FRAME.columns[:1]
     assert_frame_equal(store.read_state("kept_membership", first), FRAME.select(first))
     assert store.read_state("never_kept") is None
+
+
+def test_a_streamed_plan_becomes_the_table_in_its_order(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("traits", FRAME.head(1))
+    plan = pl.concat([FRAME.lazy(), FRAME.lazy().reverse()])
+    path = store.write("traits", plan)
+    assert_frame_equal(store.read("traits"), pl.concat([FRAME, FRAME.reverse()]))
+    assert count_via_view(store, "traits") == 6
+    assert not has_statistics(path)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_failed_stream_keeps_the_old_table_and_leaves_no_temporary_file(tmp_path):
+    store = ArtifactStore(tmp_path)
+    store.write("traits", FRAME)
+    failing = FRAME.lazy().select(pl.col("entity_key").str.to_integer())
+    with pytest.raises(pl.exceptions.PolarsError):
+        store.write("traits", failing)
+    assert_frame_equal(store.read("traits"), FRAME)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -9,6 +9,7 @@ import pytest
 
 from customer360.core.golden import build_golden_profiles as golden_from_traits
 from customer360.core.identifiers import build_identifiers
+from customer360.core.storage import ArtifactStore
 from customer360.core.survivorship import resolve_traits
 from customer360.core.traits import build_traits
 
@@ -247,7 +248,7 @@ def test_traits_and_resolved_traits_keep_every_observation_and_the_winner():
     spec = golden_spec(STRATEGIES)
     records = records_frame(ONE_PERSON, columns=COLUMNS)
     identifiers = build_identifiers(spec, records)
-    traits = build_traits(spec, records, identifiers)
+    traits = build_traits(spec, records, identifiers).collect()
     emails = traits.filter(pl.col("attribute") == "email_primary")
     # the excluded noreply address is no observation; both real ones are
     assert sorted(emails.get_column("value")) == ["ann@example.com", "ann@example.com"]
@@ -255,10 +256,39 @@ def test_traits_and_resolved_traits_keep_every_observation_and_the_winner():
     membership = pl.DataFrame(
         {"entity_key": ["crm:1", "crm:2", "shop:3"], "resolved_id": ["crm:1"] * 3}
     )
-    resolved = resolve_traits(spec, traits, records, membership)
+    resolved = resolve_traits(spec, traits, records, membership).collect()
     city = resolved.filter(pl.col("attribute") == "city").row(0, named=True)
     assert (city["value"], city["strategy"], city["entity_key"]) == (
         "Chicago", "most_recent", "shop:3"
     )
     assert city["observed_at"] == datetime(2024, 6, 1)
     assert city["conflict"] is True
+
+
+def test_traits_stream_into_their_table_attribute_by_attribute_then_identifiers(tmp_path):
+    spec = golden_spec(STRATEGIES)
+    records = records_frame(ONE_PERSON, columns=COLUMNS)
+    plan = build_traits(spec, records, build_identifiers(spec, records))
+    store = ArtifactStore(tmp_path)
+    store.write("traits", plan)
+    traits = store.read("traits")
+    assert traits.equals(plan.collect())
+    # each attribute's observations in the records' order, then the usable identifiers
+    assert traits.select("attribute", "entity_key", "source", "trust").rows() == [
+        ("first_name", "crm:1", "crm", 1),
+        ("first_name", "crm:2", "crm", 1),
+        ("first_name", "shop:3", "shop", 2),
+        ("city", "crm:1", "crm", 1),
+        ("city", "shop:3", "shop", 2),
+        ("city", "web:4", "web", 3),
+        ("nickname", "crm:1", "crm", 1),
+        ("nickname", "shop:3", "shop", 2),
+        ("nickname", "web:4", "web", 3),
+        ("middle_name", "crm:1", "crm", 1),
+        ("middle_name", "crm:2", "crm", 1),
+        ("middle_name", "web:4", "web", 3),
+        ("email_primary", "crm:1", "crm", 1),  # the no-reply and invalid ones are left out
+        ("email_primary", "shop:3", "shop", 2),
+        ("phone_primary", "crm:1", "crm", 1),
+        ("phone_primary", "shop:3", "shop", 2),
+    ]

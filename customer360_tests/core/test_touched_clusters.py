@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import polars as pl
 
+from customer360.core.storage import ArtifactStore
 from customer360.core.survivorship import resolve_traits
 from customer360.core.touched_clusters import (
+    digested_records,
     profile_inputs,
     resolve_touched_traits,
     touched_clusters,
@@ -52,8 +54,8 @@ CLUSTERS = {"crm:1": "crm:1", "crm:2": "crm:1", "crm:3": "crm:3", "crm:4": "crm:
 
 
 def touched(after: pl.DataFrame, clusters_after: dict[str, str]) -> set[str]:
-    previous = profile_inputs(SPEC, BEFORE, membership(CLUSTERS))
-    current = profile_inputs(SPEC, after, membership(clusters_after))
+    previous = profile_inputs(SPEC, digested_records(SPEC, BEFORE), membership(CLUSTERS))
+    current = profile_inputs(SPEC, digested_records(SPEC, after), membership(clusters_after))
     found = touched_clusters(previous, current)
     assert found is not None
     return set(found) & set(clusters_after.values())
@@ -88,9 +90,9 @@ def test_moving_a_record_in_its_batch_touches_nothing():
 
 
 def test_another_spec_touches_everything():
-    previous = profile_inputs(SPEC, BEFORE, membership(CLUSTERS))
+    previous = profile_inputs(SPEC, digested_records(SPEC, BEFORE), membership(CLUSTERS))
     other = make_spec(spec_dict(survivorship={"default": "most_recent"}))
-    current = profile_inputs(other, BEFORE, membership(CLUSTERS))
+    current = profile_inputs(other, digested_records(other, BEFORE), membership(CLUSTERS))
     assert touched_clusters(previous, current) is None
     assert touched_clusters(None, current) is None
 
@@ -101,6 +103,20 @@ def test_carried_over_winners_equal_resolving_everything():
     after = records(("crm:1", "Ann"), ("crm:2", "Anna"), ("crm:3", "Bob"), ("crm:4", "Cy"))
     second, traits = resolve(after, membership(CLUSTERS), (first.inputs, first.resolved))
     assert second.reused_clusters == 2  # crm:3 and crm:4; crm:1 changed
-    everything = resolve_traits(SPEC, traits, after, membership(CLUSTERS))
-    assert sorted(second.resolved.rows()) == sorted(everything.rows())
-    assert second.resolved.schema == everything.schema
+    everything = resolve_traits(SPEC, traits, after, membership(CLUSTERS)).collect()
+    carried_and_fresh = second.resolved.collect()
+    assert sorted(carried_and_fresh.rows()) == sorted(everything.rows())
+    assert carried_and_fresh.schema == everything.schema
+
+
+def test_winners_carried_from_the_stored_table_stream_into_its_new_version(tmp_path):
+    store = ArtifactStore(tmp_path)
+    first, _ = resolve(BEFORE, membership(CLUSTERS))
+    store.write("resolved_traits", first.resolved)
+    after = records(("crm:1", "Ann"), ("crm:2", "Anna"), ("crm:3", "Bob"), ("crm:4", "Cy"))
+    kept = (first.inputs, store.scan("resolved_traits"))
+    second, traits = resolve(after, membership(CLUSTERS), kept)
+    assert second.reused_clusters == 2
+    store.write("resolved_traits", second.resolved)  # over the file the carried rows come from
+    everything = resolve_traits(SPEC, traits, after, membership(CLUSTERS)).collect()
+    assert sorted(store.read("resolved_traits").rows()) == sorted(everything.rows())
