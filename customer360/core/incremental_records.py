@@ -47,6 +47,10 @@ from customer360.core.storage import ArtifactStore
 from customer360.core.touched_clusters import spec_fingerprint
 
 BASIS_FILE = "records_basis.json"
+# The positions of the records a run mapped, when it took others over: the identifiers
+# stage classifies only theirs (see core.incremental_identifiers).
+MAPPED_ROWS_STATE = "records_mapped_rows"
+MAPPED = "_mapped"  # marks, while records are stacked, the rows mapped this run
 # the code that reads and maps rows (read as files: this module imports them)
 _CODE = hashlib.blake2b(
     b"".join(Path(module.__file__).read_bytes() for module in (readers, records, ingest))
@@ -87,6 +91,8 @@ class MappedRecords(NamedTuple):
     quarantine: pl.DataFrame
     rows_mapped: int
     """Rows mapped this run (the rest are the last run's)."""
+    mapped_rows: pl.Series
+    """The positions in ``records`` of the records mapped this run."""
 
 
 def basis_fingerprint(spec: Spec, forgotten: pl.Series) -> str:
@@ -146,24 +152,31 @@ def update_records(
             old = _rows_of(spec, last_records, name)
             if not _shares_a_key(old, rows):
                 rows_mapped += fresh.height
-                accepted[name] = _merged(old, as_record_rows(spec, rows))
+                accepted[name] = _merged(
+                    _taken_over(old), as_record_rows(spec, _mapped(rows), (MAPPED,))
+                )
                 rejected += [last_quarantine.filter(pl.col("source") == name), quarantined]
                 continue
         rows_mapped += raw.height  # a new batch repeats a record key: the source again
-        accepted[name], quarantined = stage_source(spec, source, raw)
+        rows, quarantined = stage_source(spec, source, raw)
+        accepted[name] = _mapped(rows)
         rejected.append(quarantined)
     in_order = {}
     if last_records is not None and plan.unchanged:
         for trust, names in _sources_by_trust(spec).items():
             if names <= plan.unchanged:
-                in_order[trust] = _trust_slice(last_records, trust)
+                in_order[trust] = _taken_over(_trust_slice(last_records, trust))
             else:
                 for name in names & plan.unchanged:
-                    accepted[name] = _rows_of(spec, last_records, name)
+                    accepted[name] = _taken_over(_rows_of(spec, last_records, name))
         kept = last_quarantine.filter(pl.col("source").is_in(sorted(plan.unchanged)))
         rejected.append(kept)
+    marked = stack_by_trust(spec, accepted, in_order, (MAPPED,))
     return MappedRecords(
-        stack_by_trust(spec, accepted, in_order), stack_quarantine(rejected), rows_mapped
+        marked.drop(MAPPED),
+        stack_quarantine(rejected),
+        rows_mapped,
+        marked.get_column(MAPPED).arg_true(),
     )
 
 
@@ -210,8 +223,11 @@ def next_basis(
     return RecordsBasis(fingerprint, sources)
 
 
-def keep_basis(store: ArtifactStore, basis: RecordsBasis) -> None:
-    """Keep the basis for the next run, once the outputs it describes are written."""
+def keep_basis(store: ArtifactStore, basis: RecordsBasis, mapped: MappedRecords) -> None:
+    """Keep the basis for the next run, once the outputs it describes are written, and
+    the positions of the records mapped this run when others were taken over."""
+    if mapped.mapped_rows.len() < mapped.records.height:
+        store.write_state(MAPPED_ROWS_STATE, mapped.mapped_rows.alias("row").to_frame())
     path = _basis_path(store)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
@@ -221,9 +237,18 @@ def keep_basis(store: ArtifactStore, basis: RecordsBasis) -> None:
 
 
 def forget_basis(store: ArtifactStore) -> None:
-    """Drop the basis (before the outputs it describes are replaced: a run that stops in
-    between leaves none, and the next run maps every source)."""
+    """Drop the basis and the positions of the rows last mapped (before the outputs they
+    describe are replaced: a run that stops in between leaves none, and the next run maps
+    every source)."""
     _basis_path(store).unlink(missing_ok=True)
+    store.state_path(MAPPED_ROWS_STATE).unlink(missing_ok=True)
+
+
+def mapped_rows(store: ArtifactStore) -> pl.Series | None:
+    """The positions in ``records`` of the records the last records stage mapped, when
+    it took others over from the run before; None when it mapped every record."""
+    kept = store.read_state(MAPPED_ROWS_STATE)
+    return None if kept is None else kept.get_column("row")
 
 
 def _basis_path(store: ArtifactStore) -> Path:
@@ -252,6 +277,14 @@ def _rows_of(spec: Spec, records: pl.DataFrame, name: str) -> pl.DataFrame:
     if len(_sources_by_trust(spec)[trust]) == 1:
         return rows
     return rows.filter(pl.col("source") == name)
+
+
+def _mapped(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.with_columns(pl.lit(True).alias(MAPPED))
+
+
+def _taken_over(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.with_columns(pl.lit(False).alias(MAPPED))
 
 
 def _shares_a_key(old: pl.DataFrame, new: pl.DataFrame) -> bool:

@@ -99,6 +99,7 @@ def stack_by_trust(
     spec: Spec,
     accepted: dict[str, pl.DataFrame],
     in_order: dict[int, pl.DataFrame] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> pl.DataFrame:
     """The sources' accepted rows (each in update order) as one table, sorted by trust,
     then earliest update, then entity_key.
@@ -106,20 +107,25 @@ def stack_by_trust(
     Trust is one value per source, so the sources are put one after another by trust;
     only sources sharing a trust are merged by a sort (a sort of everything would move
     every row of every column once more). ``in_order`` holds trusts whose rows are
-    already merged (the last run's, when none of their sources changed).
+    already merged (the last run's, when none of their sources changed); ``extra``
+    columns, which every frame has, ride along after the records' own.
     """
     by_trust: dict[int, dict[str, pl.DataFrame]] = {}
     for name, frame in accepted.items():
-        by_trust.setdefault(spec.source(name).trust, {})[name] = as_record_rows(spec, frame)
+        by_trust.setdefault(spec.source(name).trust, {})[name] = as_record_rows(spec, frame, extra)
     merged = {trust: _in_update_order(frames) for trust, frames in by_trust.items()}
-    merged |= {trust: as_record_rows(spec, frame) for trust, frame in (in_order or {}).items()}
+    merged |= {
+        trust: as_record_rows(spec, frame, extra) for trust, frame in (in_order or {}).items()
+    }
     return pl.concat([merged[trust] for trust in sorted(merged)], how="vertical_relaxed")
 
 
-def as_record_rows(spec: Spec, frame: pl.DataFrame) -> pl.DataFrame:
-    """A source's staged rows with the columns of ``records``: nulls where unmapped."""
+def as_record_rows(spec: Spec, frame: pl.DataFrame, extra: tuple[str, ...] = ()) -> pl.DataFrame:
+    """A source's staged rows with the columns of ``records`` (nulls where unmapped),
+    then the ``extra`` columns."""
     return frame.select(
-        [_column_or_null(frame, c, c in spec.measure_names) for c in record_columns(spec)]
+        *(_column_or_null(frame, c, c in spec.measure_names) for c in record_columns(spec)),
+        *extra,
     )
 
 

@@ -20,6 +20,14 @@ from customer360.core.incremental_clusters import (
     kept_clusters,
     resolve_clusters,
 )
+from customer360.core.incremental_identifiers import (
+    classify_mapped,
+    forget_identifiers_basis,
+    keep_identifiers_basis,
+    kept_identifiers,
+    mapped_mask,
+    mapped_value_keys,
+)
 from customer360.core.incremental_links import (
     forget_link_inputs,
     inputs_fingerprint,
@@ -155,7 +163,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
                 ),
             },
         )
-        keep_basis(store, basis)
+        keep_basis(store, basis, mapped)
 
     @dg.asset(
         ins={"records": columns("entity_key", *spec.identifier_types)},
@@ -171,18 +179,31 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             "normalized again. Validated by its schema (the asset's type)."
         ),
     )
-    def identifiers(context: AssetExecutionContext, records: pl.DataFrame) -> pl.DataFrame:
-        kept = None if is_full_run(context) else load_normalized_values(store)
-        result = classify_identifiers(spec, records, kept)
+    def identifiers(context: AssetExecutionContext, records: pl.DataFrame):
+        full = is_full_run(context)
+        mapped = None if full else mapped_mask(store, records.height)
+        last = None if mapped is None else kept_identifiers(store, spec)
+        result = None
+        if mapped is not None and last is not None:  # records taken over: their rows too
+            kept = load_normalized_values(store, mapped_value_keys(spec, records, mapped))
+            result = classify_mapped(spec, records, mapped, last, kept)
+            classified = int(mapped.sum())
+        if result is None:
+            kept = None if full else load_normalized_values(store)
+            result = classify_identifiers(spec, records, kept)
+            classified = records.height
         keep_normalized_values(store, spec, kept, result.fresh, result.used)
         by_status = result.table.group_by("status").len()
-        context.add_output_metadata(
-            {
+        forget_identifiers_basis(store)  # until the table it describes is written
+        yield dg.Output(
+            result.table,
+            metadata={
                 **{f"status_{status}": int(n) for status, n in by_status.iter_rows()},
                 "values_normalized": result.fresh.height,
-            }
+                "records_classified": classified,
+            },
         )
-        return result.table
+        keep_identifiers_basis(store, spec, result.table)
 
     @dg.multi_asset(
         ins={

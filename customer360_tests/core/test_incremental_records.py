@@ -69,7 +69,7 @@ def run(spec: Spec, store: ArtifactStore) -> MappedRecords:
     mapped = update_records(spec, plan, {n: r.frame for n, r in ingested.items()}, previous)
     store.write("records", mapped.records)
     store.write("quarantine", mapped.quarantine)
-    keep_basis(store, basis)
+    keep_basis(store, basis, mapped)
     return mapped
 
 

@@ -17,8 +17,8 @@ from customer360.core.spec import load_spec
 from customer360.core.storage import ArtifactStore
 from customer360.definitions import JOB_NAME, build_definitions
 from customer360.defs.automation import FULL_RUN_TAGS
+from customer360_tests.conftest import CRM_BATCH_HEADER, add_batch
 
-HEADER = "customer_id,email,phone,first_name,created_at\n"
 TABLES = ["records", "quarantine", "crm_customers", "ecom_orders", "support_tickets"]
 ALL_ROWS = 10  # the walkthrough's rows: 3 CRM (in day1.csv), 4 orders, 3 tickets
 
@@ -45,21 +45,6 @@ def assert_equal_to_a_fresh_run(spec_path: Path, artifacts: Path, tmp_path: Path
     mine, theirs = ArtifactStore(artifacts), ArtifactStore(fresh)
     for table in (table for table in TABLES if theirs.exists(table)):  # a source removed
         assert mine.read(table).equals(theirs.read(table)), table
-
-
-@pytest.fixture
-def folder_world(walkthrough_dir: Path) -> Path:
-    """The walkthrough with its CRM source as a folder of batches (day1.csv)."""
-    crm = walkthrough_dir / "crm"
-    crm.mkdir()
-    (walkthrough_dir / "crm_customers.csv").rename(crm / "day1.csv")
-    spec = walkthrough_dir / "customer360.yaml"
-    spec.write_text(spec.read_text().replace("path: crm_customers.csv", "path: crm/"))
-    return spec
-
-
-def add_batch(spec_path: Path, name: str, lines: list[str], header: str = HEADER) -> None:
-    (spec_path.parent / "crm" / name).write_text(header + "".join(f"{line}\n" for line in lines))
 
 
 def test_new_batches_map_only_their_rows_and_equal_a_fresh_run(
@@ -145,7 +130,10 @@ def remove_a_batch(spec_path: Path, artifacts: Path) -> None:
 
 def add_a_column(spec_path: Path, artifacts: Path) -> None:
     add_batch(
-        spec_path, "day2.csv", ["C004,amy@new.example,,Amy,2024-05-01,x"], HEADER[:-1] + ",extra\n"
+        spec_path,
+        "day2.csv",
+        ["C004,amy@new.example,,Amy,2024-05-01,x"],
+        CRM_BATCH_HEADER[:-1] + ",extra\n",
     )
 
 
