@@ -38,6 +38,7 @@ from customer360.core.readers import BATCH_COLUMN, list_batches
 from customer360.core.records import (
     UPDATE_ORDER,
     as_record_rows,
+    build_records,
     stack_by_trust,
     stack_quarantine,
     stage_source,
@@ -138,7 +139,15 @@ def update_records(
     Takes the extracts over, as ``build_records`` does: each source's raw rows leave
     ``extracts`` once staged.
     """
-    last_records, last_quarantine = previous if previous is not None else (None, None)
+    if previous is None:  # nothing to take over: every row is mapped, none marked
+        records, quarantine = build_records(spec, extracts)
+        return MappedRecords(
+            records,
+            quarantine,
+            records.height + quarantine.height,
+            pl.int_range(records.height, dtype=pl.get_index_type(), eager=True),
+        )
+    last_records, last_quarantine = previous
     accepted: dict[str, pl.DataFrame] = {}
     rejected: list[pl.DataFrame] = []
     rows_mapped = 0
@@ -146,7 +155,7 @@ def update_records(
         source, raw = spec.source(name), extracts.pop(name)
         new = plan.added.get(name)
         before = plan.basis.sources[name] if new and plan.basis else None
-        if before is not None and raw.columns == before.columns and last_records is not None:
+        if before is not None and raw.columns == before.columns:
             fresh = raw.filter(pl.col(BATCH_COLUMN).is_in(new))
             rows, quarantined = stage_source(spec, source, fresh)
             old = _rows_of(spec, last_records, name)
@@ -162,7 +171,7 @@ def update_records(
         accepted[name] = _mapped(rows)
         rejected.append(quarantined)
     in_order = {}
-    if last_records is not None and plan.unchanged:
+    if plan.unchanged:
         for trust, names in _sources_by_trust(spec).items():
             if names <= plan.unchanged:
                 in_order[trust] = _taken_over(_trust_slice(last_records, trust))
