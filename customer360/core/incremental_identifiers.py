@@ -48,8 +48,9 @@ KEPT_COLUMNS = ["value_raw", "value", "status", "reason", "group_size"]
 
 
 class KeptIdentifiers(NamedTuple):
-    table: pl.DataFrame
-    """The last run's table, KEPT_COLUMNS only."""
+    table: pl.LazyFrame
+    """The last run's table, KEPT_COLUMNS only: read one type at a time."""
+    height: int
     rows: dict[str, int]
     """Its rows per identifier type, in the table's order."""
 
@@ -70,7 +71,8 @@ def kept_identifiers(store: ArtifactStore, spec: Spec) -> KeptIdentifiers | None
         return None
     if basis.get("fingerprint") != table_fingerprint(spec) or not store.exists("identifiers"):
         return None
-    return KeptIdentifiers(store.read("identifiers", columns=KEPT_COLUMNS), basis["rows"])
+    table = store.scan("identifiers").select(KEPT_COLUMNS)
+    return KeptIdentifiers(table, store.row_count("identifiers"), basis["rows"])
 
 
 def mapped_mask(store: ArtifactStore, height: int) -> pl.Series | None:
@@ -105,12 +107,12 @@ def classify_mapped(
     others' taken from the ``last`` table; None when the records taken over do not line
     up with it. Equal to :func:`~customer360.core.identifiers.classify_identifiers`."""
     types = [name for name in spec.identifier_types if name in records.columns]
-    if not types or set(last.rows) - set(types) or sum(last.rows.values()) != last.table.height:
+    if not types or set(last.rows) - set(types) or sum(last.rows.values()) != last.height:
         return None
     fingerprints = type_fingerprints(spec)
     parts, offset = [], 0
     for name in types:  # the table holds them in this order; a type without rows is absent
-        rows = last.table.slice(offset, last.rows.get(name, 0))
+        rows = last.table.slice(offset, last.rows.get(name, 0)).collect()
         offset += rows.height
         part = _classified_type(spec, name, records, mapped, rows, fingerprints[name], known)
         if part is None:

@@ -28,7 +28,7 @@ from .test_normalized_values import RAW_VALUES, records, spec_with
 def last_table(spec, frame: pl.DataFrame) -> KeptIdentifiers:
     table = build_identifiers(spec, frame)
     rows = table.group_by("identifier_type", maintain_order=True).len()
-    return KeptIdentifiers(table.select(KEPT_COLUMNS), dict(rows.iter_rows()))
+    return KeptIdentifiers(table.select(KEPT_COLUMNS).lazy(), table.height, dict(rows.iter_rows()))
 
 
 def with_records_inserted(
