@@ -293,7 +293,10 @@ def _mapped(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def _taken_over(rows: pl.DataFrame) -> pl.DataFrame:
-    return rows.with_columns(pl.lit(False).alias(MAPPED))
+    """The last run's rows, marked as not mapped by a column computed over one of theirs
+    (trust is never null): a literal column would be one chunk beside the many of a
+    table read from Parquet, and Polars would copy every column to line them up."""
+    return rows.with_columns(pl.col("trust").is_null().alias(MAPPED))
 
 
 def _shares_a_key(old: pl.DataFrame, new: pl.DataFrame) -> bool:
