@@ -176,7 +176,8 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             "and normalized value, a status (linkable, inactive, invalid, excluded, "
             "oversize), the reason when not linkable, and the size of the value's group. "
             "Values classified by an earlier run under the same spec are looked up, not "
-            "normalized again. Validated by its schema (the asset's type)."
+            "normalized again, and records the records stage took over from the last run "
+            "keep their rows of the last table. Validated by its schema (the asset's type)."
         ),
     )
     def identifiers(context: AssetExecutionContext, records: pl.DataFrame):
