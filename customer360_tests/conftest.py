@@ -17,6 +17,8 @@ from customer360.sample import generate_sample
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The header of the walkthrough's CRM file, for batches added to it (see folder_world).
+CRM_BATCH_HEADER = "customer_id,email,phone,first_name,created_at\n"
 
 
 @dataclass
@@ -54,6 +56,22 @@ def walkthrough_dir(tmp_path: Path) -> Path:
     target = tmp_path / "walkthrough"
     shutil.copytree(FIXTURES / "walkthrough", target)
     return target
+
+
+@pytest.fixture
+def folder_world(walkthrough_dir: Path) -> Path:
+    """The walkthrough with its CRM source as a folder of batches (day1.csv)."""
+    crm = walkthrough_dir / "crm"
+    crm.mkdir()
+    (walkthrough_dir / "crm_customers.csv").rename(crm / "day1.csv")
+    spec = walkthrough_dir / "customer360.yaml"
+    spec.write_text(spec.read_text().replace("path: crm_customers.csv", "path: crm/"))
+    return spec
+
+
+def add_batch(spec_path: Path, name: str, lines: list[str], header: str = CRM_BATCH_HEADER) -> None:
+    """A CSV batch file of these lines in the CRM folder of :func:`folder_world`."""
+    (spec_path.parent / "crm" / name).write_text(header + "".join(f"{line}\n" for line in lines))
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ class BatchCache:
         self.reuse = reuse
         self.batches = 0  # batches asked for
         self.files_read = 0  # batches read from their files (not found in the cache)
-        self._hashes: dict[Path, str] = {}  # content hash of each batch fingerprinted
+        self._fingerprints: dict[Path, list] = {}  # of each batch read: size, mtime, hash
         self._files: dict[str, list[Path | None]] = {}  # per source: each batch's kept file
 
     def read(
@@ -76,7 +76,7 @@ class BatchCache:
         for path in paths:
             fingerprint = _fingerprint(path, index.get(str(path)))
             used[str(path)] = fingerprint
-            self._hashes[path] = fingerprint[2]
+            self._fingerprints[path] = fingerprint
             entry = folder / f"{_entry_name(spec, source, path, fingerprint[2], settings)}.parquet"
             frame = _read_entry(entry) if self.reuse else None
             holds_frame = frame is not None or self.writable
@@ -106,7 +106,13 @@ class BatchCache:
         """The content hash of a batch read through this cache: the one its fingerprint
         already holds (hashing a large file again costs a read of it), else hashed now (a
         source that is never kept is not fingerprinted)."""
-        return self._hashes.get(path) or content_hash(path)
+        known = self._fingerprints.get(path)
+        return known[2] if known else content_hash(path)
+
+    def fingerprint(self, path: Path) -> list | None:
+        """[size, mtime_ns, content hash] of a batch read through this cache, taken before
+        it was read (None for a source that is never kept)."""
+        return self._fingerprints.get(path)
 
 
 def clear_batch_cache(store: ArtifactStore) -> None:

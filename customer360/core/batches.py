@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from customer360.core.readers import batch_name, list_batches
-from customer360.core.spec import Spec
+from customer360.core.spec import Source, Spec
 
 HASH_CHUNK = 1 << 20
 
@@ -54,19 +54,27 @@ def content_hash(path: Path) -> str:
 
 def fingerprint_batches(spec: Spec, previous: Fingerprints) -> Fingerprints:
     """Fingerprints of every batch file of every source, reusing unchanged hashes."""
-    current: Fingerprints = {}
-    for source in spec.sources:
-        known_batches = previous.get(source.name, {})
-        batches = current.setdefault(source.name, {})
-        for path in list_batches(spec, source):
-            stat = path.stat()
-            name = batch_name(spec, source, path)
-            known = known_batches.get(name)
-            if known and known[0] == stat.st_size and known[1] == stat.st_mtime_ns:
-                batches[name] = known
-            else:
-                batches[name] = [stat.st_size, stat.st_mtime_ns, content_hash(path)]
-    return current
+    return {
+        source.name: fingerprint_source(spec, source, previous.get(source.name, {}))
+        for source in spec.sources
+    }
+
+
+def fingerprint_source(
+    spec: Spec, source: Source, known: dict[str, Fingerprint]
+) -> dict[str, Fingerprint]:
+    """Fingerprints of one source's batch files, by batch name, reusing the ``known``
+    hash of a file whose size and modification time did not move."""
+    batches = {}
+    for path in list_batches(spec, source):
+        stat = path.stat()
+        name = batch_name(spec, source, path)
+        before = known.get(name)
+        if before and before[0] == stat.st_size and before[1] == stat.st_mtime_ns:
+            batches[name] = before
+        else:
+            batches[name] = [stat.st_size, stat.st_mtime_ns, content_hash(path)]
+    return batches
 
 
 def compare(previous: Fingerprints, current: Fingerprints) -> BatchChanges:

@@ -82,17 +82,17 @@ def _classified_type(
         .with_columns(value_key(pl.col("value_raw")))
     )
     classifier = ValueClassifier(name, id_type, spec.settings.default_region)
-    known = _known_values(kept, fingerprint)
+    known = known_values(kept, fingerprint)
     first_of_key = pl.col("key").is_first_distinct()
     if known is None:
         classified = raw.hstack(classifier.classify(raw.get_column("value_raw")).drop("value_raw"))
         new = first_of_key
     else:
-        classified = _looked_up(raw, known, classifier)
+        classified = looked_up(raw, known, classifier)
         # a key kept for another raw value stays with that value (lookups compare both)
         new = first_of_key & pl.col("kept_raw").is_null()
     as_kept = [pl.lit(fingerprint, dtype=pl.UInt64).alias("fingerprint"), *list(KEPT_SCHEMA)[1:]]
-    table = _with_group_sizes(
+    table = with_group_sizes(
         id_type, classified.with_columns(pl.lit(name).alias("identifier_type"))
     )
     fresh = classified.filter(new).select(as_kept)
@@ -101,7 +101,7 @@ def _classified_type(
     return ClassifiedIdentifiers(table.select(list(IDENTIFIER_SCHEMA)), fresh, used)
 
 
-def _known_values(kept: pl.DataFrame | None, fingerprint: int) -> pl.DataFrame | None:
+def known_values(kept: pl.DataFrame | None, fingerprint: int) -> pl.DataFrame | None:
     """The kept values of one fingerprint; None when there are none."""
     if kept is None:
         return None
@@ -109,7 +109,7 @@ def _known_values(kept: pl.DataFrame | None, fingerprint: int) -> pl.DataFrame |
     return None if known.is_empty() else known.rename({"value_raw": "kept_raw"})
 
 
-def _looked_up(raw: pl.DataFrame, known: pl.DataFrame, classifier: ValueClassifier) -> pl.DataFrame:
+def looked_up(raw: pl.DataFrame, known: pl.DataFrame, classifier: ValueClassifier) -> pl.DataFrame:
     """``raw`` with value, reason and status: looked up in ``known`` where the raw value
     is there, classified where it is not; ``hit`` and ``kept_raw`` say which."""
     joined = raw.join(known, on="key", how="left", maintain_order="left")
@@ -207,7 +207,7 @@ def exclusion_reason(id_type: IdentifierType, region: str) -> pl.Expr:
     return reason
 
 
-def _with_group_sizes(id_type: IdentifierType, rows: pl.DataFrame) -> pl.DataFrame:
+def with_group_sizes(id_type: IdentifierType, rows: pl.DataFrame) -> pl.DataFrame:
     """Count the records sharing each linkable value of one type and mark over-size
     groups."""
     linkable = pl.col("status") == "linkable"

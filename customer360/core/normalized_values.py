@@ -80,13 +80,19 @@ def _folder(store: ArtifactStore) -> Path:
     return store.root / "state" / STATE_FOLDER
 
 
-def load_normalized_values(store: ArtifactStore) -> pl.DataFrame | None:
-    """Every kept value; None when nothing is kept. A run keeps only values it did not
-    find, so segments do not overlap (but for a merge cut short; lookups allow for it)."""
+def load_normalized_values(
+    store: ArtifactStore, keys: pl.Series | None = None
+) -> pl.DataFrame | None:
+    """Every kept value, or only those under ``keys`` (see :func:`value_key`); None when
+    nothing is kept. A run keeps only values it did not find, so segments do not overlap
+    (but for a merge cut short; lookups allow for it)."""
     segments = sorted(_folder(store).glob("*.parquet"))
     if not segments:
         return None
-    return pl.scan_parquet(segments, schema=KEPT_SCHEMA).collect()
+    kept = pl.scan_parquet(segments, schema=KEPT_SCHEMA)
+    if keys is not None:
+        kept = kept.filter(pl.col("key").is_in(keys.implode()))
+    return kept.collect()
 
 
 def keep_normalized_values(

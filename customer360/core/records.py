@@ -73,35 +73,67 @@ def build_records(
     """Map every source's rows and split them into (records, quarantine).
 
     Records come sorted by trust, then earliest update, then entity_key: the order in
-    which a cluster's representative record is chosen. Each source's rows come out of
-    staging in update order and trust is one value per source, so the sources are put
-    one after another by trust; only sources sharing a trust are merged by a sort (a
-    sort of everything would move every row of every column once more).
+    which a cluster's representative record is chosen (see :func:`stack_by_trust`).
 
     Takes the extracts over: each source's raw rows leave ``extracts`` as the source is
     staged, so that a caller holding them nowhere else does not keep every raw row alive
     while the records are built (about 2 GB of the step's peak at ten million records).
     """
     staged = {
-        name: _stage_source(spec, spec.source(name), extracts.pop(name)) for name in list(extracts)
+        name: stage_source(spec, spec.source(name), extracts.pop(name)) for name in list(extracts)
     }
-    accepted, rejected = zip(*staged.values(), strict=True) if staged else ((), ())
-    columns = (
+    accepted = {name: rows for name, (rows, _) in staged.items()}
+    return stack_by_trust(spec, accepted), stack_quarantine(
+        [rejected for _, rejected in staged.values()]
+    )
+
+
+def record_columns(spec: Spec) -> list[str]:
+    """The columns of ``records``, in order."""
+    return (
         PROVENANCE_COLUMNS + list(spec.identifier_types) + spec.attribute_names + spec.measure_names
     )
+
+
+def stack_by_trust(
+    spec: Spec,
+    accepted: dict[str, pl.DataFrame],
+    in_order: dict[int, pl.DataFrame] | None = None,
+    extra: tuple[str, ...] = (),
+) -> pl.DataFrame:
+    """The sources' accepted rows (each in update order) as one table, sorted by trust,
+    then earliest update, then entity_key.
+
+    Trust is one value per source, so the sources are put one after another by trust;
+    only sources sharing a trust are merged by a sort (a sort of everything would move
+    every row of every column once more). ``in_order`` holds trusts whose rows are
+    already merged (the last run's, when none of their sources changed); ``extra``
+    columns, which every frame has, ride along after the records' own.
+    """
     by_trust: dict[int, dict[str, pl.DataFrame]] = {}
-    for name, frame in zip(staged, accepted, strict=True):
-        by_trust.setdefault(spec.source(name).trust, {})[name] = frame.select(
-            [_column_or_null(frame, c, c in spec.measure_names) for c in columns]
-        )
-    records = pl.concat(
-        [_in_update_order(by_trust[trust]) for trust in sorted(by_trust)],
-        how="vertical_relaxed",
+    for name, frame in accepted.items():
+        by_trust.setdefault(spec.source(name).trust, {})[name] = as_record_rows(spec, frame, extra)
+    merged = {trust: _in_update_order(frames) for trust, frames in by_trust.items()}
+    merged |= {
+        trust: as_record_rows(spec, frame, extra) for trust, frame in (in_order or {}).items()
+    }
+    return pl.concat([merged[trust] for trust in sorted(merged)], how="vertical_relaxed")
+
+
+def as_record_rows(spec: Spec, frame: pl.DataFrame, extra: tuple[str, ...] = ()) -> pl.DataFrame:
+    """A source's staged rows with the columns of ``records`` (nulls where unmapped),
+    then the ``extra`` columns."""
+    return frame.select(
+        *(_column_or_null(frame, c, c in spec.measure_names) for c in record_columns(spec)),
+        *extra,
     )
-    quarantine = pl.concat(
-        [pl.DataFrame(schema=QUARANTINE_SCHEMA), *rejected], how="vertical_relaxed"
-    ).sort(["source", "batch", "row_number"])
-    return records, quarantine
+
+
+def stack_quarantine(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """The sources' quarantined rows as one table, by source, batch and row."""
+    return pl.concat([pl.DataFrame(schema=QUARANTINE_SCHEMA), *parts], how="vertical_relaxed").sort(
+        ["source", "batch", "row_number"]
+    )
 
 
 def _in_update_order(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -128,7 +160,7 @@ def _column_or_null(frame: pl.DataFrame, column: str, numeric: bool) -> pl.Expr:
     return pl.lit(None, dtype=pl.Float64 if numeric else pl.String).alias(column)
 
 
-def _stage_source(
+def stage_source(
     spec: Spec, source: Source, raw: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One source: evaluate its mappings, flag bad rows, return (accepted, quarantined);

@@ -20,6 +20,14 @@ from customer360.core.incremental_clusters import (
     kept_clusters,
     resolve_clusters,
 )
+from customer360.core.incremental_identifiers import (
+    classify_mapped,
+    forget_identifiers_basis,
+    keep_identifiers_basis,
+    kept_identifiers,
+    mapped_mask,
+    mapped_value_keys,
+)
 from customer360.core.incremental_links import (
     forget_link_inputs,
     inputs_fingerprint,
@@ -28,9 +36,17 @@ from customer360.core.incremental_links import (
     link_record_columns,
     update_edges,
 )
+from customer360.core.incremental_records import (
+    basis_fingerprint,
+    forget_basis,
+    keep_basis,
+    kept_basis,
+    next_basis,
+    plan_records,
+    update_records,
+)
 from customer360.core.ingest import ingest_source
 from customer360.core.normalized_values import keep_normalized_values, load_normalized_values
-from customer360.core.records import build_records
 from customer360.core.spec import Spec
 from customer360.core.stable_ids import (
     ID_REGISTRY_STATE,
@@ -86,35 +102,54 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         },
     )
     def map_records(context: AssetExecutionContext):
-        cache = BatchCache(store, reuse=not is_full_run(context))
+        full = is_full_run(context)
+        cache = BatchCache(store, reuse=not full)
         forgotten = suppressed_keys(store)
+        fingerprint = basis_fingerprint(spec, forgotten)
+        plan = plan_records(spec, store, None if full else kept_basis(store, fingerprint))
+        forget_basis(store)  # until the outputs it describes are written
         ingested = {
-            source.name: ingest_source(spec, source, forgotten, cache) for source in spec.sources
+            name: ingest_source(spec, spec.source(name), forgotten, cache)
+            for name in plan.to_read(spec)
         }
-        for source in spec.sources:  # the sources' tables: their current batches
+        for name, result in ingested.items():  # the sources' tables: their current batches
             # one batch kept as read, nothing dropped: the kept file holds these very rows
-            kept = cache.single_file(source)
-            if kept is not None and not ingested[source.name].forgotten_rows_dropped:
-                store.share(source.name, kept)
+            kept = cache.single_file(spec.source(name))
+            if kept is not None and not result.forgotten_rows_dropped:
+                store.share(name, kept)
             else:
-                store.write(source.name, ingested[source.name].frame)
-        rows_in = sum(result.frame.height for result in ingested.values())
+                store.write(name, result.frame)
+        basis = next_basis(spec, cache, fingerprint, plan, ingested)
+        # the unchanged sources' tables hold the rows they were mapped from last run
+        rows_in = sum(result.frame.height for result in ingested.values()) + sum(
+            store.row_count(name) for name in plan.unchanged
+        )
+        unchanged = [plan.basis.sources[name] for name in plan.unchanged] if plan.basis else []
         hashed_dropped = {
             name: result.hashed_values_dropped
             for name, result in ingested.items()
             if result.hashed_values_dropped  # invalid or excluded: not hashed, not kept
         }
         figures = {
-            "sources": len(ingested),
-            "batches": cache.batches,
+            "sources": len(spec.sources),
+            "batches": cache.batches + sum(len(source.batches) for source in unchanged),
             "batches_read_from_files": cache.files_read,
-            "forgotten_rows_dropped": sum(r.forgotten_rows_dropped for r in ingested.values()),
+            "forgotten_rows_dropped": sum(r.forgotten_rows_dropped for r in ingested.values())
+            + sum(source.forgotten_rows_dropped for source in unchanged),
         }
         if hashed_dropped:
             figures["hashed_values_dropped"] = dg.MetadataValue.json(hashed_dropped)
-        # handed over and held nowhere else, so build_records frees each source once staged
+        previous = (
+            (store.read("records"), store.read("quarantine"))
+            if plan.unchanged or plan.added
+            else None
+        )
+        # handed over and held nowhere else, so each source's raw rows go once staged
         extracts = {name: ingested.pop(name).frame for name in list(ingested)}
-        records, quarantine = build_records(spec, extracts)
+        mapped = update_records(spec, plan, extracts, previous)
+        del previous
+        records, quarantine = mapped.records, mapped.quarantine
+        figures["rows_mapped"] = mapped.rows_mapped
         context.log.info(f"{records.height} records accepted, {quarantine.height} quarantined")
         reasons = quarantine.group_by(pl.col("reason").str.extract(r"^([a-z ]+)")).len()
         yield dg.Output(records, "records", metadata=figures)
@@ -128,6 +163,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
                 ),
             },
         )
+        keep_basis(store, basis, mapped)
 
     @dg.asset(
         ins={"records": columns("entity_key", *spec.identifier_types)},
@@ -140,21 +176,35 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             "and normalized value, a status (linkable, inactive, invalid, excluded, "
             "oversize), the reason when not linkable, and the size of the value's group. "
             "Values classified by an earlier run under the same spec are looked up, not "
-            "normalized again. Validated by its schema (the asset's type)."
+            "normalized again, and records the records stage took over from the last run "
+            "keep their rows of the last table. Validated by its schema (the asset's type)."
         ),
     )
-    def identifiers(context: AssetExecutionContext, records: pl.DataFrame) -> pl.DataFrame:
-        kept = None if is_full_run(context) else load_normalized_values(store)
-        result = classify_identifiers(spec, records, kept)
+    def identifiers(context: AssetExecutionContext, records: pl.DataFrame):
+        full = is_full_run(context)
+        mapped = None if full else mapped_mask(store, records.height)
+        last = None if mapped is None else kept_identifiers(store, spec)
+        result = None
+        if mapped is not None and last is not None:  # records taken over: their rows too
+            kept = load_normalized_values(store, mapped_value_keys(spec, records, mapped))
+            result = classify_mapped(spec, records, mapped, last, kept)
+            classified = int(mapped.sum())
+        if result is None:
+            kept = None if full else load_normalized_values(store)
+            result = classify_identifiers(spec, records, kept)
+            classified = records.height
         keep_normalized_values(store, spec, kept, result.fresh, result.used)
         by_status = result.table.group_by("status").len()
-        context.add_output_metadata(
-            {
+        forget_identifiers_basis(store)  # until the table it describes is written
+        yield dg.Output(
+            result.table,
+            metadata={
                 **{f"status_{status}": int(n) for status, n in by_status.iter_rows()},
                 "values_normalized": result.fresh.height,
-            }
+                "records_classified": classified,
+            },
         )
-        return result.table
+        keep_identifiers_basis(store, spec, result.table)
 
     @dg.multi_asset(
         ins={

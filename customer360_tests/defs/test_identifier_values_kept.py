@@ -14,7 +14,7 @@ from customer360.core.spec import load_spec
 from customer360.core.storage import ArtifactStore
 from customer360.definitions import JOB_NAME, build_definitions
 from customer360.defs.automation import FULL_RUN_TAGS
-from customer360_tests.conftest import run_job
+from customer360_tests.conftest import add_batch, run_job
 
 
 def values_normalized(result: dg.ExecuteInProcessResult) -> int:
@@ -71,3 +71,30 @@ def test_forgetting_a_person_drops_the_kept_values(walkthrough_dir: Path, tmp_pa
     selected = select_records(spec, store, identifier_type="email", value="john@acme.com")
     forget(spec, store, selected, "identifier")
     assert not folder.exists()  # raw values, the person's among them
+
+
+def records_classified(result: dg.ExecuteInProcessResult) -> int:
+    (event,) = (
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "identifiers"
+    )
+    return event.materialization.metadata["records_classified"].value
+
+
+def test_a_run_classifies_only_the_records_it_mapped_and_equals_a_fresh_run(
+    folder_world: Path, tmp_path: Path
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    assert records_classified(run_job(folder_world, artifacts).result) == 10
+    add_batch(folder_world, "day2.csv", ["C004,JOHN@acme.com,,John,2024-05-01"])
+    second = run_job(folder_world, artifacts)
+    assert second.result.success
+    assert records_classified(second.result) == 1
+    run_job(folder_world, tmp_path / "fresh")
+    fresh = pl.read_parquet(tmp_path / "fresh" / "identifiers.parquet")
+    assert pl.read_parquet(artifacts / "identifiers.parquet").equals(fresh)
+    # a changed batch maps its source again, so its old records' rows are gone
+    day1 = folder_world.parent / "crm" / "day1.csv"
+    day1.write_text(day1.read_text().replace("Jane", "Janet"))
+    assert records_classified(run_job(folder_world, artifacts).result) == 11
