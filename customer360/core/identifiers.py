@@ -83,22 +83,38 @@ def _classified_type(
     )
     classifier = ValueClassifier(name, id_type, spec.settings.default_region)
     known = known_values(kept, fingerprint)
-    first_of_key = pl.col("key").is_first_distinct()
-    if known is None:
-        classified = raw.hstack(classifier.classify(raw.get_column("value_raw")).drop("value_raw"))
-        new = first_of_key
-    else:
-        classified = looked_up(raw, known, classifier)
-        # a key kept for another raw value stays with that value (lookups compare both)
-        new = first_of_key & pl.col("kept_raw").is_null()
-    as_kept = [pl.lit(fingerprint, dtype=pl.UInt64).alias("fingerprint"), *list(KEPT_SCHEMA)[1:]]
+    classified, new = classify_raw(raw, classifier, known)
+    as_kept = kept_row(fingerprint)
     table = with_group_sizes(
         id_type, classified.with_columns(pl.lit(name).alias("identifier_type"))
     )
     fresh = classified.filter(new).select(as_kept)
     # with nothing kept of this type, the values used are those classified for the first time
-    used = fresh.lazy() if known is None else classified.lazy().filter(first_of_key).select(as_kept)
+    used = fresh.lazy() if known is None else classified.lazy().filter(FIRST_OF_KEY).select(as_kept)
     return ClassifiedIdentifiers(table.select(list(IDENTIFIER_SCHEMA)), fresh, used)
+
+
+# The first row of each distinct value key: where a value is kept once.
+FIRST_OF_KEY = pl.col("key").is_first_distinct()
+
+
+def classify_raw(
+    raw: pl.DataFrame, classifier: ValueClassifier, known: pl.DataFrame | None
+) -> tuple[pl.DataFrame, pl.Expr]:
+    """``raw`` (entity_key, value_raw, key) with value, reason and status — looked up
+    among ``known`` values where there are any, classified otherwise — and the filter of
+    the rows whose value is new to the kept ones (the first row of each key no run kept).
+    """
+    if known is None:
+        classified = raw.hstack(classifier.classify(raw.get_column("value_raw")).drop("value_raw"))
+        return classified, FIRST_OF_KEY
+    # a key kept for another raw value stays with that value (lookups compare both)
+    return looked_up(raw, known, classifier), FIRST_OF_KEY & pl.col("kept_raw").is_null()
+
+
+def kept_row(fingerprint: int) -> list[pl.Expr | str]:
+    """The columns of a kept value, under the type's ``fingerprint``."""
+    return [pl.lit(fingerprint, dtype=pl.UInt64).alias("fingerprint"), *list(KEPT_SCHEMA)[1:]]
 
 
 def known_values(kept: pl.DataFrame | None, fingerprint: int) -> pl.DataFrame | None:

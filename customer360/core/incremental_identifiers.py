@@ -28,15 +28,17 @@ from typing import NamedTuple
 import polars as pl
 
 from customer360.core.identifiers import (
+    FIRST_OF_KEY,
     IDENTIFIER_SCHEMA,
     ClassifiedIdentifiers,
     ValueClassifier,
+    classify_raw,
+    kept_row,
     known_values,
-    looked_up,
     with_group_sizes,
 )
 from customer360.core.incremental_records import mapped_rows
-from customer360.core.normalized_values import KEPT_SCHEMA, type_fingerprints, value_key
+from customer360.core.normalized_values import type_fingerprints, value_key
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
 
@@ -164,16 +166,8 @@ def _classified_type(
         return None
     new = raw.filter("mapped").drop("mapped").with_columns(value_key(pl.col("value_raw")))
     classifier = ValueClassifier(name, spec.identifier_types[name], spec.settings.default_region)
-    known_here = known_values(known, fingerprint)
-    first_of_key = pl.col("key").is_first_distinct()
-    if known_here is None:
-        classified = new.hstack(classifier.classify(new.get_column("value_raw")).drop("value_raw"))
-        unseen = first_of_key
-    else:
-        classified = looked_up(new, known_here, classifier)
-        unseen = first_of_key & pl.col("kept_raw").is_null()
-    as_kept = [pl.lit(fingerprint, dtype=pl.UInt64).alias("fingerprint"), *list(KEPT_SCHEMA)[1:]]
-    fresh = classified.filter(unseen).select(as_kept)
+    classified, unseen = classify_raw(new, classifier, known_values(known, fingerprint))
+    fresh = classified.filter(unseen).select(kept_row(fingerprint))
     # the rows in the records' order: the last table's, with the mapped records' put in
     index = pl.get_index_type()
     order = (
@@ -191,7 +185,7 @@ def _classified_type(
     used = (
         table.lazy()
         .with_columns(value_key(pl.col("value_raw")))
-        .filter(first_of_key)
+        .filter(FIRST_OF_KEY)
         .select(
             pl.lit(fingerprint, dtype=pl.UInt64).alias("fingerprint"),
             "key",
