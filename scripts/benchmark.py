@@ -100,8 +100,13 @@ def _benchmark(args: argparse.Namespace, workdir: Path) -> int:
     print(f"\n  then a 1% batch ({added:,} new CRM records) dropped into the CRM folder:")
     print(f"  {'rerun wall (incl. process start)':<46}{again[1]:>9.2f}")
     print(f"  {'share of the full run':<46}{again[1] / wall:>9.0%}")
+    peaks = again[0]["step_peak_mb"]
+    print(f"  {'rerun peak RSS (MB, sampled in its steps)':<46}{max(peaks.values()):>9.0f}")
     slowest = sorted(again[0]["steps"].items(), key=lambda item: -item[1])[:8]
-    print("  slowest steps of that run: " + ", ".join(f"{k} {v:.1f}" for k, v in slowest))
+    print(
+        "  slowest steps of that run, seconds (peak MB): "
+        + ", ".join(f"{k} {v:.1f} ({peaks[k]:.0f})" for k, v in slowest)
+    )
 
     scratch = _timed_run(workdir, _scratch_artifacts(workdir))
     if scratch is None:
