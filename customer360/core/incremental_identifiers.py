@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import NamedTuple
 
 import polars as pl
@@ -42,7 +41,7 @@ from customer360.core.normalized_values import type_fingerprints, value_key
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
 
-BASIS_FILE = "identifiers_basis.json"
+BASIS_STATE = "identifiers_basis"
 # Above this share of rows to classify, classifying everything costs less.
 MAPPED_SHARE = 0.5
 # What a row of the last table says about its value; the rest comes from the records.
@@ -67,11 +66,10 @@ def table_fingerprint(spec: Spec) -> str:
 
 def kept_identifiers(store: ArtifactStore, spec: Spec) -> KeptIdentifiers | None:
     """The last run's table and its rows per type, if made under this spec's types."""
-    try:
-        basis = json.loads(_basis_path(store).read_text())
-    except (OSError, ValueError):
+    basis = store.read_json_state(BASIS_STATE)
+    if basis is None or basis.get("fingerprint") != table_fingerprint(spec):
         return None
-    if basis.get("fingerprint") != table_fingerprint(spec) or not store.exists("identifiers"):
+    if not store.exists("identifiers"):
         return None
     table = store.scan("identifiers").select(KEPT_COLUMNS)
     return KeptIdentifiers(table, store.row_count("identifiers"), basis["rows"])
@@ -127,21 +125,13 @@ def keep_identifiers_basis(store: ArtifactStore, spec: Spec, table: pl.DataFrame
     """Keep what the table was made under, once it is written."""
     runs = table.select(pl.col("identifier_type").rle()).unnest("identifier_type")
     rows = {name: int(n) for n, name in runs.select("len", "value").iter_rows()}
-    path = _basis_path(store)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps({"fingerprint": table_fingerprint(spec), "rows": rows}))
-    temporary.replace(path)
+    store.write_json_state(BASIS_STATE, {"fingerprint": table_fingerprint(spec), "rows": rows})
 
 
 def forget_identifiers_basis(store: ArtifactStore) -> None:
     """Drop the basis before the table is replaced (a run that stops in between leaves
     none, and the next run classifies everything)."""
-    _basis_path(store).unlink(missing_ok=True)
-
-
-def _basis_path(store: ArtifactStore) -> Path:
-    return store.root / "state" / BASIS_FILE
+    store.drop_json_state(BASIS_STATE)
 
 
 def _classified_type(

@@ -24,7 +24,6 @@ stops half-way leaves the next one mapping everything.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -47,7 +46,7 @@ from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
 from customer360.core.touched_clusters import spec_fingerprint
 
-BASIS_FILE = "records_basis.json"
+BASIS_STATE = "records_basis"
 # The positions of the records a run mapped, when it took others over: the identifiers
 # stage classifies only theirs (see core.incremental_identifiers).
 MAPPED_ROWS_STATE = "records_mapped_rows"
@@ -191,11 +190,8 @@ def update_records(
 
 def kept_basis(store: ArtifactStore, fingerprint: str) -> RecordsBasis | None:
     """The last run's records basis, if it was made under ``fingerprint``."""
-    try:
-        kept = json.loads(_basis_path(store).read_text())
-    except (OSError, ValueError):
-        return None
-    if kept.get("fingerprint") != fingerprint:
+    kept = store.read_json_state(BASIS_STATE)
+    if kept is None or kept.get("fingerprint") != fingerprint:
         return None
     return RecordsBasis(
         fingerprint,
@@ -237,19 +233,15 @@ def keep_basis(store: ArtifactStore, basis: RecordsBasis, mapped: MappedRecords)
     the positions of the records mapped this run when others were taken over."""
     if mapped.mapped_rows.len() < mapped.records.height:
         store.write_state(MAPPED_ROWS_STATE, mapped.mapped_rows.alias("row").to_frame())
-    path = _basis_path(store)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
     sources = {name: source._asdict() for name, source in basis.sources.items()}
-    temporary.write_text(json.dumps({"fingerprint": basis.fingerprint, "sources": sources}))
-    temporary.replace(path)
+    store.write_json_state(BASIS_STATE, {"fingerprint": basis.fingerprint, "sources": sources})
 
 
 def forget_basis(store: ArtifactStore) -> None:
     """Drop the basis and the positions of the rows last mapped (before the outputs they
     describe are replaced: a run that stops in between leaves none, and the next run maps
     every source)."""
-    _basis_path(store).unlink(missing_ok=True)
+    store.drop_json_state(BASIS_STATE)
     store.state_path(MAPPED_ROWS_STATE).unlink(missing_ok=True)
 
 
@@ -258,10 +250,6 @@ def mapped_rows(store: ArtifactStore) -> pl.Series | None:
     it took others over from the run before; None when it mapped every record."""
     kept = store.read_state(MAPPED_ROWS_STATE)
     return None if kept is None else kept.get_column("row")
-
-
-def _basis_path(store: ArtifactStore) -> Path:
-    return store.root / "state" / BASIS_FILE
 
 
 def _sources_by_trust(spec: Spec) -> dict[int, set[str]]:

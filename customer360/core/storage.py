@@ -12,6 +12,7 @@ single writing process.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import time
@@ -120,6 +121,27 @@ class ArtifactStore:
     def read_state(self, name: str, columns: list[str] | None = None) -> pl.DataFrame | None:
         path = self.state_path(name)
         return pl.read_parquet(path, columns=columns) if path.is_file() else None
+
+    def json_state_path(self, name: str) -> Path:
+        return self.root / "state" / f"{name}.json"
+
+    def write_json_state(self, name: str, data: dict) -> None:
+        """A small record of what a run was made of, kept for the next run to compare
+        against; replaced atomically like every table."""
+        _replace_atomically(
+            self.json_state_path(name), lambda temporary: temporary.write_text(json.dumps(data))
+        )
+
+    def read_json_state(self, name: str) -> dict | None:
+        """The record kept by :meth:`write_json_state`; None when there is none or it
+        cannot be read (the next run then starts over, as with no record)."""
+        try:
+            return json.loads(self.json_state_path(name).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def drop_json_state(self, name: str) -> None:
+        self.json_state_path(name).unlink(missing_ok=True)
 
     def read(self, table: str, columns: list[str] | None = None) -> pl.DataFrame:
         return pl.read_parquet(self._existing(table), columns=columns)

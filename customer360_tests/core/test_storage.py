@@ -230,3 +230,14 @@ def test_a_failed_stream_keeps_the_old_table_and_leaves_no_temporary_file(tmp_pa
         store.write("traits", failing)
     assert_frame_equal(store.read("traits"), FRAME)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_json_state_is_kept_read_back_and_dropped(tmp_path):
+    store = ArtifactStore(tmp_path)
+    assert store.read_json_state("basis") is None
+    store.write_json_state("basis", {"fingerprint": "abc", "rows": {"email": 3}})
+    assert store.read_json_state("basis") == {"fingerprint": "abc", "rows": {"email": 3}}
+    store.json_state_path("basis").write_text("{not json")  # a torn or edited file
+    assert store.read_json_state("basis") is None
+    store.drop_json_state("basis")
+    assert not store.json_state_path("basis").exists()

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from customer360.core.forget import FORGOTTEN_STATE
-from customer360.core.incremental_records import BASIS_FILE
+from customer360.core.incremental_records import BASIS_STATE
 from customer360.core.spec import load_spec
 from customer360.core.storage import ArtifactStore
 from customer360.definitions import JOB_NAME, build_definitions
@@ -82,7 +82,7 @@ def remove_a_source(spec_path: Path, artifacts: Path) -> None:
 
 
 def lose_the_basis(spec_path: Path, artifacts: Path) -> None:
-    (artifacts / "state" / BASIS_FILE).unlink()  # a run that stopped half-way
+    (artifacts / "state" / f"{BASIS_STATE}.json").unlink()  # a run that stopped half-way
 
 
 EVERY_SOURCE_AGAIN: dict[str, tuple[Callable[[Path, Path], None], int]] = {
