@@ -38,8 +38,70 @@ def build_golden_profiles(
     ``membership`` are read for the audit columns alone, and let go before the winners
     are read and pivoted (at ten million records, 1.5 GB no longer held beside them).
     """
-    fields = spec.golden_fields
+    return _scored(
+        spec.golden_fields, _unscored(spec, resolved_traits, records, membership), records
+    )
+
+
+def update_golden_profiles(
+    spec: Spec,
+    previous: pl.DataFrame | pl.LazyFrame,
+    resolved_traits: pl.DataFrame | pl.LazyFrame,
+    records: pl.DataFrame | pl.LazyFrame,
+    membership: pl.DataFrame | pl.LazyFrame,
+    touched: pl.Series,
+) -> pl.DataFrame:
+    """The golden profiles with only the ``touched`` customers' built again: the others
+    are ``previous`` (the last table, built from the winners survivorship started from),
+    in which only the quality score is computed again. Equal to
+    :func:`build_golden_profiles` over everything.
+
+    A profile depends on nothing but its cluster's winners and records, except for its
+    quality score, which measures recency against the latest update of every record —
+    a date a new batch moves for every customer. ``touched`` names every customer whose
+    winners or records changed, the customers gone among them.
+    """
+    ids = touched.implode()
+    members = (
+        membership.lazy()
+        .select("entity_key", "resolved_id")
+        .filter(pl.col("resolved_id").is_in(ids))
+        .collect()
+    )
+    their_records = records.lazy().filter(
+        pl.col("entity_key").is_in(members.get_column("entity_key").implode())
+    )
+    fresh = _unscored(
+        spec,
+        resolved_traits.lazy().filter(pl.col("resolved_id").is_in(ids)),
+        their_records,
+        members,
+    )
+    carried = previous.lazy().filter(~pl.col("resolved_id").is_in(ids)).select(fresh.columns)
+    profiles = carried.collect().merge_sorted(fresh, key="resolved_id")
+    return _scored(spec.golden_fields, profiles, records)
+
+
+def _scored(
+    fields: list[str], profiles: pl.DataFrame, records: pl.DataFrame | pl.LazyFrame
+) -> pl.DataFrame:
+    """The profiles with their quality score, as of the latest update of ``records``, in
+    the table's column order."""
     as_of = records.lazy().select(pl.col("updated_at").max()).collect().item()
+    profiles = profiles.with_columns(_quality_score(fields, as_of).alias("quality_score"))
+    ordered = ["resolved_id", *fields, *(f"{f}_source" for f in fields), *AUDIT_COLUMNS]
+    return profiles.select(ordered)
+
+
+def _unscored(
+    spec: Spec,
+    resolved_traits: pl.DataFrame | pl.LazyFrame,
+    records: pl.DataFrame | pl.LazyFrame,
+    membership: pl.DataFrame | pl.LazyFrame,
+) -> pl.DataFrame:
+    """The profiles of the clusters in ``membership``, sorted by resolved_id, without
+    their quality score (see :func:`build_golden_profiles`)."""
+    fields = spec.golden_fields
     profiles = _audit(records, membership)
     # The sorted ids as the categories of an Enum: a winner's category number is its
     # profile's position, found without a join on the text ids.
@@ -72,9 +134,7 @@ def build_golden_profiles(
             pl.col("conflict_rules_applied").fill_null(pl.lit([], dtype=pl.List(pl.String)))
         )
     )
-    profiles = profiles.with_columns(_quality_score(fields, as_of).alias("quality_score"))
-    ordered = ["resolved_id", *fields, *(f"{f}_source" for f in fields), *AUDIT_COLUMNS]
-    return profiles.select(ordered)
+    return profiles.drop("position")
 
 
 def _wide(winners: pl.DataFrame, fields: list[str], height: int) -> list[pl.Series]:

@@ -31,6 +31,7 @@ class Survivorship(NamedTuple):
     resolved: pl.LazyFrame  # the winning observations of every cluster, as a plan
     inputs: pl.DataFrame  # the profile inputs to keep for the next run
     reused_clusters: int  # clusters whose winners were carried over unchanged
+    touched: pl.Series | None  # the resolved_ids resolved again or gone; None: every one
 
 
 def spec_fingerprint(spec: Spec) -> str:
@@ -123,7 +124,7 @@ def resolve_touched_traits(
     inputs = profile_inputs(spec, records, membership)
     touched = touched_clusters(previous_inputs, inputs) if previous_resolved is not None else None
     if touched is None:
-        return Survivorship(resolve_traits(spec, traits, records, membership), inputs, 0)
+        return Survivorship(resolve_traits(spec, traits, records, membership), inputs, 0, None)
     # The touched clusters are few in an incremental run: their records' observations
     # are read from the table once, and the winners resolved on that small frame.
     in_touched = pl.col("resolved_id").is_in(touched.implode())
@@ -142,4 +143,4 @@ def resolve_touched_traits(
         inputs.get_column("resolved_id").n_unique()
         - touched_members.get_column("resolved_id").n_unique()
     )
-    return Survivorship(resolved, inputs, reused)
+    return Survivorship(resolved, inputs, reused, touched)

@@ -4,8 +4,17 @@ import dagster as dg
 import polars as pl
 from dagster import AssetExecutionContext
 
-from customer360.core.golden import build_golden_profiles
+from customer360.core.golden import build_golden_profiles, update_golden_profiles
 from customer360.core.identifiers import VALUE_COLUMNS
+from customer360.core.profile_changes import (
+    changed_since,
+    forget_changes,
+    forget_golden_basis,
+    golden_built_from,
+    keep_changes,
+    keep_golden_basis,
+    last_generation,
+)
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
 from customer360.core.touched_clusters import (
@@ -78,9 +87,11 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
             if previous_inputs is not None and store.exists("resolved_traits")
             else None
         )
+        generation = last_generation(store)
         # No inputs while the new winners are being published: a crash in between makes
         # the next run resolve everything rather than trust inputs that do not match.
         store.state_path(PROFILE_INPUTS_STATE).unlink(missing_ok=True)
+        forget_changes(store)
         result = resolve_touched_traits(
             spec, traits, records, membership, previous_inputs, previous
         )
@@ -94,6 +105,7 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
             },
         )
         store.write_state(PROFILE_INPUTS_STATE, result.inputs)
+        keep_changes(store, generation, result.touched)
 
     @dg.asset(
         ins={
@@ -109,7 +121,8 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
         description=(
             "One golden profile per resolved_id: the surviving value of every identifier "
             "(<type>_primary) and attribute with the source it came from, a data-quality "
-            "score and audit columns."
+            "score and audit columns. Profiles of customers whose winners and records are "
+            "unchanged since the last run are carried over, their quality score computed again."
         ),
     )
     def golden_profiles(
@@ -117,18 +130,30 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
         resolved_traits: pl.LazyFrame,
         records: pl.LazyFrame,
         membership: pl.LazyFrame,
-    ) -> pl.DataFrame:
-        profiles = build_golden_profiles(spec, resolved_traits, records, membership)
-        context.add_output_metadata(
-            {
+    ):
+        built_from = None if is_full_run(context) else golden_built_from(store)
+        touched = changed_since(store, built_from)
+        generation = last_generation(store)
+        forget_golden_basis(store)  # until the profiles it describes are written
+        if touched is None:
+            profiles = build_golden_profiles(spec, resolved_traits, records, membership)
+        else:
+            previous = store.scan("golden_profiles")
+            profiles = update_golden_profiles(
+                spec, previous, resolved_traits, records, membership, touched
+            )
+        yield dg.Output(
+            profiles,
+            metadata={
                 "profiles": profiles.height,
+                "customers_touched": profiles.height if touched is None else touched.len(),
                 "mean_quality_score": float(profiles.get_column("quality_score").mean() or 0.0),
                 "with_conflicts": int(
                     (profiles.get_column("conflict_rules_applied").list.len() > 0).sum()
                 ),
                 "preview": preview(profiles, spec),
-            }
+            },
         )
-        return profiles
+        keep_golden_basis(store, generation)
 
     return [traits, resolved_traits, golden_profiles]

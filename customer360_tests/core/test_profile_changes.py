@@ -1,0 +1,75 @@
+"""The chain from survivorship to golden profiles: the customers a survivorship touched
+are trusted only by golden profiles built from the winners it started from."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from customer360.core import profile_changes
+from customer360.core.profile_changes import (
+    changed_since,
+    forget_changes,
+    forget_golden_basis,
+    golden_built_from,
+    keep_changes,
+    keep_golden_basis,
+    last_generation,
+)
+from customer360.core.storage import ArtifactStore
+
+TOUCHED = pl.Series(["c:1", "c:9"])
+
+
+@pytest.fixture
+def store(tmp_path) -> ArtifactStore:
+    store = ArtifactStore(tmp_path)
+    store.write("golden_profiles", pl.DataFrame({"resolved_id": ["c:1"]}))
+    return store
+
+
+def built_on_a_first_survivorship(store: ArtifactStore) -> str | None:
+    keep_changes(store, None, None)  # resolved everything
+    keep_golden_basis(store, last_generation(store))
+    return golden_built_from(store)
+
+
+def test_the_next_survivorship_hands_its_touched_customers_to_profiles_built_before_it(store):
+    built_from = built_on_a_first_survivorship(store)
+    assert built_from is not None
+    keep_changes(store, last_generation(store), TOUCHED)
+    assert changed_since(store, built_from).to_list() == TOUCHED.to_list()
+
+
+def test_a_survivorship_that_resolved_everything_changes_everything(store):
+    built_from = built_on_a_first_survivorship(store)
+    keep_changes(store, last_generation(store), None)
+    assert changed_since(store, built_from) is None
+
+
+def test_profiles_that_missed_a_survivorship_are_built_again(store):
+    built_from = built_on_a_first_survivorship(store)
+    keep_changes(store, last_generation(store), TOUCHED)  # the profiles were not built
+    keep_changes(store, last_generation(store), pl.Series(["c:2"]))
+    assert changed_since(store, built_from) is None
+
+
+def test_winners_being_replaced_or_profiles_being_replaced_break_the_chain(store):
+    built_from = built_on_a_first_survivorship(store)
+    previous = last_generation(store)
+    forget_changes(store)  # a survivorship stopped before its winners were written
+    assert last_generation(store) is None
+    assert changed_since(store, built_from) is None
+    keep_changes(store, previous, TOUCHED)
+    forget_golden_basis(store)  # the profiles stopped before they were written
+    assert golden_built_from(store) is None
+    assert changed_since(store, golden_built_from(store)) is None
+
+
+def test_profiles_built_by_other_code_or_gone_are_not_built_upon(store, monkeypatch):
+    built_on_a_first_survivorship(store)
+    monkeypatch.setattr(profile_changes, "_GOLDEN_CODE", "other")
+    assert golden_built_from(store) is None
+    monkeypatch.undo()
+    store.path("golden_profiles").unlink()
+    assert golden_built_from(store) is None
