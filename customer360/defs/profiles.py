@@ -6,6 +6,12 @@ from dagster import AssetExecutionContext
 
 from customer360.core.golden import build_golden_profiles, update_golden_profiles
 from customer360.core.identifiers import VALUE_COLUMNS
+from customer360.core.incremental_traits import (
+    forget_traits_basis,
+    keep_traits_basis,
+    kept_traits,
+    update_traits,
+)
 from customer360.core.profile_changes import (
     changed_since,
     forget_changes,
@@ -37,7 +43,7 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
 
     @dg.asset(
         ins={
-            "records": columns(*OBSERVATION_PROVENANCE, *spec.attribute_names),
+            "records": columns(*OBSERVATION_PROVENANCE, "batch", *spec.attribute_names, lazy=True),
             "identifiers": columns(*VALUE_COLUMNS, lazy=True),
         },
         group_name=GROUP,
@@ -46,11 +52,21 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
         description=(
             "Every observation of a golden-profile attribute in long form: entity_key, "
             "attribute, value, observed_at, source, trust. Identifiers appear as "
-            "<type>_primary with their normalized value, unless invalid or excluded."
+            "<type>_primary with their normalized value, unless invalid or excluded. "
+            "The observations of records from batches unchanged since the last run are "
+            "carried over; only the other records' are made again."
         ),
     )
-    def traits(records: pl.DataFrame, identifiers: pl.LazyFrame) -> pl.LazyFrame:
-        return build_traits(spec, records, identifiers)
+    def traits(context: AssetExecutionContext, records: pl.LazyFrame, identifiers: pl.LazyFrame):
+        kept = None if is_full_run(context) else kept_traits(store, spec)
+        forget_traits_basis(store)  # until the table it describes is written
+        if kept is None:
+            records = records.drop("batch").collect()  # the batch only tells what to carry
+            table, built = build_traits(spec, records, identifiers), records.height
+        else:
+            table, built = update_traits(spec, records, identifiers, store.scan("traits"), kept)
+        yield dg.Output(table, metadata={"records_observed_again": built})
+        keep_traits_basis(store, spec, store.row_count("records"))
 
     @dg.asset(
         ins={
