@@ -31,9 +31,8 @@ from customer360.core.metrics import build_metrics
 from customer360.core.organizations import resolve_organizations
 from customer360.core.spec import load_spec
 from customer360.core.touched_clusters import (
-    digested_records,
-    observed_columns,
-    profile_inputs,
+    RECORD_COLUMNS,
+    KeptInputs,
     resolve_touched_traits,
 )
 from customer360.core.traits import OBSERVATION_PROVENANCE, build_traits
@@ -79,9 +78,14 @@ def _stages(artifacts: Path, spec_path: Path) -> dict[str, Callable[[], object]]
     records = read("records")
     membership = read("membership")
     members = membership.select("entity_key", "resolved_id")
-    observed = scan("records").select(observed_columns(spec))
-    inputs = profile_inputs(spec, digested_records(spec, observed), members)
-    before_batch = inputs.filter(~pl.col("entity_key").str.starts_with(BATCH_KEYS))
+    observed = scan("records").select(RECORD_COLUMNS)
+    # the records of the batch's file are new; every other batch is as it was
+    batches = records.filter(~pl.col("entity_key").str.starts_with(BATCH_KEYS))
+    by_source = batches.group_by("source").agg(pl.col("batch").unique())
+    before_batch = KeptInputs(
+        members.filter(~pl.col("entity_key").str.starts_with(BATCH_KEYS)),
+        dict(by_source.iter_rows()),
+    )
     previous_winners = read("resolved_traits")
     identifiers = read("identifiers")
     sources = [source.name for source in spec.sources]

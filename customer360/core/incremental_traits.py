@@ -34,6 +34,7 @@ from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
 from customer360.core.touched_clusters import spec_fingerprint
 from customer360.core.traits import build_traits
+from customer360.core.unchanged_batches import in_batches, unchanged_batches
 
 BASIS_STATE = "traits_basis"
 _CODE = hashlib.blake2b(Path(traits.__file__).read_bytes(), digest_size=8).hexdigest()
@@ -58,30 +59,23 @@ def traits_fingerprint(spec: Spec) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+def records_basis(store: ArtifactStore) -> dict | None:
+    """The records basis of the records stored now (None while they are being replaced,
+    or when the records stage kept none)."""
+    return store.read_json_state(RECORDS_BASIS_STATE)
+
+
 def kept_traits(store: ArtifactStore, spec: Spec) -> KeptTraits | None:
     """What of the last table still holds, compared with the records basis now; None
     when nothing can be carried over."""
     kept = store.read_json_state(BASIS_STATE)
-    now = store.read_json_state(RECORDS_BASIS_STATE)
+    now = records_basis(store)
     if kept is None or now is None or not store.exists("traits"):
         return None
-    before = kept["records_basis"]
-    if (
-        kept["fingerprint"] != traits_fingerprint(spec)
-        or before["fingerprint"] != now["fingerprint"]
-    ):
+    if kept["fingerprint"] != traits_fingerprint(spec):
         return None
-    batches = {}
-    for name, source in before["sources"].items():
-        current = now["sources"].get(name)
-        if current is None or current["columns"] != source["columns"]:
-            continue
-        if all(
-            batch in current["batches"] and current["batches"][batch][2] == fingerprint[2]
-            for batch, fingerprint in source["batches"].items()
-        ):
-            batches[name] = list(source["batches"])
-    return KeptTraits(batches, kept["records"])
+    batches = unchanged_batches(kept["records_basis"], now)
+    return None if batches is None else KeptTraits(batches, kept["records"])
 
 
 def update_traits(
@@ -104,9 +98,7 @@ def update_traits(
     are kept by their record's key.
     """
     records = records.lazy()
-    carried = pl.lit(False)
-    for source, batches in kept.batches.items():
-        carried = carried | ((pl.col("source") == source) & pl.col("batch").is_in(batches))
+    carried = in_batches(kept.batches)
     height, carried_count = records.select(pl.len(), carried.sum()).collect().row(0)
     fresh = records.filter(~carried).collect()
     keys = fresh.get_column("entity_key").implode()
@@ -128,7 +120,7 @@ def forget_traits_basis(store: ArtifactStore) -> None:
 
 def keep_traits_basis(store: ArtifactStore, spec: Spec, records: int) -> None:
     """Once the table is written: what it was built from, if the records basis says."""
-    basis = store.read_json_state(RECORDS_BASIS_STATE)
+    basis = records_basis(store)
     if basis is not None:
         state = {
             "fingerprint": traits_fingerprint(spec),

@@ -1,4 +1,5 @@
-"""Which customers survivorship resolved again, handed on to the golden profiles.
+"""What the profile steps keep between runs: the inputs the last winners were resolved
+over, and which customers survivorship resolved again, handed on to the golden profiles.
 
 A golden profile depends on nothing but its cluster's winners and records (and the
 run's latest update, for its quality score): survivorship knows which clusters it
@@ -23,12 +24,19 @@ from pathlib import Path
 import polars as pl
 
 from customer360.core import golden
+from customer360.core.incremental_traits import records_basis, traits_fingerprint
+from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
+from customer360.core.touched_clusters import PROFILE_INPUTS_STATE, KeptInputs
+from customer360.core.unchanged_batches import unchanged_batches
 
 # The last survivorship: its generation and the one before it (JSON), and the
 # resolved_ids it touched, of that run or the one before (Parquet).
 CHANGES_STATE = "survivorship_changes"
 TOUCHED_STATE = "survivorship_touched"
+# What the last winners were resolved over: the records basis, under a fingerprint
+# (JSON; the membership itself is the Parquet state PROFILE_INPUTS_STATE).
+INPUTS_BASIS_STATE = "profile_inputs_basis"
 # The generation the golden profiles were last built from, and under which code.
 GOLDEN_BASIS_STATE = "golden_profiles_basis"
 _GOLDEN_CODE = hashlib.blake2b(Path(golden.__file__).read_bytes(), digest_size=8).hexdigest()
@@ -85,3 +93,34 @@ def keep_golden_basis(store: ArtifactStore, generation: str | None) -> None:
     """Once the golden profiles are written: the generation of winners they hold."""
     if generation is not None:
         store.write_json_state(GOLDEN_BASIS_STATE, {"generation": generation, "code": _GOLDEN_CODE})
+
+
+def kept_inputs(store: ArtifactStore, spec: Spec) -> KeptInputs | None:
+    """What the last winners were resolved over, compared with the records now; None
+    when every cluster counts as touched (nothing kept, another spec or classification,
+    records made under another fingerprint)."""
+    basis = store.read_json_state(INPUTS_BASIS_STATE)
+    now = records_basis(store)
+    if basis is None or now is None or basis.get("fingerprint") != traits_fingerprint(spec):
+        return None
+    membership = store.read_state(PROFILE_INPUTS_STATE, ["entity_key", "resolved_id"])
+    batches = unchanged_batches(basis["records_basis"], now)
+    return None if membership is None or batches is None else KeptInputs(membership, batches)
+
+
+def forget_inputs(store: ArtifactStore) -> None:
+    """Before the winners are replaced: a run that stops in between resolves everything
+    next time rather than trust inputs that do not match them."""
+    store.state_path(PROFILE_INPUTS_STATE).unlink(missing_ok=True)
+    store.drop_json_state(INPUTS_BASIS_STATE)
+
+
+def keep_inputs(store: ArtifactStore, spec: Spec) -> None:
+    """Once the winners are written: the membership they were resolved over (a link to
+    the table's file, not a copy of its rows) and the records basis of the records."""
+    basis = records_basis(store)
+    if basis is None:
+        return
+    store.share_state(PROFILE_INPUTS_STATE, store.path("membership"))
+    state = {"fingerprint": traits_fingerprint(spec), "records_basis": basis}
+    store.write_json_state(INPUTS_BASIS_STATE, state)

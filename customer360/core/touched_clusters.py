@@ -3,11 +3,15 @@ their winning values; the others are resolved again.
 
 A cluster's winners depend on nothing but its own records' observations and their
 trust and time (ranks are compared only inside a cluster), so a cluster whose members
-are the same records as last run, each with the same content, under the same spec,
-has the same winners. What decides that is kept between runs as *profile inputs*:
-every record's resolved_id and a digest of its content, with a fingerprint of the spec.
-A new, removed, moved or changed record touches the cluster it is in now and the one
-it was in before; a different spec, or no kept inputs, touches everything (a full run).
+are the same records as last run, each unchanged, under the same spec, has the same
+winners. What the last winners were resolved over is kept as *profile inputs*: every
+record's resolved_id (see :mod:`customer360.core.profile_changes`) and which batches the
+records came from. A record is unchanged when its batch is (see
+:mod:`customer360.core.unchanged_batches`: told by the records basis, without reading
+a value), and it stayed in its cluster when its (entity_key, resolved_id) is found on
+both sides. A new, removed, moved or changed record touches the cluster it is in now
+and the one it was in before; a different spec, or no kept inputs, touches everything
+(a full run).
 """
 
 from __future__ import annotations
@@ -17,21 +21,30 @@ from typing import NamedTuple
 
 import polars as pl
 
-from customer360.core.frames import aligned_or_joined
 from customer360.core.spec import Spec
 from customer360.core.survivorship import resolve_traits
+from customer360.core.unchanged_batches import in_batches
 
 # The state file (under artifacts/state/) that holds the profile inputs of the last run.
 PROFILE_INPUTS_STATE = "profile_inputs"
 # The provenance of records that shapes their observations (see core.traits).
 OBSERVED_PROVENANCE = ["entity_key", "source", "trust", "updated_at"]
+# The columns of records survivorship reads: the provenance, and the batch that tells
+# whether a record may have changed.
+RECORD_COLUMNS = [*OBSERVED_PROVENANCE, "batch"]
 
 
 class Survivorship(NamedTuple):
     resolved: pl.LazyFrame  # the winning observations of every cluster, as a plan
-    inputs: pl.DataFrame  # the profile inputs to keep for the next run
     reused_clusters: int  # clusters whose winners were carried over unchanged
     touched: pl.Series | None  # the resolved_ids resolved again or gone; None: every one
+
+
+class KeptInputs(NamedTuple):
+    membership: pl.DataFrame
+    """entity_key and resolved_id of every record the last winners were resolved over."""
+    batches: dict[str, list[str]]
+    """Per source, the batches whose records are unchanged since."""
 
 
 def spec_fingerprint(spec: Spec) -> str:
@@ -47,63 +60,34 @@ def kept_under(kept: pl.DataFrame | None, fingerprint: str) -> bool:
     return bool((kept.get_column("spec_fingerprint") == fingerprint).all())
 
 
-def observed_columns(spec: Spec) -> list[str]:
-    """The columns of records that a record's observations are made of."""
-    return [*OBSERVED_PROVENANCE, *spec.identifier_types, *spec.attribute_names]
-
-
-def digested_records(spec: Spec, records: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
-    """Each record's provenance (entity_key, source, trust, updated_at) and a digest of
-    its content, every one of :func:`observed_columns`.
-
-    One streamed pass over ``records`` (a scan of the stored table, in a run): the
-    content is hashed as it is read and never held whole — at ten million records its
-    dozen text columns take about 1.7 GB that survivorship has no other use for."""
-    content = pl.struct(observed_columns(spec))
-    return (
-        records.lazy()
-        .select(*OBSERVED_PROVENANCE, content.hash().alias("digest"))
-        .collect(engine="streaming")
-    )
-
-
-def profile_inputs(spec: Spec, digested: pl.DataFrame, membership: pl.DataFrame) -> pl.DataFrame:
-    """entity_key, resolved_id, the digest of the record's content and the spec
-    fingerprint; ``digested`` as :func:`digested_records` makes it."""
-    return aligned_or_joined(
-        membership.select("entity_key", "resolved_id"),
-        digested.select("entity_key", "digest"),
-        on="entity_key",
-    ).with_columns(pl.lit(spec_fingerprint(spec)).alias("spec_fingerprint"))
-
-
-def touched_clusters(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.Series | None:
+def touched_clusters(
+    previous: KeptInputs, records: pl.DataFrame, membership: pl.DataFrame
+) -> pl.Series:
     """The resolved_ids, of last run or this one, that hold a new, removed, moved or
-    changed record; None when everything counts as touched (no kept inputs, or another
-    spec).
+    changed record. ``records`` need entity_key, source and batch.
 
-    A record is unchanged when its (entity_key, resolved_id, digest) is found on the
-    other side. Each side's triples are hashed to one integer and looked up in the
-    other side's, so the million-row comparison is two integer ``is_in`` instead of a
-    full join on text keys. Like the digest itself, a 64-bit hash could only hide a
-    change by colliding with another record's state: about n / 2**64 per record.
+    Each side's (entity_key, resolved_id) pairs are hashed to one integer and looked up
+    in the other side's, so the million-row comparison is two integer ``is_in`` instead
+    of a full join on text keys; a 64-bit hash could only hide a move by colliding with
+    another record's pair: about n / 2**64 per record. A changed record is one outside
+    the unchanged batches, and touches its cluster even where it stayed.
     """
-    if current.is_empty() or not kept_under(
-        previous, current.get_column("spec_fingerprint").first()
-    ):
-        return None
-    before, now = _record_states(previous), _record_states(current)
+    changed = records.filter(~in_batches(previous.batches)).get_column("entity_key")
+    before, now = _placements(previous.membership), _placements(membership)
     return pl.concat(
         [
-            previous.get_column("resolved_id").filter(~before.is_in(now.implode())),
-            current.get_column("resolved_id").filter(~now.is_in(before.implode())),
+            previous.membership.get_column("resolved_id").filter(~before.is_in(now.implode())),
+            membership.get_column("resolved_id").filter(~now.is_in(before.implode())),
+            membership.filter(pl.col("entity_key").is_in(changed.implode())).get_column(
+                "resolved_id"
+            ),
         ]
     ).unique()
 
 
-def _record_states(inputs: pl.DataFrame) -> pl.Series:
-    """Each record's (entity_key, resolved_id, digest) as one UInt64."""
-    return inputs.select(pl.struct("entity_key", "resolved_id", "digest").hash()).to_series()
+def _placements(membership: pl.DataFrame) -> pl.Series:
+    """Each record's (entity_key, resolved_id) as one UInt64."""
+    return membership.select(pl.struct("entity_key", "resolved_id").hash()).to_series()
 
 
 def resolve_touched_traits(
@@ -111,20 +95,18 @@ def resolve_touched_traits(
     traits: pl.DataFrame | pl.LazyFrame,
     records: pl.DataFrame | pl.LazyFrame,
     membership: pl.DataFrame,
-    previous_inputs: pl.DataFrame | None = None,
+    previous: KeptInputs | None = None,
     previous_resolved: pl.DataFrame | pl.LazyFrame | None = None,
 ) -> Survivorship:
     """The winners of every cluster: carried over from ``previous_resolved`` for clusters
-    untouched since ``previous_inputs`` were kept, resolved again for the rest. Equal,
-    as a set of rows, to :func:`resolve_traits` over everything. ``records`` needs every
-    one of :func:`observed_columns`; of them only the provenance is held.
-    ``previous_resolved`` may be a scan of the stored table: the carried rows then
-    stream from it into the new table, never held."""
-    records = digested_records(spec, records)
-    inputs = profile_inputs(spec, records, membership)
-    touched = touched_clusters(previous_inputs, inputs) if previous_resolved is not None else None
-    if touched is None:
-        return Survivorship(resolve_traits(spec, traits, records, membership), inputs, 0, None)
+    untouched since the ``previous`` inputs, resolved again for the rest. Equal, as a
+    set of rows, to :func:`resolve_traits` over everything. ``records`` needs every one
+    of ``RECORD_COLUMNS``. ``previous_resolved`` may be a scan of the stored table: the
+    carried rows then stream from it into the new table, never held."""
+    records = records.lazy().select(RECORD_COLUMNS).collect()
+    if previous is None or previous_resolved is None:
+        return Survivorship(resolve_traits(spec, traits, records, membership), 0, None)
+    touched = touched_clusters(previous, records, membership)
     # The touched clusters are few in an incremental run: their records' observations
     # are read from the table once, and the winners resolved on that small frame.
     in_touched = pl.col("resolved_id").is_in(touched.implode())
@@ -140,7 +122,7 @@ def resolve_touched_traits(
     carried = previous_resolved.lazy().filter(~in_touched).select(schema.names()).cast(schema)
     resolved = pl.concat([carried, fresh])
     reused = (
-        inputs.get_column("resolved_id").n_unique()
+        membership.get_column("resolved_id").n_unique()
         - touched_members.get_column("resolved_id").n_unique()
     )
-    return Survivorship(resolved, inputs, reused, touched)
+    return Survivorship(resolved, reused, touched)

@@ -16,18 +16,17 @@ from customer360.core.profile_changes import (
     changed_since,
     forget_changes,
     forget_golden_basis,
+    forget_inputs,
     golden_built_from,
     keep_changes,
     keep_golden_basis,
+    keep_inputs,
+    kept_inputs,
     last_generation,
 )
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
-from customer360.core.touched_clusters import (
-    PROFILE_INPUTS_STATE,
-    observed_columns,
-    resolve_touched_traits,
-)
+from customer360.core.touched_clusters import RECORD_COLUMNS, resolve_touched_traits
 from customer360.core.traits import OBSERVATION_PROVENANCE, build_traits
 from customer360.defs.automation import is_full_run
 from customer360.defs.io_manager import columns
@@ -73,7 +72,7 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
             "traits": columns(
                 "entity_key", "attribute", "value", "observed_at", "source", lazy=True
             ),
-            "records": columns(*observed_columns(spec), lazy=True),
+            "records": columns(*RECORD_COLUMNS, lazy=True),
             "membership": columns("entity_key", "resolved_id"),
             "clusters": columns("size"),  # its height is all this step reads of it
         },
@@ -85,8 +84,8 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
             "The surviving value per resolved_id and attribute, with the strategy, source, "
             "record (entity_key) and time of the observation that won, and whether the "
             "cluster's records disagreed. Survivorship — " + strategies + ". Clusters "
-            "untouched since the last run (same records, same content, same spec) keep "
-            "their winners; only the others are resolved again."
+            "untouched since the last run (same records, from unchanged batches, same "
+            "spec) keep their winners; only the others are resolved again."
         ),
     )
     def resolved_traits(
@@ -97,19 +96,20 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
         clusters: pl.DataFrame,
     ):
         """``clusters`` is an input so that its blocking size check gates this asset."""
-        previous_inputs = None if is_full_run(context) else store.read_state(PROFILE_INPUTS_STATE)
-        previous = (
+        previous = None if is_full_run(context) else kept_inputs(store, spec)
+        previous_resolved = (
             store.scan("resolved_traits")
-            if previous_inputs is not None and store.exists("resolved_traits")
+            if previous is not None and store.exists("resolved_traits")
             else None
         )
         generation = last_generation(store)
-        # No inputs while the new winners are being published: a crash in between makes
-        # the next run resolve everything rather than trust inputs that do not match.
-        store.state_path(PROFILE_INPUTS_STATE).unlink(missing_ok=True)
+        # Neither inputs nor changes while the new winners are being published: a crash
+        # in between makes the next run resolve everything rather than trust inputs that
+        # do not match, and the golden profiles build every profile.
+        forget_inputs(store)
         forget_changes(store)
         result = resolve_touched_traits(
-            spec, traits, records, membership, previous_inputs, previous
+            spec, traits, records, membership, previous, previous_resolved
         )
         yield dg.Output(
             result.resolved,
@@ -120,7 +120,7 @@ def build_profile_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefi
                 "conflicts": result.resolved.select(pl.col("conflict").sum()).collect().item(),
             },
         )
-        store.write_state(PROFILE_INPUTS_STATE, result.inputs)
+        keep_inputs(store, spec)
         keep_changes(store, generation, result.touched)
 
     @dg.asset(

@@ -10,14 +10,15 @@ from hypothesis import strategies as st
 
 from customer360.core.clusters import resolve_membership
 from customer360.core.edges import build_edges
-from customer360.core.golden import build_golden_profiles
+from customer360.core.golden import build_golden_profiles, update_golden_profiles
 from customer360.core.identifiers import build_identifiers
 from customer360.core.records import build_records
 from customer360.core.spec import Splitting
 from customer360.core.splitting import split_over_merged
 from customer360.core.stable_ids import accumulate_lineage, cluster_lineage
-from customer360.core.touched_clusters import resolve_touched_traits
+from customer360.core.touched_clusters import KeptInputs, resolve_touched_traits
 from customer360.core.traits import build_traits
+from customer360.core.unchanged_batches import unchanged_batches
 
 from .conftest import make_spec
 
@@ -204,18 +205,39 @@ def extract(batches: dict[str, list[tuple]]) -> pl.DataFrame:
 SPLITTING = Splitting(conflicts={"first_name": "name"}, max_cluster_size=3)
 
 
-def run_once(batches, previous=None, registry=None, now=RUN_1, kept_profiles=(None, None)):
-    """One run; ``kept_profiles`` (profile inputs, resolved traits) of the last run make
-    survivorship resolve only the clusters touched since."""
+def run_once(batches, previous=None, registry=None, now=RUN_1, last_profiles=None):
+    """One run; ``last_profiles`` (the last run's batches, membership, winners and golden
+    profiles) make survivorship resolve only the clusters touched since, and the golden
+    profiles build only theirs."""
     records, _ = build_records(SPEC, {"crm": extract(batches)})
     identifiers = build_identifiers(SPEC, records)
     edges = build_edges(records, identifiers).edges
     kept = split_over_merged(records, edges, SPLITTING).kept
     result = resolve_membership(records, kept, previous, registry, now)
     traits = build_traits(SPEC, records, identifiers)
-    survivorship = resolve_touched_traits(SPEC, traits, records, result.membership, *kept_profiles)
-    golden = build_golden_profiles(SPEC, survivorship.resolved, records, result.membership)
+    members = result.membership.select("entity_key", "resolved_id")
+    if last_profiles is None:
+        survivorship = resolve_touched_traits(SPEC, traits, records, members)
+    else:
+        last_batches, last_members, last_resolved, _ = last_profiles
+        unchanged = unchanged_batches(basis(last_batches), basis(batches))
+        inputs = KeptInputs(last_members, unchanged)
+        survivorship = resolve_touched_traits(
+            SPEC, traits, records, members, inputs, last_resolved.collect()
+        )
+    if survivorship.touched is None:
+        golden = build_golden_profiles(SPEC, survivorship.resolved, records, members)
+    else:
+        golden = update_golden_profiles(
+            SPEC, last_profiles[3], survivorship.resolved, records, members, survivorship.touched
+        )
     return result, golden, survivorship
+
+
+def basis(batches: dict[str, list[tuple]]) -> dict:
+    """The records basis of the CRM source made of ``batches``: each batch's content hash."""
+    content = {name: ["", "", str(hash(tuple(rows)))] for name, rows in batches.items()}
+    return {"fingerprint": "", "sources": {"crm": {"batches": content, "columns": []}}}
 
 
 def clustering(membership: pl.DataFrame, golden: pl.DataFrame) -> set:
@@ -234,8 +256,7 @@ def clustering(membership: pl.DataFrame, golden: pl.DataFrame) -> set:
 @given(st.lists(operation, min_size=1, max_size=8))
 def test_incremental_runs_equal_a_full_recompute(operations):
     batches: dict[str, list[tuple]] = {}
-    previous = registry = None
-    kept_profiles = (None, None)
+    previous = registry = last_profiles = None
     for step, (kind, batch, rows) in enumerate(operations):
         if kind == "put":
             batches[batch] = rows  # arrival or replacement
@@ -244,14 +265,20 @@ def test_incremental_runs_equal_a_full_recompute(operations):
         if not batches:
             continue
         result, golden, survivorship = run_once(
-            batches, previous, registry, datetime(2025, 1, 1 + step), kept_profiles
+            batches, previous, registry, datetime(2025, 1, 1 + step), last_profiles
         )
         previous, registry = result.membership, result.registry
-        kept_profiles = (survivorship.inputs, survivorship.resolved)
+        members = result.membership.select("entity_key", "resolved_id")
+        last_profiles = (dict(batches), members, survivorship.resolved.collect().lazy(), golden)
         scratch, scratch_golden, scratch_survivorship = run_once(batches)
         assert clustering(result.membership, golden) == clustering(
             scratch.membership, scratch_golden
         )
+        # the profiles built from this run's clusters from scratch, row for row
+        records, _ = build_records(SPEC, {"crm": extract(batches)})
+        traits = build_traits(SPEC, records, build_identifiers(SPEC, records))
+        everything = resolve_touched_traits(SPEC, traits, records, members).resolved
+        assert golden.equals(build_golden_profiles(SPEC, everything, records, members))
         assert winners(survivorship.resolved) == winners(scratch_survivorship.resolved)
         assert result.membership.get_column("resolved_id").n_unique() == golden.height
 
