@@ -119,8 +119,10 @@ class Chain:
                 self.links,
                 EVERY_SHARE,
             )
-            links, self.relinked = update.links, update.relinked_groups
-            self.links = PreviousLinks(update.inputs, links.edges, links.guarded_groups)
+            # spliced edges come as a plan over the last run's, as the step streams them
+            edges = update.links.edges.lazy().collect()
+            links, self.relinked = update.links._replace(edges=edges), update.relinked_groups
+            self.links = PreviousLinks(update.inputs, edges.lazy(), links.guarded_groups)
         else:
             links = build_edges(records, identifiers, SPEC.corroboration)
         clustering = resolve_clusters(
