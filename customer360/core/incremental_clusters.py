@@ -19,8 +19,14 @@ No current edge leaves that set: an edge out of it would be an unchanged edge be
 two records of one previous component, or a changed one, whose ends are seeds. So the
 set is resolved on its own — linked, split, given ids against the whole registry — and
 every other record keeps its resolved_id, its cluster row and its cut links. What the
-next run compares against is kept as *cluster inputs*: a hash of every record's read
-columns, a hash of every edge, and the links the split cut.
+next run compares against is kept as *cluster inputs*: a hash of every record's key and
+of its read columns, a hash of every edge and of its ends' keys — integers only, no
+text — and the links the split cut.
+
+Seeds are found by their keys' hashes: a published record whose key hash is a seed's
+brings its whole previous component in, so a collision costs work, never a wrong
+cluster. An end of a changed edge needs no text of its own: it is a published record
+(its component comes in) or a new one (a seed by its record hash).
 """
 
 from __future__ import annotations
@@ -55,9 +61,11 @@ RESOLVE_SHARE = 0.5
 
 class ClusterInputs(NamedTuple):
     records: pl.DataFrame
-    """entity_key, a hash of the columns clustering reads, spec_fingerprint."""
+    """key_hash (of entity_key), record_hash (of the columns clustering reads) and
+    spec_fingerprint, per record in canonical order."""
     edges: pl.DataFrame
-    """entity_key_a, entity_key_b and a hash of the whole edge."""
+    """key_hash_a, key_hash_b (of the ends' entity_keys) and edge_hash (of the whole
+    edge), per edge."""
 
 
 class PreviousClusters(NamedTuple):
@@ -93,12 +101,14 @@ def cluster_inputs(
     content = pl.struct(cluster_record_columns(splitting))
     return ClusterInputs(
         records.select(
-            "entity_key",
+            pl.col("entity_key").hash().alias("key_hash"),
             content.hash().alias("record_hash"),
             pl.lit(fingerprint).alias("spec_fingerprint"),
         ),
         edges.select(
-            "entity_key_a", "entity_key_b", pl.struct(edges.columns).hash().alias("edge_hash")
+            pl.col("entity_key_a").hash().alias("key_hash_a"),
+            pl.col("entity_key_b").hash().alias("key_hash_b"),
+            pl.struct(edges.columns).hash().alias("edge_hash"),
         ),
     )
 
@@ -134,8 +144,8 @@ def resolve_clusters(
     ):
         return _resolve_all(records, edges, splitting, published, registry, now, inputs)
     published = published.lazy().collect()
-    before, keys = _touched(previous, inputs, published, records.height)
-    in_touched = pl.col("entity_key").is_in(keys.implode())
+    before, keys = _touched(previous, inputs, records, published)
+    in_touched = records.select(pl.col("entity_key").is_in(keys.implode())).to_series()
     touched = records.filter(in_touched)
     if touched.height > full_above * records.height:
         return _resolve_all(records, edges, splitting, published, registry, now, inputs)
@@ -155,7 +165,7 @@ def resolve_clusters(
     # the records of the touched components then, removed ones included, and now
     lineage = cluster_lineage(earlier, membership)
     fresh = Clustering(membership, registry, clusters, cut, lineage, inputs, touched.height)
-    return _spliced(records, previous, published, before, fresh)
+    return _spliced(records, in_touched, previous, published, before, fresh)
 
 
 def _resolve_all(
@@ -192,36 +202,45 @@ def _split(
 
 
 def _touched(
-    previous: PreviousClusters, current: ClusterInputs, published: pl.DataFrame, record_count: int
+    previous: PreviousClusters,
+    current: ClusterInputs,
+    records: pl.DataFrame,
+    published: pl.DataFrame,
 ) -> tuple[pl.Series, pl.Series]:
-    """(the previous ids of the touched components, the entity_keys to resolve again)."""
+    """(the previous ids of the touched components, the entity_keys to resolve again):
+    the published components of every seed's key hash, and the records that came or
+    changed (``current.records`` is row for row with ``records``)."""
+    before_hashes = previous.inputs.records.get_column("record_hash")
+    came = ~current.records.get_column("record_hash").is_in(before_hashes.implode())
     seeds = pl.concat(
         [
-            *_differing(current.records, previous.inputs.records, "record_hash", ["entity_key"]),
+            *_differing(current.records, previous.inputs.records, "record_hash", ["key_hash"]),
             *_differing(
-                current.edges, previous.inputs.edges, "edge_hash", ["entity_key_a", "entity_key_b"]
+                current.edges, previous.inputs.edges, "edge_hash", ["key_hash_a", "key_hash_b"]
             ),
         ]
     ).unique()
-    ids = published.filter(pl.col("entity_key").is_in(seeds.implode())).get_column("resolved_id")
-    if record_count != previous.inputs.records.height:  # every identifier link weighs anew
+    seeded = pl.col("entity_key").hash().is_in(seeds.implode())
+    ids = published.filter(seeded).get_column("resolved_id")
+    if records.height != previous.inputs.records.height:  # every identifier link weighs anew
         cut_ends = pl.concat([previous.cut.get_column(f"entity_key_{end}") for end in "ab"])
         split = published.filter(pl.col("entity_key").is_in(cut_ends.implode()))
         ids = pl.concat([ids, split.get_column("resolved_id")])
     before = _whole_components(ids.unique(), previous.cut, published)
     members = published.filter(pl.col("resolved_id").is_in(before.implode()))
-    return before, pl.concat([members.get_column("entity_key"), seeds]).unique()
+    fresh = records.get_column("entity_key").filter(came)
+    return before, pl.concat([members.get_column("entity_key"), fresh]).unique()
 
 
 def _differing(
     current: pl.DataFrame, previous: pl.DataFrame, hash_column: str, key_columns: list[str]
 ) -> list[pl.Series]:
-    """The keys of rows whose hash is found in one of the two frames only."""
+    """The key hashes of rows whose hash is found in one of the two frames only."""
     now, before = current.get_column(hash_column), previous.get_column(hash_column)
     came = current.filter(~pl.col(hash_column).is_in(before.implode()))
     went = previous.filter(~pl.col(hash_column).is_in(now.implode()))
     return [
-        frame.get_column(key).alias("entity_key") for frame in (came, went) for key in key_columns
+        frame.get_column(key).alias("key_hash") for frame in (came, went) for key in key_columns
     ]
 
 
@@ -250,32 +269,28 @@ def _whole_components(ids: pl.Series, cut: pl.DataFrame, membership: pl.DataFram
 
 def _spliced(
     records: pl.DataFrame,
+    touched: pl.Series,
     previous: PreviousClusters,
     published: pl.DataFrame,
     before: pl.Series,
     fresh: Clustering,
 ) -> Clustering:
-    """The touched components' results in place of theirs in the last run's."""
-    ids = (
-        records.select("entity_key")
-        .join(published, on="entity_key", how="left", maintain_order="left")
-        .get_column("resolved_id")
-    )
-    touched = records.select(
-        pl.col("entity_key").is_in(fresh.membership.get_column("entity_key").implode())
-    ).to_series()
-    where = touched.arg_true()
-    membership = records.select("entity_key", "source", "record_key").with_columns(
-        ids.scatter(where, fresh.membership.get_column("resolved_id"))
-    )
+    """The touched components' results (``touched``: the records they hold) in place of
+    theirs in the last run's."""
     gone = pl.col("resolved_id").is_in(before.implode())
+    resolved_again = published.select(gone).to_series()
+    membership = records.select("entity_key", "source", "record_key").with_columns(
+        _kept_ids(records, touched, published.filter(~resolved_again))
+        .scatter(touched.arg_true(), fresh.membership.get_column("resolved_id"))
+        .alias("resolved_id")
+    )
     clusters = (
         pl.concat([previous.clusters.filter(~gone), fresh.clusters])
         .sort("size", "resolved_id", descending=[True, False])
         .select(list(CLUSTER_SCHEMA))
         .cast(CLUSTER_SCHEMA)
     )
-    earlier = published.filter(gone).get_column("entity_key")
+    earlier = published.get_column("entity_key").filter(resolved_again)
     cut = pl.concat(
         [previous.cut.filter(~pl.col("entity_key_a").is_in(earlier.implode())), fresh.cut]
     )
@@ -290,11 +305,34 @@ def _spliced(
     return fresh._replace(membership=membership, clusters=clusters, cut=cut, lineage=lineage)
 
 
+def _kept_ids(records: pl.DataFrame, touched: pl.Series, kept: pl.DataFrame) -> pl.Series:
+    """The published id of every record not ``touched`` (null for the touched ones);
+    ``kept`` are the published rows of the untouched components.
+
+    They are the untouched records themselves: a record that came is touched, one that
+    went had its component touched. Published in the last run's canonical order, which
+    a record leaves only by changing (and then it is touched), they are usually in the
+    order of the untouched records, and are then put in place after one comparison of
+    the keys instead of joining every record's key."""
+    keys = records.get_column("entity_key")
+    if keys.filter(~touched).equals(kept.get_column("entity_key")):
+        ids = pl.Series("resolved_id", dtype=pl.String).extend_constant(None, keys.len())
+        return ids.scatter((~touched).arg_true(), kept.get_column("resolved_id"))
+    return (
+        records.select("entity_key")
+        .join(kept, on="entity_key", how="left", maintain_order="left")
+        .get_column("resolved_id")
+    )
+
+
 def kept_clusters(store: ArtifactStore) -> PreviousClusters | None:
-    """The last run's cluster inputs, clusters and cut links, if all were kept."""
+    """The last run's cluster inputs, clusters and cut links, if all were kept in this
+    layout."""
     keyed = store.read_state(CLUSTER_RECORDS_STATE)
     edges, cut = store.read_state(CLUSTER_EDGES_STATE), store.read_state(CUT_LINKS_STATE)
     if keyed is None or edges is None or cut is None or not store.exists("clusters"):
+        return None
+    if "key_hash" not in keyed.columns:  # kept in another layout (text keys)
         return None
     return PreviousClusters(ClusterInputs(keyed, edges), store.read("clusters"), cut)
 
