@@ -45,6 +45,7 @@ from customer360.core.clusters import (
     summarize_clusters,
     with_ends,
 )
+from customer360.core.incremental_links import fingerprint_column
 from customer360.core.spec import Splitting
 from customer360.core.splitting import ClusterSplit, cut_guards
 from customer360.core.stable_ids import cluster_lineage, with_published_ids
@@ -80,8 +81,9 @@ class Clustering(NamedTuple):
     clusters: pl.DataFrame
     cut: pl.DataFrame
     """The links the split cut, with the ``guard`` that cut each."""
-    lineage: pl.DataFrame
-    """How each record's resolved_id changed since ``published`` (see core.stable_ids)."""
+    lineage: pl.DataFrame | pl.LazyFrame
+    """How each record's resolved_id changed since ``published`` (see core.stable_ids); a
+    plan when the touched components' lineage is spliced into the unchanged rows."""
     inputs: ClusterInputs
     """What the next run compares against."""
     resolved_again: int | None
@@ -103,7 +105,7 @@ def cluster_inputs(
         records.select(
             pl.col("entity_key").hash().alias("key_hash"),
             content.hash().alias("record_hash"),
-            pl.lit(fingerprint).alias("spec_fingerprint"),
+            fingerprint_column(fingerprint),
         ),
         edges.select(
             pl.col("entity_key_a").hash().alias("key_hash_a"),
@@ -279,8 +281,9 @@ def _spliced(
     theirs in the last run's."""
     gone = pl.col("resolved_id").is_in(before.implode())
     resolved_again = published.select(gone).to_series()
+    kept = published.filter(~resolved_again)
     membership = records.select("entity_key", "source", "record_key").with_columns(
-        _kept_ids(records, touched, published.filter(~resolved_again))
+        _kept_ids(records, touched, kept)
         .scatter(touched.arg_true(), fresh.membership.get_column("resolved_id"))
         .alias("resolved_id")
     )
@@ -294,14 +297,15 @@ def _spliced(
     cut = pl.concat(
         [previous.cut.filter(~pl.col("entity_key_a").is_in(earlier.implode())), fresh.cut]
     )
-    # every other record keeps its id: its lineage is UNCHANGED
-    unchanged = membership.filter(~touched).select(
+    # every other record keeps its id: its lineage is UNCHANGED, a plan over the kept
+    # rows rather than a copy of them (their keys and ids: 0.8 GB at ten million records)
+    unchanged = kept.lazy().select(
         "entity_key",
         pl.col("resolved_id").alias("previous_resolved_id"),
         "resolved_id",
         pl.lit("UNCHANGED").alias("change_type"),
     )
-    lineage = pl.concat([fresh.lineage, unchanged])
+    lineage = pl.concat([fresh.lineage.lazy(), unchanged])
     return fresh._replace(membership=membership, clusters=clusters, cut=cut, lineage=lineage)
 
 

@@ -39,6 +39,12 @@ def inputs_fingerprint(spec: Spec) -> str:
     return f"{spec_fingerprint(spec)}/polars-{pl.__version__}"
 
 
+def fingerprint_column(fingerprint: str) -> pl.Expr:
+    """The spec fingerprint beside every kept row, as a Categorical: one string and a
+    code per row, where text would be read back as ten million copies of it (0.4 GB)."""
+    return pl.lit(fingerprint, dtype=pl.Categorical).alias("spec_fingerprint")
+
+
 def group_hash() -> pl.Expr:
     """One 64-bit hash per identifier group (identifier_type, value)."""
     return pl.struct(GROUP).hash().alias("group_hash")
@@ -92,9 +98,7 @@ def link_inputs(
         .collect()
     )
     content = pl.struct(link_record_columns(corroborate))
-    keyed = records.select(
-        content.hash().alias("record_hash"), pl.lit(fingerprint).alias("spec_fingerprint")
-    )
+    keyed = records.select(content.hash().alias("record_hash"), fingerprint_column(fingerprint))
     return LinkInputs(index, keyed)
 
 

@@ -368,7 +368,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             },
         )
         # last: the largest frame, made when every other output is written
-        changes = lineage.group_by("change_type").len().sort("change_type")
+        changes = lineage.lazy().group_by("change_type").len().sort("change_type").collect()
         yield dg.Output(
             accumulate_lineage(
                 store.scan("cluster_lineage") if store.exists("cluster_lineage") else None,

@@ -140,6 +140,8 @@ class Chain:
             self.clusters if self.incremental else None,
             EVERY_SHARE,
         )
+        # a spliced lineage comes as a plan over the kept rows, as the step streams it
+        clustering = clustering._replace(lineage=clustering.lineage.lazy().collect())
         self.membership, self.registry = clustering.membership, clustering.registry
         self.resolved_again = clustering.resolved_again
         self.clusters = PreviousClusters(clustering.inputs, clustering.clusters, clustering.cut)
