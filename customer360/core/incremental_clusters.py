@@ -212,13 +212,19 @@ def _touched(
     """(the previous ids of the touched components, the entity_keys to resolve again):
     the published components of every seed's key hash, and the records that came or
     changed (``current.records`` is row for row with ``records``)."""
-    before_hashes = previous.inputs.records.get_column("record_hash")
-    came = ~current.records.get_column("record_hash").is_in(before_hashes.implode())
+    came, went = _differing(current.records, previous.inputs.records, "record_hash")
+    edges_came, edges_went = _differing(current.edges, previous.inputs.edges, "edge_hash")
     seeds = pl.concat(
         [
-            *_differing(current.records, previous.inputs.records, "record_hash", ["key_hash"]),
-            *_differing(
-                current.edges, previous.inputs.edges, "edge_hash", ["key_hash_a", "key_hash_b"]
+            current.records.get_column("key_hash").filter(came),
+            previous.inputs.records.get_column("key_hash").filter(went),
+            *(
+                edges.get_column(f"key_hash_{end}").filter(differing)
+                for edges, differing in [
+                    (current.edges, edges_came),
+                    (previous.inputs.edges, edges_went),
+                ]
+                for end in "ab"
             ),
         ]
     ).unique()
@@ -235,15 +241,12 @@ def _touched(
 
 
 def _differing(
-    current: pl.DataFrame, previous: pl.DataFrame, hash_column: str, key_columns: list[str]
-) -> list[pl.Series]:
-    """The key hashes of rows whose hash is found in one of the two frames only."""
+    current: pl.DataFrame, previous: pl.DataFrame, hash_column: str
+) -> tuple[pl.Series, pl.Series]:
+    """Masks of the rows of ``current``, and of ``previous``, whose hash is found in
+    that frame only: what came, and what went."""
     now, before = current.get_column(hash_column), previous.get_column(hash_column)
-    came = current.filter(~pl.col(hash_column).is_in(before.implode()))
-    went = previous.filter(~pl.col(hash_column).is_in(now.implode()))
-    return [
-        frame.get_column(key).alias("key_hash") for frame in (came, went) for key in key_columns
-    ]
+    return ~now.is_in(before.implode()), ~before.is_in(now.implode())
 
 
 def _whole_components(ids: pl.Series, cut: pl.DataFrame, membership: pl.DataFrame) -> pl.Series:
