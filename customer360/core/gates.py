@@ -32,18 +32,20 @@ def largest_cluster_gate(clusters: pl.DataFrame, max_size: int) -> Gate:
     )
 
 
-def moved_share_gate(lineage: pl.DataFrame, max_moved: float) -> Gate:
+def moved_share_gate(lineage: pl.DataFrame | pl.LazyFrame, max_moved: float) -> Gate:
     """At most ``max_moved`` of the records that existed before change resolved_id.
 
-    ``lineage`` is this run's (entity_key, previous_resolved_id, resolved_id); records
-    that are new or removed do not count either way.
+    ``lineage`` is this run's (entity_key, previous_resolved_id, resolved_id), or a plan
+    of it; records that are new or removed do not count either way.
     """
     counts = (
-        lineage.drop_nulls(["previous_resolved_id", "resolved_id"])
+        lineage.lazy()
+        .drop_nulls(["previous_resolved_id", "resolved_id"])
         .select(
             pl.len().alias("existing_records"),
             (pl.col("previous_resolved_id") != pl.col("resolved_id")).sum().alias("moved"),
         )
+        .collect()
         .row(0, named=True)
     )
     existing, moved = int(counts["existing_records"]), int(counts["moved"] or 0)

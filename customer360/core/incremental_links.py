@@ -39,21 +39,35 @@ def inputs_fingerprint(spec: Spec) -> str:
     return f"{spec_fingerprint(spec)}/polars-{pl.__version__}"
 
 
+def fingerprint_column(fingerprint: str) -> pl.Expr:
+    """The spec fingerprint beside every kept row, as a Categorical: one string and a
+    code per row, where text would be read back as ten million copies of it (0.4 GB)."""
+    return pl.lit(fingerprint, dtype=pl.Categorical).alias("spec_fingerprint")
+
+
+def group_hash() -> pl.Expr:
+    """One 64-bit hash per identifier group (identifier_type, value)."""
+    return pl.struct(GROUP).hash().alias("group_hash")
+
+
 class LinkInputs(NamedTuple):
     index: pl.DataFrame
-    """identifier_type, value and a hash of the whole row, per identifier with a value."""
+    """group_hash and row_hash (of the whole row), per identifier with a value."""
     records: pl.DataFrame
-    """entity_key, a hash of its order keys and corroborating attributes, spec_fingerprint."""
+    """record_hash (of its key, order keys and corroborating attributes) and
+    spec_fingerprint, per record in canonical order."""
 
 
 class PreviousLinks(NamedTuple):
     inputs: LinkInputs
-    edges: pl.DataFrame
+    edges: pl.DataFrame | pl.LazyFrame
+    """The last run's edges: a scan of the table in a run, read only as it is spliced."""
     guarded_groups: pl.DataFrame
 
 
 class LinkUpdate(NamedTuple):
     links: IdentifierLinks
+    """Its edges are a plan when spliced into the last run's (see :func:`update_edges`)."""
     inputs: LinkInputs
     """What the next run compares against."""
     relinked_groups: int | None
@@ -71,48 +85,49 @@ def link_inputs(
     corroborate: dict[str, str],
     fingerprint: str,
 ) -> LinkInputs:
-    """The inputs of this run's links, to tell the next run which groups changed."""
+    """The inputs of this run's links, to tell the next run which groups changed.
+
+    Integers only: a record's hash covers its entity_key, so a record that came, went
+    or changed shows as a hash found in one run only, and a removed record's groups are
+    found among the identifier rows found in one run only."""
     rows = pl.struct("entity_key", "identifier_type", "value", "status")
     index = (
         identifiers.lazy()
         .filter(pl.col("value").is_not_null())
-        .select(*GROUP, rows.hash().alias("row_hash"))
+        .select(group_hash(), rows.hash().alias("row_hash"))
         .collect()
     )
     content = pl.struct(link_record_columns(corroborate))
-    keyed = records.select(
-        "entity_key",
-        content.hash().alias("record_hash"),
-        pl.lit(fingerprint).alias("spec_fingerprint"),
-    )
+    keyed = records.select(content.hash().alias("record_hash"), fingerprint_column(fingerprint))
     return LinkInputs(index, keyed)
 
 
 def touched_groups(
-    previous: LinkInputs, current: LinkInputs, identifiers: pl.DataFrame | pl.LazyFrame
-) -> pl.DataFrame:
-    """(identifier_type, value) of every group with a member that came, went or changed:
-    the groups of identifier rows found in one run only, and the current groups of
-    records whose order keys or corroborating attributes changed."""
+    previous: LinkInputs,
+    current: LinkInputs,
+    records: pl.DataFrame,
+    identifiers: pl.DataFrame | pl.LazyFrame,
+) -> pl.Series:
+    """The group hashes of every group with a member that came, went or changed: the
+    groups of identifier rows found in one run only, and the current groups of records
+    (``current.records`` is row for row with ``records``) whose order keys or
+    corroborating attributes changed."""
     before, now = previous.index.get_column("row_hash"), current.index.get_column("row_hash")
-    changed_rows = pl.concat(
-        [
-            current.index.filter(~pl.col("row_hash").is_in(before.implode())).select(GROUP),
-            previous.index.filter(~pl.col("row_hash").is_in(now.implode())).select(GROUP),
-        ]
-    )
+    changed_rows = [
+        current.index.filter(~pl.col("row_hash").is_in(before.implode())),
+        previous.index.filter(~pl.col("row_hash").is_in(now.implode())),
+    ]
     kept = previous.records.get_column("record_hash").implode()
-    changed_records = current.records.filter(~pl.col("record_hash").is_in(kept))
+    changed = ~current.records.get_column("record_hash").is_in(kept)
+    changed_keys = records.get_column("entity_key").filter(changed)
     their_groups = (
         identifiers.lazy()
-        .filter(
-            pl.col("value").is_not_null(),
-            pl.col("entity_key").is_in(changed_records.get_column("entity_key").implode()),
-        )
-        .select(GROUP)
+        .filter(pl.col("value").is_not_null(), pl.col("entity_key").is_in(changed_keys.implode()))
+        .select(group_hash())
         .collect()
     )
-    return pl.concat([changed_rows, their_groups]).unique()
+    groups = [frame.get_column("group_hash") for frame in [*changed_rows, their_groups]]
+    return pl.concat(groups).unique()
 
 
 def update_edges(
@@ -131,33 +146,38 @@ def update_edges(
     ``full_above`` of the identifier rows in touched groups, everything is linked again.
     ``identifiers`` may be a scan, read in passes that each load only the rows and
     columns they use: the whole table is never held (2.3 GB at ten million records).
+    Linking everything gives the edges as a frame; splicing, as a plan over the last
+    run's edges (``previous.edges``, which may be a scan) that drops the touched groups'
+    edges and adds theirs anew.
     """
     inputs = link_inputs(records, identifiers, corroborate, fingerprint)
     if previous is None or not kept_under(previous.inputs.records, fingerprint):
         return LinkUpdate(build_edges(records, identifiers, corroborate), inputs, None)
-    touched = touched_groups(previous.inputs, inputs, identifiers)
-    members = identifiers.lazy().join(touched.lazy(), on=GROUP, how="semi").collect()
+    touched = touched_groups(previous.inputs, inputs, records, identifiers).implode()
+    members = identifiers.lazy().filter(group_hash().is_in(touched)).collect()
     if members.height > full_above * identifiers.lazy().select(pl.len()).collect().item():
         return LinkUpdate(build_edges(records, identifiers, corroborate), inputs, None)
     # a filter keeps the canonical order: each group's anchor is the same as in a full run
     holders = records.filter(pl.col("entity_key").is_in(members.get_column("entity_key").implode()))
     fresh = build_edges(holders, members, corroborate)
-    edges = pl.concat([previous.edges.join(touched, on=GROUP, how="anti"), fresh.edges])
-    guarded = pl.concat(
-        [previous.guarded_groups.join(touched, on=GROUP, how="anti"), fresh.guarded_groups]
-    )
-    return LinkUpdate(IdentifierLinks(edges, guarded), inputs, touched.height)
+    untouched = ~group_hash().is_in(touched)
+    edges = pl.concat([previous.edges.lazy().filter(untouched), fresh.edges.lazy()])
+    guarded = pl.concat([previous.guarded_groups.filter(untouched), fresh.guarded_groups])
+    return LinkUpdate(IdentifierLinks(edges, guarded), inputs, touched.list.len().item())
 
 
 def kept_links(store: ArtifactStore) -> PreviousLinks | None:
-    """The last run's link inputs, edges and guarded groups, if all were kept."""
+    """The last run's link inputs, guarded groups and edges (a scan), if all were kept.
+    Inputs kept in another layout (text groups, keyed records) are not kept ones."""
     index, keyed = store.read_state(LINK_INDEX_STATE), store.read_state(LINK_RECORDS_STATE)
-    if index is None or keyed is None:
+    if index is None or keyed is None or "group_hash" not in index.columns:
         return None
     if not (store.exists("identity_edges") and store.exists("skipped_groups")):
         return None
     guarded = store.read("skipped_groups").filter(is_guarded(pl.col("reason")))
-    return PreviousLinks(LinkInputs(index, keyed), store.read("identity_edges"), guarded)
+    return PreviousLinks(
+        LinkInputs(index, keyed), guarded_groups=guarded, edges=store.scan("identity_edges")
+    )
 
 
 def forget_link_inputs(store: ArtifactStore) -> None:

@@ -45,7 +45,7 @@ def gate_specs(spec: Spec) -> list[dg.AssetCheckSpec]:
 
 
 def evaluate_gates(
-    spec: Spec, clusters: pl.DataFrame, lineage: pl.DataFrame
+    spec: Spec, clusters: pl.DataFrame, lineage: pl.DataFrame | pl.LazyFrame
 ) -> list[dg.AssetCheckResult]:
     """The gates' results on the proposed clusters and this run's lineage."""
     gates = [

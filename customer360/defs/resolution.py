@@ -240,14 +240,14 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             inputs_fingerprint(spec),
             None if is_full_run(context) else kept_links(store),
         )
+        # a batch run's edges are a plan over the last run's, streamed into the table
         edges, guarded = update.links
         skipped = skipped_groups(identifiers, guarded)
-        per_rule = {
-            rule: int(n) for rule, n in edges.group_by("rule").len().sort("rule").iter_rows()
-        }
+        counts = edges.lazy().group_by("rule").len().sort("rule").collect()
+        per_rule = {rule: int(n) for rule, n in counts.iter_rows()}
         relinked = update.relinked_groups
         context.log.info(
-            f"{edges.height} edges ("
+            f"{sum(per_rule.values())} edges ("
             + ("all groups linked" if relinked is None else f"{relinked} groups linked again")
             + f"), {skipped.height - guarded.height} over-size groups skipped, "
             f"{guarded.height} guarded groups limited to agreeing records"
@@ -368,7 +368,7 @@ def build_resolution_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
             },
         )
         # last: the largest frame, made when every other output is written
-        changes = lineage.group_by("change_type").len().sort("change_type")
+        changes = lineage.lazy().group_by("change_type").len().sort("change_type").collect()
         yield dg.Output(
             accumulate_lineage(
                 store.scan("cluster_lineage") if store.exists("cluster_lineage") else None,

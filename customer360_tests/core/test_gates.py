@@ -39,6 +39,8 @@ def test_moved_share_counts_only_records_that_existed_before():
     }
     assert not gate.passed
     assert moved_share_gate(lineage, 0.5).passed
+    # a batch run's lineage is a plan over the unchanged rows: judged alike
+    assert moved_share_gate(lineage.lazy(), 0.25) == gate
 
 
 def test_moved_share_of_a_first_run_is_zero():

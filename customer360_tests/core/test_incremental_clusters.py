@@ -12,12 +12,16 @@ from hypothesis import strategies as st
 from customer360.core.edges import build_edges
 from customer360.core.identifiers import build_identifiers
 from customer360.core.incremental_clusters import (
+    CLUSTER_RECORDS_STATE,
     PreviousClusters,
     cluster_record_columns,
+    keep_cluster_inputs,
+    kept_clusters,
     resolve_clusters,
 )
 from customer360.core.incremental_links import PreviousLinks, update_edges
 from customer360.core.records import build_records
+from customer360.core.storage import ArtifactStore
 
 from .conftest import make_spec
 
@@ -119,8 +123,10 @@ class Chain:
                 self.links,
                 EVERY_SHARE,
             )
-            links, self.relinked = update.links, update.relinked_groups
-            self.links = PreviousLinks(update.inputs, links.edges, links.guarded_groups)
+            # spliced edges come as a plan over the last run's, as the step streams them
+            edges = update.links.edges.lazy().collect()
+            links, self.relinked = update.links._replace(edges=edges), update.relinked_groups
+            self.links = PreviousLinks(update.inputs, edges.lazy(), links.guarded_groups)
         else:
             links = build_edges(records, identifiers, SPEC.corroboration)
         clustering = resolve_clusters(
@@ -134,6 +140,8 @@ class Chain:
             self.clusters if self.incremental else None,
             EVERY_SHARE,
         )
+        # a spliced lineage comes as a plan over the kept rows, as the step streams it
+        clustering = clustering._replace(lineage=clustering.lineage.lazy().collect())
         self.membership, self.registry = clustering.membership, clustering.registry
         self.resolved_again = clustering.resolved_again
         self.clusters = PreviousClusters(clustering.inputs, clustering.clusters, clustering.cut)
@@ -244,3 +252,40 @@ def test_a_record_joining_elsewhere_moves_a_cut_that_weighs_links_by_the_record_
     second = run("KMLXZ", kept, first.membership, first.registry)
     assert second.resolved_again == 5  # Z, and the component the split cut
     assert rows(second.cut, "entity_key_b", "value") == [("crm:M", "v1")]
+
+
+MAILBOX_SHARER = [("P", "a@x.io", None, "Bob", 3)]  # shares Ann's email: the split cuts
+LONER = [("Q", "d@x.io", "2125550103", "Dee", 5)]
+
+
+def test_a_published_membership_out_of_order_hands_down_the_same_ids():
+    # the untouched records' ids are put in place when the published rows come in their
+    # order, and joined when they do not: both give the same membership
+    first = Chain(incremental=True)
+    first.run(records_of({"b1": KEPT_APART + MAILBOX_SHARER + LONER}), RUN)
+    shuffled = Chain(incremental=True)
+    shuffled.links, shuffled.clusters = first.links, first.clusters
+    shuffled.registry = first.registry
+    shuffled.membership = first.membership.reverse()
+    second = records_of(
+        {"b1": KEPT_APART + MAILBOX_SHARER + LONER, "b2": [("N", "c@x.io", None, "Cy", 4)]}
+    )
+    _, in_order = first.run(second, datetime(2025, 1, 2))
+    _, out_of_order = shuffled.run(second, datetime(2025, 1, 2))
+    # the new record and the cut component (the record count changed); L and Q keep theirs
+    assert in_order.resolved_again == out_of_order.resolved_again < second.height
+    assert out_of_order.membership.equals(in_order.membership)
+    assert rows(out_of_order.lineage) == rows(in_order.lineage)
+
+
+def test_cluster_inputs_kept_with_text_keys_are_not_compared_with(tmp_path):
+    store = ArtifactStore(tmp_path)
+    clustering = Chain(incremental=True).run(records_of({"b1": KEPT_APART}), RUN)[1]
+    store.write("clusters", clustering.clusters)
+    keep_cluster_inputs(store, clustering.inputs, clustering.cut)
+    assert kept_clusters(store) is not None
+    text_keys = clustering.inputs.records.select(
+        pl.lit("crm:K").alias("entity_key"), "record_hash", "spec_fingerprint"
+    )
+    store.write_state(CLUSTER_RECORDS_STATE, text_keys)  # the layout kept before
+    assert kept_clusters(store) is None  # everything is resolved again
