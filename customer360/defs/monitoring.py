@@ -14,7 +14,8 @@ GROUP = "monitoring"
 
 
 def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
-    edge_columns = columns("entity_key_a", "entity_key_b", "rule")
+    # only the rules are counted: the links cut come from the clusters' edge counts
+    edge_columns = columns("rule")
     edge_ins = {"identity_edges": edge_columns}
     if spec.matching and spec.matching.enabled:
         edge_ins["match_edges"] = edge_columns
@@ -25,8 +26,9 @@ def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
             "quarantine": columns("source"),
             "identifiers": columns("identifier_type", "status"),
             **edge_ins,
-            "membership": columns("entity_key", "resolved_id", "source"),
-            "clusters": columns("resolved_id", "size", "split_by"),
+            # the keys and ids only to score them against a truth file
+            "membership": columns(*(("entity_key", "resolved_id") if spec.truth else ()), "source"),
+            "clusters": columns("size", "sources", "edge_count", "split_by"),
         },
         group_name=GROUP,
         kinds={"polars", "parquet", "duckdb"},
