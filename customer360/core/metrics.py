@@ -26,8 +26,8 @@ def size_bucket(size: pl.Expr) -> pl.Expr:
 def build_metrics(
     records: pl.DataFrame,
     quarantine: pl.DataFrame,
-    identifiers: pl.DataFrame,
-    edges: pl.DataFrame,
+    identifiers: pl.DataFrame | pl.LazyFrame,
+    edges: pl.DataFrame | pl.LazyFrame,
     skipped: pl.DataFrame,
     membership: pl.DataFrame,
     clusters: pl.DataFrame,
@@ -38,12 +38,15 @@ def build_metrics(
     ``edges`` need only their ``rule``, ``membership`` only its ``source``, ``clusters``
     their ``size``, ``sources``, ``edge_count`` and ``split_by``: the figures that link
     records and clusters are counted from the clusters' own summary, not by joining the
-    records' keys to them."""
+    records' keys to them. ``identifiers`` and ``edges`` may be scans of the stored
+    tables: they are only counted, and a scan counts them without holding their rows."""
     sizes = clusters.get_column("size")
+    per_rule = edges.lazy().group_by("rule").len().collect()
+    edge_count = int(per_rule.get_column("len").sum())
     totals = {
         "records": records.height,
         "quarantined_rows": quarantine.height,
-        "edges": edges.height,
+        "edges": edge_count,
         "clusters": clusters.height,
         "singletons": int((sizes == 1).sum()),
         "largest_cluster": int(sizes.max() or 0),
@@ -51,18 +54,20 @@ def build_metrics(
         "skipped_groups": skipped.height,
         "guarded_groups": skipped.filter(is_guarded(pl.col("reason"))).height,
         "split_clusters": clusters.filter(pl.col("split_by").list.len() > 0).height,
-        "cut_links": _cut_links(edges, clusters),
+        "cut_links": _cut_links(edge_count, clusters),
     }
     frames = [
         pl.DataFrame(
             {"metric": list(totals), "dimension": "", "value": list(totals.values())},
             schema=METRIC_SCHEMA,
         ),
-        _counted(edges.group_by("rule").len(), "edges_per_rule", "rule"),
+        _counted(per_rule, "edges_per_rule", "rule"),
         _counted(
-            identifiers.group_by("identifier_type", "status")
+            identifiers.lazy()
+            .group_by("identifier_type", "status")
             .len()
-            .with_columns((pl.col("identifier_type") + "/" + pl.col("status")).alias("dimension")),
+            .with_columns((pl.col("identifier_type") + "/" + pl.col("status")).alias("dimension"))
+            .collect(),
             "identifier_values",
             "dimension",
         ),
@@ -103,14 +108,14 @@ def _counted(frame: pl.DataFrame, metric: str, dimension: str) -> pl.DataFrame:
     )
 
 
-def _cut_links(edges: pl.DataFrame, clusters: pl.DataFrame) -> int:
+def _cut_links(edge_count: int, clusters: pl.DataFrame) -> int:
     """Edges whose ends ended up in different clusters: links a split cut.
 
     Every edge joins two records; one the split kept lies inside a cluster and is counted
     in that cluster's ``edge_count``, one it cut joins two clusters and is counted in
     none. So the cut links are the edges less those counted inside clusters — a sum over
     the clusters instead of looking up both ends of every edge."""
-    return edges.height - int(clusters.get_column("edge_count").sum())
+    return edge_count - int(clusters.get_column("edge_count").sum())
 
 
 def _match_rates(membership: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:

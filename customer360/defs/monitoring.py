@@ -17,8 +17,9 @@ GROUP = "monitoring"
 
 
 def build_monitoring_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefinition]:
-    # only the rules are counted: the links cut come from the clusters' edge counts
-    edge_columns = columns("rule")
+    # only the rules are counted, from a scan: the links cut come from the clusters'
+    # edge counts
+    edge_columns = columns("rule", lazy=True)
     edge_ins = {"identity_edges": edge_columns}
     if spec.matching and spec.matching.enabled:
         edge_ins["match_edges"] = edge_columns
@@ -27,7 +28,7 @@ def build_monitoring_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         ins={
             "records": columns("trust"),  # only counted: the narrowest column
             "quarantine": columns("source"),
-            "identifiers": columns("identifier_type", "status"),
+            "identifiers": columns("identifier_type", "status", lazy=True),  # counted
             **edge_ins,
             # the keys and ids only to score them against a truth file
             "membership": columns(*(("entity_key", "resolved_id") if spec.truth else ()), "source"),
@@ -49,11 +50,11 @@ def build_monitoring_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsD
         context: AssetExecutionContext,
         records: pl.DataFrame,
         quarantine: pl.DataFrame,
-        identifiers: pl.DataFrame,
+        identifiers: pl.LazyFrame,
         skipped_groups: pl.DataFrame,
         membership: pl.DataFrame,
         clusters: pl.DataFrame,
-        **edge_sets: pl.DataFrame,
+        **edge_sets: pl.LazyFrame,
     ) -> pl.DataFrame:
         scores, scores_updated = None, False
         if spec.truth:

@@ -114,6 +114,18 @@ def test_pairwise_scores_are_added_when_given():
     assert figures[("pairwise_true_pairs", "")] == 6
 
 
+def test_scans_of_identifiers_and_edges_count_as_their_frames_do():
+    membership = resolve_membership(RECORDS, EDGES).membership
+    clusters = summarize_clusters(membership, EDGES)
+    frames = build_metrics(
+        RECORDS, QUARANTINE, IDENTIFIERS, EDGES, SKIPPED, membership, clusters, None
+    )
+    scans = build_metrics(
+        RECORDS, QUARANTINE, IDENTIFIERS.lazy(), EDGES.lazy(), SKIPPED, membership, clusters, None
+    )
+    assert scans.equals(frames)
+
+
 def test_size_buckets():
     sizes = pl.DataFrame({"size": [1, 2, 5, 6, 10, 11, 20, 21, 50, 51, 100, 101, 5000]})
     labels = sizes.select(size_bucket(pl.col("size"))).to_series().to_list()
@@ -166,7 +178,7 @@ def test_links_cut_and_match_rates_from_the_clusters_equal_those_joined_on_the_k
         .agg((pl.col("size") > 1).mean().round(4).alias("value"))
         .sort("source")
     )
-    assert _cut_links(EDGES, clusters) == joined_cut == 1
+    assert _cut_links(EDGES.height, clusters) == joined_cut == 1
     rates = _match_rates(membership.select("source"), clusters.drop("resolved_id"))
     assert rates.sort("dimension").get_column("value").to_list() == (
         joined_rates.get_column("value").to_list()
