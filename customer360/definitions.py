@@ -48,7 +48,7 @@ def build_definitions(spec: Spec, artifacts: Path) -> dg.Definitions:
         *build_matching_assets(spec, store),
         *build_profile_assets(spec, store),
         *build_analytics_assets(spec, store),
-        *build_monitoring_assets(spec),
+        *build_monitoring_assets(spec, store),
         *build_preview_assets(spec, store),
     ]
     preview = dg.AssetSelection.groups(PREVIEW_GROUP)

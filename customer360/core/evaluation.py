@@ -33,18 +33,26 @@ def pairwise_scores(membership: pl.DataFrame, truth: pl.DataFrame) -> PairwiseSc
 
     Only records present in both are scored; records without truth are ignored.
     """
+    return scores_from_cells(score_cells(membership, truth))
+
+
+def score_cells(membership: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
+    """The (cluster, person) cells of the records present in both: resolved_id,
+    person_id and ``n``, how many of the cluster's records are that person's."""
     joined = membership.select("entity_key", "resolved_id").join(
         truth.select("entity_key", pl.col("person_id").cast(pl.String)), on="entity_key"
     )
-
-    # every figure comes from the (cluster, person) cells: one group-by over the records,
-    # the rest over the far fewer cells
-    cells = (
+    return (
         joined.lazy()
         .group_by("resolved_id", "person_id")
         .agg(pl.len().cast(pl.Int64).alias("n"))
         .collect()
     )
+
+
+def scores_from_cells(cells: pl.DataFrame) -> PairwiseScores:
+    """Every figure from the cells (:func:`score_cells`): one group-by of the cells per
+    side, far fewer rows than the records."""
 
     def pairs(sizes: pl.Expr) -> pl.Expr:
         return (sizes * (sizes - 1) // 2).sum()
@@ -72,7 +80,7 @@ def pairwise_scores(membership: pl.DataFrame, truth: pl.DataFrame) -> PairwiseSc
         true_pairs=actual,
         over_merged_clusters=over_merged,
         under_merged_people=under_merged,
-        evaluated_records=joined.height,
+        evaluated_records=int(cells.get_column("n").sum()),
     )
 
 

@@ -9,7 +9,9 @@ batches kept as read (see :mod:`customer360.core.batch_cache`) still hold the ro
 they are dropped whole: the next run reads every batch file once more. So are the
 inputs that let survivorship carry winners over (see
 :mod:`customer360.core.touched_clusters`) and those that let linking and clustering
-work on the change only: the next run resolves every cluster again. So are the
+work on the change only: the next run resolves every cluster again, and the cells of
+the pairwise scores with the membership they score (see
+:mod:`customer360.core.kept_scores`): the next run scores every record again. So are the
 identifier values kept normalized (see :mod:`customer360.core.normalized_values`),
 which hold raw text: the next run normalizes every value again. The audit row records
 when, by what kind of selector and how many records, never the values.
@@ -42,6 +44,7 @@ from customer360.core.inbox import (
 from customer360.core.incremental_clusters import forget_cluster_inputs
 from customer360.core.incremental_links import forget_link_inputs
 from customer360.core.ingest import hash_identifiers
+from customer360.core.kept_scores import forget_kept_cells
 from customer360.core.normalized_values import clear_normalized_values
 from customer360.core.privacy import lookup_value
 from customer360.core.records import mapped_fields
@@ -166,6 +169,7 @@ def forget(
     # and the purged membership no longer names the clusters they were in)
     forget_link_inputs(store)
     forget_cluster_inputs(store)
+    forget_kept_cells(store)  # the scored membership names the person's records
     figures = {"records_forgotten": keys.len(), "customers_forgotten": ids.len()}
     store.append(
         AUDIT_TABLE,

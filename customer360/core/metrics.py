@@ -8,7 +8,6 @@ import polars as pl
 
 from customer360.core.edges import is_guarded
 from customer360.core.evaluation import PairwiseScores
-from customer360.core.keys import KeyOf, hashed_when_distinct
 
 METRIC_SCHEMA = {"metric": pl.String, "dimension": pl.String, "value": pl.Float64}
 # Upper bounds of the cluster-size histogram buckets; the last bucket is open-ended.
@@ -27,23 +26,27 @@ def size_bucket(size: pl.Expr) -> pl.Expr:
 def build_metrics(
     records: pl.DataFrame,
     quarantine: pl.DataFrame,
-    identifiers: pl.DataFrame,
-    edges: pl.DataFrame,
+    identifiers: pl.DataFrame | pl.LazyFrame,
+    edges: pl.DataFrame | pl.LazyFrame,
     skipped: pl.DataFrame,
     membership: pl.DataFrame,
     clusters: pl.DataFrame,
     scores: PairwiseScores | None,
 ) -> pl.DataFrame:
-    """Every figure of the run: volumes, edges per rule, cluster sizes, match rates, P/R/F1."""
+    """Every figure of the run: volumes, edges per rule, cluster sizes, match rates, P/R/F1.
+
+    ``edges`` need only their ``rule``, ``membership`` only its ``source``, ``clusters``
+    their ``size``, ``sources``, ``edge_count`` and ``split_by``: the figures that link
+    records and clusters are counted from the clusters' own summary, not by joining the
+    records' keys to them. ``identifiers`` and ``edges`` may be scans of the stored
+    tables: they are only counted, and a scan counts them without holding their rows."""
     sizes = clusters.get_column("size")
-    # records and clusters are joined on the hashes of their keys (see core.keys)
-    key = hashed_when_distinct(
-        membership.get_column("entity_key"), clusters.get_column("resolved_id")
-    )
+    per_rule = edges.lazy().group_by("rule").len().collect()
+    edge_count = int(per_rule.get_column("len").sum())
     totals = {
         "records": records.height,
         "quarantined_rows": quarantine.height,
-        "edges": edges.height,
+        "edges": edge_count,
         "clusters": clusters.height,
         "singletons": int((sizes == 1).sum()),
         "largest_cluster": int(sizes.max() or 0),
@@ -51,18 +54,20 @@ def build_metrics(
         "skipped_groups": skipped.height,
         "guarded_groups": skipped.filter(is_guarded(pl.col("reason"))).height,
         "split_clusters": clusters.filter(pl.col("split_by").list.len() > 0).height,
-        "cut_links": _cut_links(edges, membership, key),
+        "cut_links": _cut_links(edge_count, clusters),
     }
     frames = [
         pl.DataFrame(
             {"metric": list(totals), "dimension": "", "value": list(totals.values())},
             schema=METRIC_SCHEMA,
         ),
-        _counted(edges.group_by("rule").len(), "edges_per_rule", "rule"),
+        _counted(per_rule, "edges_per_rule", "rule"),
         _counted(
-            identifiers.group_by("identifier_type", "status")
+            identifiers.lazy()
+            .group_by("identifier_type", "status")
             .len()
-            .with_columns((pl.col("identifier_type") + "/" + pl.col("status")).alias("dimension")),
+            .with_columns((pl.col("identifier_type") + "/" + pl.col("status")).alias("dimension"))
+            .collect(),
             "identifier_values",
             "dimension",
         ),
@@ -72,7 +77,7 @@ def build_metrics(
             "clusters_by_size",
             "bucket",
         ),
-        _match_rates(membership, clusters, key),
+        _match_rates(membership, clusters),
         _counted(
             clusters.select(pl.col("split_by").explode().drop_nulls().alias("guard"))
             .group_by("guard")
@@ -103,32 +108,36 @@ def _counted(frame: pl.DataFrame, metric: str, dimension: str) -> pl.DataFrame:
     )
 
 
-def _cut_links(edges: pl.DataFrame, membership: pl.DataFrame, key: KeyOf) -> int:
-    """Edges whose ends ended up in different clusters: links a split cut."""
-    # both ends looked up in one join, so membership is hashed once
-    ends = pl.concat(
-        [edges.select(key(end).alias("entity_key")) for end in ("entity_key_a", "entity_key_b")]
-    )
-    found = ends.join(
-        membership.select(key("entity_key").alias("entity_key"), key("resolved_id")),
-        on="entity_key",
-        how="left",
-        maintain_order="left",
-    ).get_column("resolved_id")
-    a, b = found.head(edges.height), found.tail(edges.height)
-    return int((a != b).sum())
+def _cut_links(edge_count: int, clusters: pl.DataFrame) -> int:
+    """Edges whose ends ended up in different clusters: links a split cut.
+
+    Every edge joins two records; one the split kept lies inside a cluster and is counted
+    in that cluster's ``edge_count``, one it cut joins two clusters and is counted in
+    none. So the cut links are the edges less those counted inside clusters — a sum over
+    the clusters instead of looking up both ends of every edge."""
+    return edge_count - int(clusters.get_column("edge_count").sum())
 
 
-def _match_rates(membership: pl.DataFrame, clusters: pl.DataFrame, key: KeyOf) -> pl.DataFrame:
-    """Per source, the share of records linked to at least one other record."""
-    linked = membership.select("source", key("resolved_id")).join(
-        clusters.select(key("resolved_id"), "size"), on="resolved_id"
+def _match_rates(membership: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:
+    """Per source, the share of records linked to at least one other record.
+
+    A record linked to none is a cluster of size one, whose only source is its own: the
+    unlinked records per source are counted among the clusters, the records per source
+    from the membership's ``source`` alone (no join of records to their clusters)."""
+    alone = (
+        clusters.filter(pl.col("size") == 1)
+        .group_by(pl.col("sources").list.first().alias("source"))
+        .agg(pl.len().alias("alone"))
     )
     return (
-        linked.group_by("source")
-        .agg(
+        membership.group_by("source")
+        .agg(pl.len().alias("records"))
+        .join(alone, on="source", how="left")
+        .select(
             pl.lit("match_rate").alias("metric"),
-            (pl.col("size") > 1).mean().round(4).alias("value"),
+            pl.col("source").alias("dimension"),
+            ((pl.col("records") - pl.col("alone").fill_null(0)) / pl.col("records"))
+            .round(4)
+            .alias("value"),
         )
-        .select(pl.col("metric"), pl.col("source").alias("dimension"), pl.col("value"))
     )

@@ -4,17 +4,22 @@ import dagster as dg
 import polars as pl
 from dagster import AssetExecutionContext
 
-from customer360.core.evaluation import pairwise_scores, read_truth
+from customer360.core.evaluation import read_truth, scores_from_cells
+from customer360.core.kept_scores import cells_for, keep_cells, kept_cells, truth_stamp
 from customer360.core.metrics import build_metrics
 from customer360.core.spec import Spec
+from customer360.core.storage import ArtifactStore
+from customer360.defs.automation import is_full_run
 from customer360.defs.io_manager import columns
 from customer360.defs.metadata import figures
 
 GROUP = "monitoring"
 
 
-def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
-    edge_columns = columns("entity_key_a", "entity_key_b", "rule")
+def build_monitoring_assets(spec: Spec, store: ArtifactStore) -> list[dg.AssetsDefinition]:
+    # only the rules are counted, from a scan: the links cut come from the clusters'
+    # edge counts
+    edge_columns = columns("rule", lazy=True)
     edge_ins = {"identity_edges": edge_columns}
     if spec.matching and spec.matching.enabled:
         edge_ins["match_edges"] = edge_columns
@@ -23,10 +28,11 @@ def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         ins={
             "records": columns("trust"),  # only counted: the narrowest column
             "quarantine": columns("source"),
-            "identifiers": columns("identifier_type", "status"),
+            "identifiers": columns("identifier_type", "status", lazy=True),  # counted
             **edge_ins,
-            "membership": columns("entity_key", "resolved_id", "source"),
-            "clusters": columns("resolved_id", "size", "split_by"),
+            # the keys and ids only to score them against a truth file
+            "membership": columns(*(("entity_key", "resolved_id") if spec.truth else ()), "source"),
+            "clusters": columns("size", "sources", "edge_count", "split_by"),
         },
         group_name=GROUP,
         kinds={"polars", "parquet", "duckdb"},
@@ -44,21 +50,30 @@ def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         context: AssetExecutionContext,
         records: pl.DataFrame,
         quarantine: pl.DataFrame,
-        identifiers: pl.DataFrame,
+        identifiers: pl.LazyFrame,
         skipped_groups: pl.DataFrame,
         membership: pl.DataFrame,
         clusters: pl.DataFrame,
-        **edge_sets: pl.DataFrame,
+        **edge_sets: pl.LazyFrame,
     ) -> pl.DataFrame:
-        scores = None
+        scores, scores_updated = None, False
         if spec.truth:
-            truth = read_truth(
-                spec.resolve(spec.truth.path), spec.truth.key_column, spec.truth.person_column
+            path, key, person = (
+                spec.resolve(spec.truth.path),
+                spec.truth.key_column,
+                spec.truth.person_column,
             )
-            scores = pairwise_scores(membership, truth)
+            stamp = truth_stamp(path, key, person)
+            kept = None if is_full_run(context) else kept_cells(store, stamp)
+            # a batch run updates the last run's (cluster, person) cells from the
+            # records that changed cluster instead of scoring every record again
+            cells = cells_for(membership, read_truth(path, key, person), kept)
+            scores, scores_updated = scores_from_cells(cells), kept is not None
             context.log.info(
                 f"pairwise precision {scores.precision}, recall {scores.recall}, F1 {scores.f1}"
+                + (" (cells updated from the last run's)" if scores_updated else "")
             )
+            keep_cells(store, cells, stamp, store.path("membership"))
         metrics = build_metrics(
             records,
             quarantine,
@@ -74,6 +89,7 @@ def build_monitoring_assets(spec: Spec) -> list[dg.AssetsDefinition]:
             {
                 **{name: float(value) for name, _, value in headline.iter_rows()},
                 "figures": figures(metrics),
+                "pairwise_scores_updated_from_last_run": scores_updated,
             }
         )
         return metrics

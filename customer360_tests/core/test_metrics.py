@@ -9,7 +9,6 @@ from customer360.core.clusters import resolve_membership, summarize_clusters
 from customer360.core.edges import EDGE_SCHEMA, SKIPPED_GROUP_SCHEMA
 from customer360.core.evaluation import pairwise_scores
 from customer360.core.identifiers import IDENTIFIER_SCHEMA
-from customer360.core.keys import hashed
 from customer360.core.metrics import (
     METRIC_SCHEMA,
     _cut_links,
@@ -115,6 +114,18 @@ def test_pairwise_scores_are_added_when_given():
     assert figures[("pairwise_true_pairs", "")] == 6
 
 
+def test_scans_of_identifiers_and_edges_count_as_their_frames_do():
+    membership = resolve_membership(RECORDS, EDGES).membership
+    clusters = summarize_clusters(membership, EDGES)
+    frames = build_metrics(
+        RECORDS, QUARANTINE, IDENTIFIERS, EDGES, SKIPPED, membership, clusters, None
+    )
+    scans = build_metrics(
+        RECORDS, QUARANTINE, IDENTIFIERS.lazy(), EDGES.lazy(), SKIPPED, membership, clusters, None
+    )
+    assert scans.equals(frames)
+
+
 def test_size_buckets():
     sizes = pl.DataFrame({"size": [1, 2, 5, 6, 10, 11, 20, 21, 50, 51, 100, 101, 5000]})
     labels = sizes.select(size_bucket(pl.col("size"))).to_series().to_list()
@@ -151,11 +162,25 @@ def test_splits_are_counted_per_guard_with_the_links_they_cut():
     assert figures[("edges", "")] == 2
 
 
-def test_links_cut_and_match_rates_are_the_same_counted_on_hashed_or_text_keys():
+def test_links_cut_and_match_rates_from_the_clusters_equal_those_joined_on_the_keys():
     kept = EDGES.head(1)
+    cut = EDGES.tail(1).with_columns(guard=pl.lit("conflicting first_name"))
     membership = resolve_membership(RECORDS, kept).membership
-    clusters = summarize_clusters(membership, kept)
-    for key in (hashed, pl.col):
-        assert _cut_links(EDGES, membership, key) == 1
-        rates = _match_rates(membership, clusters, key).sort("dimension")
-        assert rates.get_column("value").to_list() == [pytest.approx(0.3333), 0.5]
+    clusters = summarize_clusters(membership, kept, cut)
+    ids = membership.select("entity_key", "resolved_id")
+    ends = EDGES.join(
+        ids.rename({"entity_key": "entity_key_a", "resolved_id": "id_a"}), on="entity_key_a"
+    ).join(ids.rename({"entity_key": "entity_key_b", "resolved_id": "id_b"}), on="entity_key_b")
+    joined_cut = ends.filter(pl.col("id_a") != pl.col("id_b")).height
+    joined_rates = (
+        membership.join(clusters, on="resolved_id")
+        .group_by("source")
+        .agg((pl.col("size") > 1).mean().round(4).alias("value"))
+        .sort("source")
+    )
+    assert _cut_links(EDGES.height, clusters) == joined_cut == 1
+    rates = _match_rates(membership.select("source"), clusters.drop("resolved_id"))
+    assert rates.sort("dimension").get_column("value").to_list() == (
+        joined_rates.get_column("value").to_list()
+    )
+    assert joined_rates.get_column("value").to_list() == [pytest.approx(0.3333), 0.5]
