@@ -18,6 +18,7 @@ import fastexcel
 import polars as pl
 
 from customer360.core.spec import Source, Spec
+from customer360.core.workbook_header import header_names
 
 if TYPE_CHECKING:
     from customer360.core.batch_cache import BatchCache
@@ -36,9 +37,10 @@ UNKEYABLE_SUBSTRINGS = ("...", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\0")
 NDJSON_SAMPLE_LINES = 1000
 # Of a JSON batch, the spec check reads the first objects within this many bytes.
 JSON_SAMPLE_BYTES = 1 << 20
-# Formats whose first records may lack columns later ones have: a column the spec check
-# misses among them is looked for in the whole file.
-SAMPLED_FORMATS = {"ndjson", "json"}
+# Formats whose columns the spec check first takes from a cheap read that may miss some
+# (the keys of the first objects, a worksheet's text header cells): a column it misses
+# there is looked for as the reader reads the file.
+SAMPLED_FORMATS = {"ndjson", "json", "xlsx"}
 # Whitespace and the commas between a JSON array's elements.
 _JSON_SEPARATORS = re.compile(r"[\s,]*")
 
@@ -217,7 +219,10 @@ def read_columns(spec: Spec, source: Source, path: Path, *, whole_file: bool = T
 
     NDJSON and JSON objects need not all have the same keys, so only the whole file gives
     every column; ``whole_file=False`` reads the keys of the first objects instead — a
-    subset of the columns, enough to confirm that the columns a spec names are there.
+    subset of the columns, enough to confirm that the columns a spec names are there. A
+    workbook's header is read as the reader reads it, which parses the whole sheet;
+    ``whole_file=False`` takes the header's text cells from the file itself instead (see
+    :mod:`customer360.core.workbook_header`).
     """
     if source.format in ("csv", "tsv"):
         head = pl.read_csv(
@@ -234,11 +239,9 @@ def read_columns(spec: Spec, source: Source, path: Path, *, whole_file: bool = T
         with duckdb.connect(str(path), read_only=True) as con:
             names = con.sql(f'SELECT * FROM "{source.table}" LIMIT 0').columns
     elif source.format == "xlsx":
-        # the header row only, named as read_excel names them (it reads with fastexcel)
-        sheet = fastexcel.read_excel(path).load_sheet(
-            source.sheet if source.sheet is not None else 0, n_rows=0
+        names = (None if whole_file else header_names(path, source.sheet)) or _sheet_columns(
+            source, path
         )
-        names = [column.name for column in sheet.available_columns()]
     elif source.format == "ndjson" and not whole_file:
         sample = pl.scan_ndjson(path, infer_schema_length=NDJSON_SAMPLE_LINES)
         names = sample.collect_schema().names()
@@ -250,6 +253,14 @@ def read_columns(spec: Spec, source: Source, path: Path, *, whole_file: bool = T
         names = _read_raw(source, path).columns
     stripped = [name.strip().lstrip("\ufeff") for name in names]
     return [source.aliases.get(name, name) for name in stripped]
+
+
+def _sheet_columns(source: Source, path: Path) -> list[str]:
+    """The header row only, named as read_excel names them (it reads with fastexcel)."""
+    sheet = fastexcel.read_excel(path).load_sheet(
+        source.sheet if source.sheet is not None else 0, n_rows=0
+    )
+    return [column.name for column in sheet.available_columns()]
 
 
 def _json_sample_columns(path: Path) -> list[str] | None:
