@@ -44,6 +44,9 @@ from customer360.core.storage import ArtifactStore
 BASIS_STATE = "identifiers_basis"
 # Above this share of rows to classify, classifying everything costs less.
 MAPPED_SHARE = 0.5
+# Above this many runs of mapped and taken-over rows, they are put in order by a gather
+# rather than by slices (see in_records_order).
+MAX_SLICED_RUNS = 64
 # What a row of the last table says about its value; the rest comes from the records.
 KEPT_COLUMNS = ["value_raw", "value", "status", "reason", "group_size"]
 
@@ -149,7 +152,7 @@ def _classified_type(
         "entity_key", pl.col(name).alias("value_raw"), mapped.alias("mapped")
     ).drop_nulls("value_raw")
     is_new = raw.get_column("mapped")
-    old_at, new_at = is_new.not_().arg_true(), is_new.arg_true()
+    old_at = is_new.not_().arg_true()
     if old_at.len() != last.height:
         return None
     if not (raw.get_column("value_raw").gather(old_at) == last.get_column("value_raw")).all():
@@ -158,17 +161,10 @@ def _classified_type(
     classifier = ValueClassifier(name, spec.identifier_types[name], spec.settings.default_region)
     classified, unseen = classify_raw(new, classifier, known_values(known, fingerprint))
     fresh = classified.filter(unseen).select(kept_row(fingerprint))
-    # the rows in the records' order: the last table's, with the mapped records' put in
-    index = pl.get_index_type()
-    order = (
-        pl.repeat(0, raw.height, dtype=index, eager=True)
-        .scatter(old_at, pl.int_range(0, old_at.len(), dtype=index, eager=True))
-        .scatter(new_at, pl.int_range(old_at.len(), raw.height, dtype=index, eager=True))
-    )
     sized = classified.select(
         "value", "status", "reason", pl.lit(None, dtype=pl.UInt32).alias("group_size")
     )
-    values = pl.concat([last.drop("value_raw"), sized]).gather(order)
+    values = in_records_order(last.drop("value_raw"), sized, is_new)
     table = raw.select("entity_key", "value_raw").hstack(values)
     table = _with_group_sizes_of_mapped_values(spec, name, table, classified)
     status_before_sizes = pl.col("status") == "oversize"
@@ -190,6 +186,34 @@ def _classified_type(
     )
     table = table.with_columns(pl.lit(name).alias("identifier_type"))
     return ClassifiedIdentifiers(table.select(list(IDENTIFIER_SCHEMA)), fresh, used)
+
+
+def in_records_order(
+    taken_over: pl.DataFrame, mapped: pl.DataFrame, is_new: pl.Series
+) -> pl.DataFrame:
+    """The rows of ``taken_over`` and ``mapped``, each in the records' order, put in the
+    records' order: a mapped record's row where ``is_new`` is true.
+
+    A batch's records mostly follow their source's older ones, so they make a run or
+    two: the frames are then cut into slices and stacked, which moves no row (gathering
+    every row cost 0.6 CPU s of an email's 7.4 million at ten million records). Only when
+    the runs are many is every row gathered.
+    """
+    runs = is_new.rle().struct.unnest()
+    if runs.height > MAX_SLICED_RUNS:
+        index = pl.get_index_type()
+        old_at, new_at = is_new.not_().arg_true(), is_new.arg_true()
+        order = (
+            pl.repeat(0, is_new.len(), dtype=index, eager=True)
+            .scatter(old_at, pl.int_range(0, old_at.len(), dtype=index, eager=True))
+            .scatter(new_at, pl.int_range(old_at.len(), is_new.len(), dtype=index, eager=True))
+        )
+        return pl.concat([taken_over, mapped]).gather(order)
+    pieces, taken = [], {False: 0, True: 0}
+    for length, new in runs.iter_rows():  # a few runs, not rows
+        pieces.append((mapped if new else taken_over).slice(taken[new], length))
+        taken[new] += length
+    return pl.concat(pieces or [taken_over, mapped])
 
 
 def _with_group_sizes_of_mapped_values(

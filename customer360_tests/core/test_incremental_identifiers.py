@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from customer360.core.incremental_identifiers import (
     KEPT_COLUMNS,
     KeptIdentifiers,
     classify_mapped,
+    in_records_order,
     keep_identifiers_basis,
     kept_identifiers,
     mapped_value_keys,
@@ -128,3 +130,21 @@ def test_classifying_only_mapped_records_equals_classifying_everything(
     assert result.table.equals(everything.table)
     assert result.fresh.sort("key").equals(everything.fresh.sort("key"))
     assert result.used.collect().sort("key").equals(everything.used.collect().sort("key"))
+
+
+@settings(max_examples=80, deadline=None)
+@given(is_new=st.lists(st.booleans(), max_size=30), max_runs=st.sampled_from([0, 3, 64]))
+def test_rows_are_put_in_the_records_order_by_slices_or_by_one_gather(
+    is_new: list[bool], max_runs: int
+) -> None:
+    old_rows = [f"old{n}" for n in range(is_new.count(False))]
+    taken_over = pl.DataFrame({"row": old_rows}, schema={"row": pl.String})
+    mapped = pl.DataFrame(
+        {"row": [f"new{n}" for n in range(is_new.count(True))]}, schema=taken_over.schema
+    )
+    next_of = {False: iter(taken_over.get_column("row")), True: iter(mapped.get_column("row"))}
+    expected = [next(next_of[new]) for new in is_new]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("customer360.core.incremental_identifiers.MAX_SLICED_RUNS", max_runs)
+        ordered = in_records_order(taken_over, mapped, pl.Series(is_new, dtype=pl.Boolean))
+    assert ordered.get_column("row").to_list() == expected

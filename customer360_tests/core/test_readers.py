@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from customer360.core.readers import (
+    JSON_SAMPLE_BYTES,
     NDJSON_SAMPLE_LINES,
     SourceReadError,
     list_batches,
@@ -262,3 +263,39 @@ def test_ndjson_column_only_in_late_lines_is_found_in_the_whole_file(tmp_path):
     )
     (problem,) = source_problems(spec, spec.sources[0])
     assert "unknown column 'mail'" in problem and "use one of: customer_id, email" in problem
+
+
+def test_json_column_only_in_late_objects_is_found_in_the_whole_file(tmp_path):
+    objects = [{"customer_id": str(i)} for i in range(NDJSON_SAMPLE_LINES)]
+    objects.append({"customer_id": "late", "email": "late@example.com"})
+    (tmp_path / "crm.json").write_text(json.dumps(objects, indent=1))
+    spec = one_source_spec(tmp_path, path="crm.json", format="json")
+    source = spec.sources[0]
+    # the first objects alone do not show the email column; the spec check still finds it
+    assert read_columns(spec, source, tmp_path / "crm.json", whole_file=False) == ["customer_id"]
+    assert read_columns(spec, source, tmp_path / "crm.json") == ["customer_id", "email"]
+    assert source_problems(spec, source) == []
+    spec = one_source_spec(tmp_path, path="crm.json", format="json", identifiers={"email": "mail"})
+    (problem,) = source_problems(spec, spec.sources[0])
+    assert "unknown column 'mail'" in problem and "use one of: customer_id, email" in problem
+
+
+def test_json_sample_stops_at_the_object_its_bytes_cut_off(tmp_path):
+    padding = "x" * (JSON_SAMPLE_BYTES // 2)
+    objects = [{"customer_id": "1", "note": padding}, {"customer_id": "2", "email": padding}]
+    (tmp_path / "crm.json").write_text("\ufeff" + json.dumps(objects))
+    spec = one_source_spec(tmp_path, path="crm.json", format="json")
+    source = spec.sources[0]
+    sampled = read_columns(spec, source, tmp_path / "crm.json", whole_file=False)
+    assert sampled == ["customer_id", "note"]
+    assert source_problems(spec, source) == []
+
+
+def test_json_that_is_not_an_array_of_objects_has_its_columns_read_whole(tmp_path):
+    columns = {"customer_id": ["1", "2"], "email": ["a", None]}
+    (tmp_path / "crm.json").write_text(json.dumps(columns))
+    spec = one_source_spec(tmp_path, path="crm.json", format="json")
+    source = spec.sources[0]
+    whole = read_columns(spec, source, tmp_path / "crm.json")
+    assert read_columns(spec, source, tmp_path / "crm.json", whole_file=False) == whole
+    assert whole == ["customer_id", "email"]

@@ -21,6 +21,7 @@ from customer360.core.records import (
     build_records,
     clean_text,
     placeholder_spellings,
+    stack_by_trust,
 )
 
 from .conftest import CRM_HEADER, crm_source, make_spec, spec_dict, write_csv
@@ -461,6 +462,55 @@ def test_sources_of_one_trust_are_merged_by_updated_at_then_key(tmp_path):
         "shop:S0",
         "web:W1",
     ]
+
+
+def test_sources_of_one_trust_with_every_time_are_merged_as_the_stable_sort_merges_them(
+    tmp_path,
+):
+    header = ["id", "mail", "changed"]
+    days = ["2024-01-01", "2024-03-01", "2024-03-01", "2024-05-01"]
+    for name, offset in (("crm", 0), ("shop", 1), ("crm2", 2)):
+        rows = [[f"{name.upper()}{i}", f"{name}{i}@x.com", day] for i, day in enumerate(days)]
+        write_csv(tmp_path / f"{name}.csv", header, rows[offset:])
+    spec = make_spec(
+        spec_dict(dated_source("shop", 1), dated_source("crm", 1), dated_source("crm2", 1)),
+        tmp_path,
+    )
+    records, _ = build(spec)
+    assert records.get_column("entity_key").to_list() == [
+        "crm:CRM0",
+        "crm2:CRM22",  # the same update: by entity_key, "crm2:" < "crm:" < "shop:"
+        "crm:CRM1",
+        "crm:CRM2",
+        "shop:SHOP1",
+        "shop:SHOP2",
+        "crm2:CRM23",
+        "crm:CRM3",
+        "shop:SHOP3",
+    ]
+    assert records.equals(records.sort("updated_at", "entity_key", maintain_order=True))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.one_of(st.none(), st.integers(1, 5)), max_size=6), min_size=2, max_size=3)
+)
+def test_sources_of_one_trust_stack_as_sorted_by_update_nulls_last_then_key(days):
+    names = ["shop", "crm", "crm2"][: len(days)]
+    spec = make_spec(spec_dict(*(dated_source(name, 1) for name in names)), Path("/tmp"))
+    accepted = {}
+    for name, source_days in zip(names, days, strict=True):
+        rows = pl.DataFrame(
+            {
+                "entity_key": [f"{name}:{i:02d}" for i in range(len(source_days))],
+                "updated_at": [d and datetime(2024, 1, d) for d in source_days],
+            },
+            schema={"entity_key": pl.String, "updated_at": pl.Datetime("us")},
+        )
+        accepted[name] = rows.sort("updated_at", "entity_key", nulls_last=True)
+    stacked = stack_by_trust(spec, accepted)
+    expected = pl.concat(accepted.values()).sort("updated_at", "entity_key", nulls_last=True)
+    assert stacked.select("entity_key", "updated_at").equals(expected)
 
 
 def test_sql_expression_mappings(tmp_path):
