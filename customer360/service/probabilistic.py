@@ -73,7 +73,5 @@ class ProbabilisticMatcher:
             )
         )
         return [
-            ScoredMatch(key, customers[key], probability)
-            for key, probability in above.iter_rows()
+            ScoredMatch(key, customers[key], probability) for key, probability in above.iter_rows()
         ]
-

@@ -69,9 +69,7 @@ def spec_dict(*sources: dict[str, Any], **top_level: Any) -> dict[str, Any]:
     return raw
 
 
-def write_csv(
-    path: Path, header: list[str], rows: list[list[str]], separator: str = ","
-) -> Path:
+def write_csv(path: Path, header: list[str], rows: list[list[str]], separator: str = ",") -> Path:
     """Write a delimited text file by hand (no quoting: test values contain no separator)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [separator.join(header), *(separator.join(row) for row in rows)]
@@ -105,9 +103,7 @@ def ts(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def records_frame(
-    rows: list[dict[str, Any]], columns: list[str] | None = None
-) -> pl.DataFrame:
+def records_frame(rows: list[dict[str, Any]], columns: list[str] | None = None) -> pl.DataFrame:
     """A ``records`` frame in the given row order, as build_records would produce.
 
     Each row needs ``entity_key``; ``source`` and ``record_key`` default to its two

@@ -87,8 +87,15 @@ def test_as_dict_gives_floats():
     assert as_dict["true_pairs"] == 1.0
     assert all(isinstance(value, float) for value in as_dict.values())
     assert list(as_dict) == [
-        "precision", "recall", "f1", "true_positive_pairs", "predicted_pairs", "true_pairs",
-        "over_merged_clusters", "under_merged_people", "evaluated_records",
+        "precision",
+        "recall",
+        "f1",
+        "true_positive_pairs",
+        "predicted_pairs",
+        "true_pairs",
+        "over_merged_clusters",
+        "under_merged_people",
+        "evaluated_records",
     ]
 
 

@@ -16,8 +16,14 @@ def spec_with(email: dict | None = None, phone: dict | None = None):
             "phone": {"normalizer": "phone", **(phone or {})},
         },
         "sources": [
-            {"name": "s", "path": "s.csv", "format": "csv", "key": "id", "trust": 1,
-             "identifiers": {"email": "email", "phone": "phone"}},
+            {
+                "name": "s",
+                "path": "s.csv",
+                "format": "csv",
+                "key": "id",
+                "trust": 1,
+                "identifiers": {"email": "email", "phone": "phone"},
+            },
         ],
     }
     return make_spec(raw)
@@ -36,12 +42,15 @@ def by_key(frame: pl.DataFrame, id_type: str) -> dict[str, dict]:
 
 
 def test_linkable_values_and_group_sizes():
-    table = build_identifiers(spec_with(), records(
-        ("s:1", "Ann@Example.com", "212-555-0101"),
-        ("s:2", " ann@example.com", "(212) 555-0101"),
-        ("s:3", "ann@example.com", "212-555-0199"),
-        ("s:4", "bob@example.com", None),
-    ))
+    table = build_identifiers(
+        spec_with(),
+        records(
+            ("s:1", "Ann@Example.com", "212-555-0101"),
+            ("s:2", " ann@example.com", "(212) 555-0101"),
+            ("s:3", "ann@example.com", "212-555-0199"),
+            ("s:4", "bob@example.com", None),
+        ),
+    )
     assert table.schema == pl.Schema(IDENTIFIER_SCHEMA)
     emails = by_key(table, "email")
     assert {k: (r["value"], r["status"], r["group_size"]) for k, r in emails.items()} == {
@@ -59,10 +68,13 @@ def test_linkable_values_and_group_sizes():
 
 
 def test_invalid_values():
-    table = build_identifiers(spec_with(), records(
-        ("s:1", "not-an-email", "junk"),
-        ("s:2", "not-an-email", "junk"),
-    ))
+    table = build_identifiers(
+        spec_with(),
+        records(
+            ("s:1", "not-an-email", "junk"),
+            ("s:2", "not-an-email", "junk"),
+        ),
+    )
     for row in table.iter_rows(named=True):
         assert row["status"] == "invalid"
         assert row["value"] is None
@@ -76,11 +88,14 @@ def test_exclusion_by_exact_value_is_normalized_like_the_data():
         email={"exclusions": [{"value": "NoReply@Shop.COM", "reason": "no-reply"}]},
         phone={"exclusions": [{"value": "5555555555", "reason": "placeholder phone"}]},
     )
-    table = build_identifiers(spec, records(
-        ("s:1", "noreply@shop.com", "(555) 555-5555"),
-        ("s:2", " NOREPLY@shop.com ", "555.555.5555"),
-        ("s:3", "reply@shop.com", "212-555-0101"),
-    ))
+    table = build_identifiers(
+        spec,
+        records(
+            ("s:1", "noreply@shop.com", "(555) 555-5555"),
+            ("s:2", " NOREPLY@shop.com ", "555.555.5555"),
+            ("s:3", "reply@shop.com", "212-555-0101"),
+        ),
+    )
     emails, phones = by_key(table, "email"), by_key(table, "phone")
     for key in ("s:1", "s:2"):
         assert (emails[key]["status"], emails[key]["reason"]) == ("excluded", "no-reply")
@@ -101,14 +116,17 @@ def test_exclusion_by_like_and_regex_on_the_normalized_value():
         },
         phone={"exclusions": [{"regex": r"^\+1(0{10}|2{10})$", "reason": "repeated digit"}]},
     )
-    table = build_identifiers(spec, records(
-        ("s:1", "TEST1@shop.com", "(222) 222-2222"),
-        ("s:2", "no-reply@shop.com", "212-555-0101"),
-        ("s:3", "DoNotReply@shop.com", None),
-        ("s:4", "ann@example.invalid", None),
-        ("s:5", "test12@shop.com", None),  # 'test_' is exactly one character
-        ("s:6", "contest1@shop.com", None),  # LIKE is anchored at the start
-    ))
+    table = build_identifiers(
+        spec,
+        records(
+            ("s:1", "TEST1@shop.com", "(222) 222-2222"),
+            ("s:2", "no-reply@shop.com", "212-555-0101"),
+            ("s:3", "DoNotReply@shop.com", None),
+            ("s:4", "ann@example.invalid", None),
+            ("s:5", "test12@shop.com", None),  # 'test_' is exactly one character
+            ("s:6", "contest1@shop.com", None),  # LIKE is anchored at the start
+        ),
+    )
     emails = by_key(table, "email")
     assert {k: (r["status"], r["reason"]) for k, r in emails.items()} == {
         "s:1": ("excluded", "numbered test address"),
@@ -124,23 +142,30 @@ def test_exclusion_by_like_and_regex_on_the_normalized_value():
 
 
 def test_first_matching_exclusion_gives_the_reason():
-    spec = spec_with(email={"exclusions": [
-        {"like": "info@%", "reason": "first"},
-        {"value": "info@shop.com", "reason": "second"},
-    ]})
+    spec = spec_with(
+        email={
+            "exclusions": [
+                {"like": "info@%", "reason": "first"},
+                {"value": "info@shop.com", "reason": "second"},
+            ]
+        }
+    )
     table = build_identifiers(spec, records(("s:1", "info@shop.com", None)))
     assert table.row(0, named=True)["reason"] == "first"
 
 
 def test_oversize_groups():
     spec = spec_with(email={"max_group_size": 2})
-    table = build_identifiers(spec, records(
-        ("s:1", "shared@shop.com", None),
-        ("s:2", "Shared@Shop.com", None),
-        ("s:3", "shared@shop.com", None),
-        ("s:4", "pair@shop.com", None),
-        ("s:5", "pair@shop.com", None),
-    ))
+    table = build_identifiers(
+        spec,
+        records(
+            ("s:1", "shared@shop.com", None),
+            ("s:2", "Shared@Shop.com", None),
+            ("s:3", "shared@shop.com", None),
+            ("s:4", "pair@shop.com", None),
+            ("s:5", "pair@shop.com", None),
+        ),
+    )
     emails = by_key(table, "email")
     for key in ("s:1", "s:2", "s:3"):
         assert emails[key]["status"] == "oversize"
@@ -153,16 +178,24 @@ def test_oversize_groups():
 def test_group_size_counts_only_linkable_records():
     # Two records share a value that an exclusion removes for one type only: the
     # limit applies to linkable records, so excluded ones do not push a group over.
-    spec = spec_with(email={"max_group_size": 2, "exclusions": [
-        {"value": "x@shop.com", "reason": "placeholder"},
-    ]})
-    table = build_identifiers(spec, records(
-        ("s:1", "x@shop.com", None),
-        ("s:2", "x@shop.com", None),
-        ("s:3", "x@shop.com", None),
-        ("s:4", "y@shop.com", None),
-        ("s:5", "y@shop.com", None),
-    ))
+    spec = spec_with(
+        email={
+            "max_group_size": 2,
+            "exclusions": [
+                {"value": "x@shop.com", "reason": "placeholder"},
+            ],
+        }
+    )
+    table = build_identifiers(
+        spec,
+        records(
+            ("s:1", "x@shop.com", None),
+            ("s:2", "x@shop.com", None),
+            ("s:3", "x@shop.com", None),
+            ("s:4", "y@shop.com", None),
+            ("s:5", "y@shop.com", None),
+        ),
+    )
     emails = by_key(table, "email")
     assert [emails[k]["status"] for k in ("s:1", "s:2", "s:3")] == ["excluded"] * 3
     assert [emails[k]["group_size"] for k in ("s:4", "s:5")] == [2, 2]
@@ -170,11 +203,14 @@ def test_group_size_counts_only_linkable_records():
 
 def test_inactive_identifier_type():
     spec = spec_with(phone={"active": False})
-    table = build_identifiers(spec, records(
-        ("s:1", "ann@example.com", "212-555-0101"),
-        ("s:2", "ann@example.com", "212-555-0101"),
-        ("s:3", "bob@example.com", "junk"),
-    ))
+    table = build_identifiers(
+        spec,
+        records(
+            ("s:1", "ann@example.com", "212-555-0101"),
+            ("s:2", "ann@example.com", "212-555-0101"),
+            ("s:3", "bob@example.com", "junk"),
+        ),
+    )
     phones = by_key(table, "phone")
     for row in phones.values():
         assert row["status"] == "inactive"

@@ -39,9 +39,21 @@ def test_email_canonical_form(raw, expected):
 @pytest.mark.parametrize(
     "raw",
     [
-        "", "   ", "ann", "ann@", "@example.com", "ann@example", "ann@example.c",
-        "ann lee@example.com", "ann@@example.com", "ann@exa mple.com", "ann@-example.com",
-        "ann@example-.com", "ann@example..com", "ann,lee@example.com", "n/a",
+        "",
+        "   ",
+        "ann",
+        "ann@",
+        "@example.com",
+        "ann@example",
+        "ann@example.c",
+        "ann lee@example.com",
+        "ann@@example.com",
+        "ann@exa mple.com",
+        "ann@-example.com",
+        "ann@example-.com",
+        "ann@example..com",
+        "ann,lee@example.com",
+        "n/a",
     ],
 )
 def test_invalid_email_becomes_null(raw):
@@ -103,7 +115,9 @@ def test_phone_validation_possible_vs_valid():
     # Area code 555 is not assigned: a possible (right length) but not a valid number.
     values = pl.Series(["555-123-4567", "212-555-0187", None])
     assert normalize_phone(values, "US", "possible").to_list() == [
-        "+15551234567", "+12125550187", None,
+        "+15551234567",
+        "+12125550187",
+        None,
     ]
     assert normalize_phone(values, "US", "valid").to_list() == [None, "+12125550187", None]
 
@@ -117,7 +131,11 @@ def test_phone_via_normalize_uses_type_region_over_default():
 def test_phone_repeated_values_share_one_result_in_place():
     values = ["212-555-0187", None, "(212) 555-0187", "junk", "212-555-0187"]
     assert normalize_phone(pl.Series(values), "US").to_list() == [
-        "+12125550187", None, "+12125550187", None, "+12125550187",
+        "+12125550187",
+        None,
+        "+12125550187",
+        None,
+        "+12125550187",
     ]
 
 
@@ -137,15 +155,37 @@ def test_expression_normalizer_over_value():
     expression = "regexp_replace(upper(value), '[^A-Z0-9]', '', 'g')"
     raw = ["ly-100", "LY 100", " ly.100 ", "--", None]
     assert run(raw, normalizer="expression", expression=expression) == [
-        "LY100", "LY100", "LY100", None, None,
+        "LY100",
+        "LY100",
+        "LY100",
+        None,
+        None,
     ]
 
 
 MESSY = [
-    "  Ann.Lee@Example.COM ", "mailto:X@Y.org", "<a@b.co>", "MAILTO:<Q@W.io>", "a@b", "",
-    "   ", "n/a", "(212) 555-0187", "+1 212.555.0187 x12", "+44 (0)20 7946 0958",
-    "555-123-4567", "0000000000", "1-800-FLOWERS", "++1 212 555 0187", "LY-00 12",
-    " ab\t\tCD ", "ß straße", "İstanbul", "x", "#12", None,
+    "  Ann.Lee@Example.COM ",
+    "mailto:X@Y.org",
+    "<a@b.co>",
+    "MAILTO:<Q@W.io>",
+    "a@b",
+    "",
+    "   ",
+    "n/a",
+    "(212) 555-0187",
+    "+1 212.555.0187 x12",
+    "+44 (0)20 7946 0958",
+    "555-123-4567",
+    "0000000000",
+    "1-800-FLOWERS",
+    "++1 212 555 0187",
+    "LY-00 12",
+    " ab\t\tCD ",
+    "ß straße",
+    "İstanbul",
+    "x",
+    "#12",
+    None,
 ]
 TYPES = NORMALIZERS
 

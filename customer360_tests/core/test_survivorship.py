@@ -36,9 +36,15 @@ def golden_spec(strategies: dict[str, str] | None = None, default: str = "trust"
             "phone": {"normalizer": "phone"},
         },
         "sources": [
-            {"name": "crm", "path": "crm.csv", "format": "csv", "key": "id", "trust": 1,
-             "identifiers": {"email": "email", "phone": "phone"},
-             "attributes": {a: a for a in ATTRIBUTES}},
+            {
+                "name": "crm",
+                "path": "crm.csv",
+                "format": "csv",
+                "key": "id",
+                "trust": 1,
+                "identifiers": {"email": "email", "phone": "phone"},
+                "attributes": {a: a for a in ATTRIBUTES},
+            },
         ],
         "survivorship": {"default": default, "attributes": strategies or {}},
     }
@@ -60,17 +66,44 @@ def profiles(spec, rows: list[dict], clusters: dict[str, list[str]]) -> dict[str
 
 STRATEGIES = {"city": "most_recent", "nickname": "most_frequent", "middle_name": "longest"}
 ONE_PERSON = [
-    {"entity_key": "crm:1", "trust": 1, "updated_at": "2024-01-01",
-     "email": "ANN@Example.com", "phone": "212-555-0101", "first_name": "Ann",
-     "city": "Boston", "nickname": "Nan", "middle_name": "M"},
-    {"entity_key": "crm:2", "trust": 1, "updated_at": "2024-03-01",
-     "email": "noreply@example.com", "first_name": "Anne", "middle_name": "Marie"},
-    {"entity_key": "shop:3", "trust": 2, "updated_at": "2024-06-01",
-     "email": "ann@example.com", "phone": "(212) 555-0199", "first_name": "Annabel",
-     "city": "Chicago", "nickname": "Annie"},
-    {"entity_key": "web:4", "trust": 3, "updated_at": "2024-02-01",
-     "email": "not-an-email", "city": "Denver", "nickname": "Annie",
-     "middle_name": "Margaret"},
+    {
+        "entity_key": "crm:1",
+        "trust": 1,
+        "updated_at": "2024-01-01",
+        "email": "ANN@Example.com",
+        "phone": "212-555-0101",
+        "first_name": "Ann",
+        "city": "Boston",
+        "nickname": "Nan",
+        "middle_name": "M",
+    },
+    {
+        "entity_key": "crm:2",
+        "trust": 1,
+        "updated_at": "2024-03-01",
+        "email": "noreply@example.com",
+        "first_name": "Anne",
+        "middle_name": "Marie",
+    },
+    {
+        "entity_key": "shop:3",
+        "trust": 2,
+        "updated_at": "2024-06-01",
+        "email": "ann@example.com",
+        "phone": "(212) 555-0199",
+        "first_name": "Annabel",
+        "city": "Chicago",
+        "nickname": "Annie",
+    },
+    {
+        "entity_key": "web:4",
+        "trust": 3,
+        "updated_at": "2024-02-01",
+        "email": "not-an-email",
+        "city": "Denver",
+        "nickname": "Annie",
+        "middle_name": "Margaret",
+    },
 ]
 ALL_FOUR = {"crm:1": ["crm:1", "crm:2", "shop:3", "web:4"]}
 
@@ -93,7 +126,8 @@ def test_identifier_primary_uses_normalized_non_excluded_values():
     # crm:2 is as trusted as crm:1 and more recent, but its address is excluded;
     # web:4 is invalid. The winner is crm:1's address, normalized.
     assert (golden["email_primary"], golden["email_primary_source"]) == (
-        "ann@example.com", "crm",
+        "ann@example.com",
+        "crm",
     )
     assert (golden["phone_primary"], golden["phone_primary_source"]) == ("+12125550101", "crm")
 
@@ -120,29 +154,47 @@ def two_records(field: str, first: dict, second: dict) -> list[dict]:
     ("strategy", "first", "second", "winner"),
     [
         # trust: same rank → most recent; same rank and time → smaller entity_key.
-        ("trust", {"trust": 1, "updated_at": "2024-01-01"},
-         {"trust": 1, "updated_at": "2024-02-01"}, "b:2"),
-        ("trust", {"trust": 1, "updated_at": "2024-01-01"},
-         {"trust": 1, "updated_at": "2024-01-01"}, "a:1"),
-        ("trust", {"trust": 2, "updated_at": "2024-05-01"},
-         {"trust": 1, "updated_at": "2020-01-01"}, "b:2"),
+        (
+            "trust",
+            {"trust": 1, "updated_at": "2024-01-01"},
+            {"trust": 1, "updated_at": "2024-02-01"},
+            "b:2",
+        ),
+        (
+            "trust",
+            {"trust": 1, "updated_at": "2024-01-01"},
+            {"trust": 1, "updated_at": "2024-01-01"},
+            "a:1",
+        ),
+        (
+            "trust",
+            {"trust": 2, "updated_at": "2024-05-01"},
+            {"trust": 1, "updated_at": "2020-01-01"},
+            "b:2",
+        ),
         # most_recent: a dated value beats an undated one even from a better source;
         # same time → more trusted.
         ("most_recent", {"trust": 1}, {"trust": 5, "updated_at": "2020-01-01"}, "b:2"),
-        ("most_recent", {"trust": 3, "updated_at": "2024-01-01"},
-         {"trust": 2, "updated_at": "2024-01-01"}, "b:2"),
+        (
+            "most_recent",
+            {"trust": 3, "updated_at": "2024-01-01"},
+            {"trust": 2, "updated_at": "2024-01-01"},
+            "b:2",
+        ),
         # most_frequent / longest with one observation each of equal length → trust.
         ("most_frequent", {"trust": 2}, {"trust": 1}, "b:2"),
         ("longest", {"trust": 2}, {"trust": 1}, "b:2"),
-        ("longest", {"trust": 1, "updated_at": "2024-01-01"},
-         {"trust": 1, "updated_at": "2024-01-02"}, "b:2"),
+        (
+            "longest",
+            {"trust": 1, "updated_at": "2024-01-01"},
+            {"trust": 1, "updated_at": "2024-01-02"},
+            "b:2",
+        ),
     ],
 )
 def test_tie_breaks(strategy, first, second, winner):
     rows = two_records("city", first, second)
-    (golden,) = profiles(
-        golden_spec({"city": strategy}), rows, {"a:1": ["a:1", "b:2"]}
-    ).values()
+    (golden,) = profiles(golden_spec({"city": strategy}), rows, {"a:1": ["a:1", "b:2"]}).values()
     assert golden["city"] == {"a:1": "xxx", "b:2": "yyy"}[winner]
     assert golden["city_source"] == winner.split(":")[0]
 
@@ -150,8 +202,13 @@ def test_tie_breaks(strategy, first, second, winner):
 def test_conflict_rules_list_only_fields_whose_values_differ():
     rows = [
         {"entity_key": "crm:1", "email": "ANN@x.io", "first_name": "Ann", "city": "Oslo"},
-        {"entity_key": "shop:2", "email": "ann@x.io", "first_name": "Anne", "city": "Oslo",
-         "middle_name": "Marie"},
+        {
+            "entity_key": "shop:2",
+            "email": "ann@x.io",
+            "first_name": "Anne",
+            "city": "Oslo",
+            "middle_name": "Marie",
+        },
         {"entity_key": "crm:3", "email": "bob@x.io", "first_name": "Bob", "city": "Rome"},
         {"entity_key": "crm:4", "first_name": "Cat", "city": "Lima"},
         {"entity_key": "shop:5", "first_name": "Cat", "city": "Kyiv"},
@@ -189,9 +246,16 @@ def test_audit_columns():
 
 def test_quality_score_is_higher_for_a_complete_recent_profile():
     rows = [
-        {"entity_key": "crm:1", "updated_at": "2024-06-01", "email": "a@x.io",
-         "phone": "2125550101", "first_name": "Ann", "city": "Oslo", "nickname": "Nan",
-         "middle_name": "M"},
+        {
+            "entity_key": "crm:1",
+            "updated_at": "2024-06-01",
+            "email": "a@x.io",
+            "phone": "2125550101",
+            "first_name": "Ann",
+            "city": "Oslo",
+            "nickname": "Nan",
+            "middle_name": "M",
+        },
         # One field of six, updated 73 days before the newest record.
         {"entity_key": "crm:2", "updated_at": "2024-03-20", "first_name": "Bob"},
         {"entity_key": "crm:3", "first_name": "Cat", "city": "Rome"},  # never dated
@@ -218,8 +282,12 @@ def test_profile_columns_and_one_row_per_cluster():
         "resolved_id",
         *spec.golden_fields,
         *(f"{f}_source" for f in spec.golden_fields),
-        "record_count", "source_systems", "conflict_rules_applied", "quality_score",
-        "created_at", "last_updated_at",
+        "record_count",
+        "source_systems",
+        "conflict_rules_applied",
+        "quality_score",
+        "created_at",
+        "last_updated_at",
     ]
     assert solo["first_name"] == "Zoe"
     assert solo["email_primary"] is None and solo["email_primary_source"] is None
@@ -228,11 +296,21 @@ def test_profile_columns_and_one_row_per_cluster():
 def test_spec_with_identifiers_only():
     # A source may map identifiers and no attributes; golden profiles then hold only
     # the <type>_primary fields.
-    spec = make_spec({
-        "identifier_types": {"email": {"normalizer": "email"}},
-        "sources": [{"name": "crm", "path": "crm.csv", "format": "csv", "key": "id",
-                     "trust": 1, "identifiers": {"email": "email"}}],
-    })
+    spec = make_spec(
+        {
+            "identifier_types": {"email": {"normalizer": "email"}},
+            "sources": [
+                {
+                    "name": "crm",
+                    "path": "crm.csv",
+                    "format": "csv",
+                    "key": "id",
+                    "trust": 1,
+                    "identifiers": {"email": "email"},
+                }
+            ],
+        }
+    )
     records = records_frame(
         [{"entity_key": "crm:1", "email": "A@X.io"}, {"entity_key": "crm:2", "email": "a@x.io"}],
         columns=["email"],
@@ -259,7 +337,9 @@ def test_traits_and_resolved_traits_keep_every_observation_and_the_winner():
     resolved = resolve_traits(spec, traits, records, membership).collect()
     city = resolved.filter(pl.col("attribute") == "city").row(0, named=True)
     assert (city["value"], city["strategy"], city["entity_key"]) == (
-        "Chicago", "most_recent", "shop:3"
+        "Chicago",
+        "most_recent",
+        "shop:3",
     )
     assert city["observed_at"] == datetime(2024, 6, 1)
     assert city["conflict"] is True
