@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from customer360.core.keys import positions_in
+from customer360.core.keys import placements, positions_in
 
 NO_SUCCESSORS = pl.lit([], dtype=pl.List(pl.String))
 
@@ -173,10 +173,10 @@ def _moved_records(membership: pl.DataFrame, previous: pl.DataFrame | None) -> p
     # A record whose (entity_key, resolved_id) is found among this run's did not move:
     # the pairs are hashed to integers and looked up, and only the few others are joined
     # on their text keys (a move hides only if its pair's hash collides with another's).
-    pair = pl.struct("entity_key", "resolved_id").hash()
-    before = previous.filter(
-        ~previous.select(pair).to_series().is_in(membership.select(pair).to_series().implode())
-    ).select("entity_key", pl.col("resolved_id").alias("moved_from"))
+    stayed = placements(previous).is_in(placements(membership).implode())
+    before = previous.filter(~stayed).select(
+        "entity_key", pl.col("resolved_id").alias("moved_from")
+    )
     return (
         before.join(
             membership.select("entity_key", pl.col("resolved_id").alias("moved_to")),

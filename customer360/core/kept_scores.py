@@ -23,6 +23,7 @@ from typing import NamedTuple
 import polars as pl
 
 from customer360.core.evaluation import score_cells
+from customer360.core.keys import placement_changes
 from customer360.core.storage import ArtifactStore
 
 SCORE_CELLS_STATE = "score_cells"
@@ -76,14 +77,11 @@ def updated_cells(kept: KeptCells, membership: pl.DataFrame, truth: pl.DataFrame
     the records that entered one. Equal, as a set of rows, to :func:`score_cells`.
 
     A record keeps its cell when its (entity_key, resolved_id) is found on the other
-    side; both sides' pairs are hashed to one integer and looked up, as the history
-    finds moved records (a change hides only if its pair's hash collides with another
-    pair's). Only the changed records are joined to the truth."""
-    pair = pl.struct(PAIR_COLUMNS).hash()
-    before = kept.membership.select(pair).to_series()
-    now = membership.select(pair).to_series()
-    left = kept.membership.filter(~before.is_in(now.implode()))
-    entered = membership.select(PAIR_COLUMNS).filter(~now.is_in(before.implode()))
+    side (:func:`~customer360.core.keys.placement_changes`); only the changed records
+    are joined to the truth."""
+    gone, came = placement_changes(kept.membership, membership)
+    left = kept.membership.filter(gone)
+    entered = membership.select(PAIR_COLUMNS).filter(came)
     change = (
         pl.concat([left.with_columns(d=pl.lit(-1)), entered.with_columns(d=pl.lit(1))])
         .join(_persons(truth), on="entity_key")

@@ -78,3 +78,20 @@ def missing_count(keys: pl.Series, among: pl.Series) -> int:
     if among.hash().n_unique() < among.len():  # repeated values: an anti-join on the text
         return keys.to_frame("key").join(among.to_frame("key"), on="key", how="anti").height
     return positions_in(keys, among).null_count()
+
+
+def placement_changes(before: pl.DataFrame, now: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """Two memberships (entity_key, resolved_id) compared record by record: which rows of
+    ``before`` hold a placement ``now`` lacks (the record left its cluster or went), and
+    which rows of ``now`` hold one ``before`` lacks (it came, or entered its cluster).
+
+    Each (entity_key, resolved_id) is hashed to one integer and looked up on the other
+    side — two integer lookups instead of a join on text keys; a move hides only if its
+    pair's hash collides with another record's, about n / 2**64 per record."""
+    was, is_ = placements(before), placements(now)
+    return ~was.is_in(is_.implode()), ~is_.is_in(was.implode())
+
+
+def placements(membership: pl.DataFrame) -> pl.Series:
+    """Each record's (entity_key, resolved_id) as one 64-bit hash."""
+    return membership.select(pl.struct("entity_key", "resolved_id").hash()).to_series()

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import polars as pl
 
+from customer360.core.keys import placement_changes
 from customer360.core.spec import Spec
 from customer360.core.survivorship import resolve_traits
 from customer360.core.unchanged_batches import in_batches
@@ -66,28 +67,21 @@ def touched_clusters(
     """The resolved_ids, of last run or this one, that hold a new, removed, moved or
     changed record. ``records`` need entity_key, source and batch.
 
-    Each side's (entity_key, resolved_id) pairs are hashed to one integer and looked up
-    in the other side's, so the million-row comparison is two integer ``is_in`` instead
-    of a full join on text keys; a 64-bit hash could only hide a move by colliding with
-    another record's pair: about n / 2**64 per record. A changed record is one outside
-    the unchanged batches, and touches its cluster even where it stayed.
+    Moves are found by :func:`~customer360.core.keys.placement_changes` (hashed pairs,
+    no join on text keys). A changed record is one outside the unchanged batches, and
+    touches its cluster even where it stayed.
     """
     changed = records.filter(~in_batches(previous.batches)).get_column("entity_key")
-    before, now = _placements(previous.membership), _placements(membership)
+    left, entered = placement_changes(previous.membership, membership)
     return pl.concat(
         [
-            previous.membership.get_column("resolved_id").filter(~before.is_in(now.implode())),
-            membership.get_column("resolved_id").filter(~now.is_in(before.implode())),
+            previous.membership.get_column("resolved_id").filter(left),
+            membership.get_column("resolved_id").filter(entered),
             membership.filter(pl.col("entity_key").is_in(changed.implode())).get_column(
                 "resolved_id"
             ),
         ]
     ).unique()
-
-
-def _placements(membership: pl.DataFrame) -> pl.Series:
-    """Each record's (entity_key, resolved_id) as one UInt64."""
-    return membership.select(pl.struct("entity_key", "resolved_id").hash()).to_series()
 
 
 def resolve_touched_traits(

@@ -10,6 +10,7 @@ from customer360.core.keys import (
     hashed_when_distinct,
     key_hash,
     missing_count,
+    placement_changes,
     positions_in,
 )
 
@@ -71,3 +72,11 @@ def test_missing_count_counts_the_rows_an_anti_join_keeps():
     assert (
         missing_count(pl.Series([None], dtype=pl.String), pl.Series([None], dtype=pl.String)) == 1
     )
+
+
+def test_placement_changes_marks_records_that_moved_came_or_went():
+    before = pl.DataFrame({"entity_key": ["a", "b", "c"], "resolved_id": ["R1", "R1", "R2"]})
+    now = pl.DataFrame({"entity_key": ["a", "b", "d"], "resolved_id": ["R1", "R2", "R2"]})
+    left, entered = placement_changes(before, now)
+    assert left.to_list() == [False, True, True]  # b moved away from R1, c went
+    assert entered.to_list() == [False, True, True]  # b entered R2, d came
