@@ -8,7 +8,7 @@ is the published membership, so that the next run does not record their removal.
 batches kept as read (see :mod:`customer360.core.batch_cache`) still hold the rows, so
 they are dropped whole: the next run reads every batch file once more. So are the
 inputs that let survivorship carry winners over (see
-:mod:`customer360.core.touched_clusters`) and those that let linking and clustering
+:mod:`customer360.core.profile_changes`) and those that let linking and clustering
 work on the change only: the next run resolves every cluster again, and the cells of
 the pairwise scores with the membership they score (see
 :mod:`customer360.core.kept_scores`): the next run scores every record again. So are the
@@ -47,10 +47,10 @@ from customer360.core.ingest import hash_identifiers
 from customer360.core.kept_scores import forget_kept_cells
 from customer360.core.normalized_values import clear_normalized_values
 from customer360.core.privacy import lookup_value
+from customer360.core.profile_changes import forget_inputs
 from customer360.core.records import mapped_fields
 from customer360.core.spec import Spec
 from customer360.core.storage import ArtifactStore
-from customer360.core.touched_clusters import PROFILE_INPUTS_STATE
 
 FORGOTTEN_STATE = "forgotten_records"
 AUDIT_TABLE = "forget_audit"
@@ -163,8 +163,9 @@ def forget(
             drop_inbox_lines(spec, keys, include_open_file=no_service_running)
     clear_batch_cache(store)
     clear_normalized_values(store)  # kept raw identifier values may be the person's
-    # kept winners may be the person's values: the next run resolves every cluster again
-    store.state_path(PROFILE_INPUTS_STATE).unlink(missing_ok=True)
+    # survivorship's kept membership names the person's records: the next run resolves
+    # every cluster again
+    forget_inputs(store)
     # so are the kept link and cluster inputs (they hold the person's values and keys,
     # and the purged membership no longer names the clusters they were in)
     forget_link_inputs(store)

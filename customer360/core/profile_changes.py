@@ -103,9 +103,11 @@ def kept_inputs(store: ArtifactStore, spec: Spec) -> KeptInputs | None:
     now = records_basis(store)
     if basis is None or now is None or basis.get("fingerprint") != traits_fingerprint(spec):
         return None
-    membership = store.read_state(PROFILE_INPUTS_STATE, ["entity_key", "resolved_id"])
     batches = unchanged_batches(basis["records_basis"], now)
-    return None if membership is None or batches is None else KeptInputs(membership, batches)
+    if batches is None:
+        return None
+    membership = store.read_state(PROFILE_INPUTS_STATE, ["entity_key", "resolved_id"])
+    return None if membership is None else KeptInputs(membership, batches)
 
 
 def forget_inputs(store: ArtifactStore) -> None:

@@ -4,14 +4,16 @@ their winning values; the others are resolved again.
 A cluster's winners depend on nothing but its own records' observations and their
 trust and time (ranks are compared only inside a cluster), so a cluster whose members
 are the same records as last run, each unchanged, under the same spec, has the same
-winners. What the last winners were resolved over is kept as *profile inputs*: every
-record's resolved_id (see :mod:`customer360.core.profile_changes`) and which batches the
-records came from. A record is unchanged when its batch is (see
+winners. What the last winners were resolved over is kept as *profile inputs* (see
+:mod:`customer360.core.profile_changes`): the membership they were resolved over (a
+link to its file) and the records basis of the records (every batch's content hash),
+under a fingerprint of the spec, the identifiers' classification and the traits code.
+A record is unchanged when its batch is (see
 :mod:`customer360.core.unchanged_batches`: told by the records basis, without reading
 a value), and it stayed in its cluster when its (entity_key, resolved_id) is found on
 both sides. A new, removed, moved or changed record touches the cluster it is in now
-and the one it was in before; a different spec, or no kept inputs, touches everything
-(a full run).
+and the one it was in before; another fingerprint, or no kept inputs, touches
+everything (a full run).
 """
 
 from __future__ import annotations
@@ -97,9 +99,11 @@ def resolve_touched_traits(
     set of rows, to :func:`resolve_traits` over everything. ``records`` needs every one
     of ``RECORD_COLUMNS``. ``previous_resolved`` may be a scan of the stored table: the
     carried rows then stream from it into the new table, never held."""
-    records = records.lazy().select(RECORD_COLUMNS).collect()
     if previous is None or previous_resolved is None:
+        # the batch only tells what changed: not held when everything is resolved
+        records = records.lazy().select(OBSERVED_PROVENANCE).collect()
         return Survivorship(resolve_traits(spec, traits, records, membership), 0, None)
+    records = records.lazy().select(RECORD_COLUMNS).collect()
     touched = touched_clusters(previous, records, membership)
     # The touched clusters are few in an incremental run: their records' observations
     # are read from the table once, and the winners resolved on that small frame.
