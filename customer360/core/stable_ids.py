@@ -269,7 +269,7 @@ def _side_by_side(before: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
 
 def accumulate_lineage(
     previous: pl.DataFrame | pl.LazyFrame | None,
-    lineage: pl.DataFrame,
+    lineage: pl.DataFrame | pl.LazyFrame,
     run_id: str,
     recorded_at: datetime,
 ) -> pl.LazyFrame:
